@@ -1,0 +1,43 @@
+"""Exceptions raised by tvm-codesign. Each names the offending field (and instruction) and the limit."""
+from __future__ import annotations
+
+
+class CodesignError(Exception):
+    """Base class of every tvm-codesign error."""
+
+
+class ConfigError(CodesignError, ValueError):
+    """An accelerator configuration that is invalid or cannot be encoded."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"config field '{field}': {message}")
+
+
+class ProgramError(CodesignError, ValueError):
+    """An instruction that is invalid for the configuration or fails at run time."""
+
+    def __init__(self, index: int | None, field: str, message: str):
+        self.index, self.field = index, field
+        where = f"instruction {index}" if index is not None else "program"
+        super().__init__(f"{where}, field '{field}': {message}")
+
+
+class EncodingError(ProgramError):
+    """A value that does not fit its instruction (or micro-op) field."""
+
+    def __init__(self, field: str, value: int, message: str, index: int | None = None):
+        self.value = value
+        super().__init__(index, field, f"value {value} {message}")
+
+
+class SramAccessError(ProgramError):
+    """An access outside an on-chip buffer."""
+
+
+class DramAccessError(ProgramError):
+    """An access outside the DRAM image."""
+
+
+class DeadlockError(ProgramError):
+    """A dependency-token pop (or a full instruction queue) that can never be satisfied."""

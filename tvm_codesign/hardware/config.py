@@ -1,0 +1,255 @@
+"""AcceleratorConfig: the accelerator's parameters as data (``targets/*.json``), validated on construction."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+
+from ..errors import ConfigError
+from . import isa
+
+# Where presets are looked up by name, first hit wins: $TVM_CODESIGN_TARGETS, ./targets, <repo>/targets.
+_REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
+
+
+def target_dirs() -> list[Path]:
+    """Directories searched by ``AcceleratorConfig.load(name)``, in order."""
+    dirs = [Path(p) for p in os.environ.get("TVM_CODESIGN_TARGETS", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "targets", _REPO_TARGETS]
+    seen, out = set(), []
+    for d in dirs:
+        r = d.resolve()
+        if r not in seen and r.is_dir():
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def _pow2(v) -> bool:
+    return isinstance(v, int) and v > 0 and (v & (v - 1)) == 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceleratorConfig:
+    """A VTA-style int8 accelerator. Defaults are the original VTA Pynq configuration.
+
+    Sizes in bytes, bandwidth in bytes/cycle, latencies in cycles. The ISA field widths
+    (``isa_layout``) are derived from these numbers and checked to fit ``insn_bits``.
+    """
+
+    name: str = "vta_default"
+    description: str = ""
+    # GEMM core: (batch x block_in) . (block_out x block_in)^T per cycle
+    batch: int = 1
+    block_in: int = 16
+    block_out: int = 16
+    inp_bits: int = 8
+    wgt_bits: int = 8
+    acc_bits: int = 32
+    out_bits: int = 8
+    # on-chip SRAMs
+    uop_buffer_bytes: int = 32 * 1024
+    inp_buffer_bytes: int = 32 * 1024
+    wgt_buffer_bytes: int = 256 * 1024
+    acc_buffer_bytes: int = 128 * 1024
+    # memory system and clock
+    dram_bandwidth: float = 8.0
+    dram_latency: int = 16
+    clock_mhz: float = 100.0
+    # pipeline timing
+    issue_cycles: int = 4
+    gemm_fill_cycles: int = 6
+    alu_fill_cycles: int = 4
+    alu_ii: int = 2
+    queue_depth: int = 8
+    # instruction encoding
+    insn_bits: int = 128
+    dram_addr_bits: int = 32
+    dram_stride_bits: int = 16
+    loop_iter_bits: int = 14
+    pad_bits: int = 4
+    imm_bits: int = 16
+
+    def __post_init__(self):
+        self._validate()
+        _ = self.isa_layout  # raises ConfigError if an opcode does not fit insn_bits
+
+    # ----- validation -------------------------------------------------------------------------
+    def _validate(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError("name", "must be a non-empty string")
+        for f in ("batch", "block_in", "block_out"):
+            v = getattr(self, f)
+            if not _pow2(v):
+                raise ConfigError(f, f"{v!r} must be a power of two >= 1")
+        for f, allowed in (("inp_bits", (8, 16)), ("wgt_bits", (8, 16)), ("acc_bits", (16, 32)),
+                           ("out_bits", (8, 16, 32))):
+            if getattr(self, f) not in allowed:
+                raise ConfigError(f, f"{getattr(self, f)!r} not supported; allowed: {allowed}")
+        if self.out_bits > self.acc_bits:
+            raise ConfigError("out_bits", f"{self.out_bits} exceeds acc_bits {self.acc_bits}")
+        for f, elem in (("uop_buffer_bytes", None), ("inp_buffer_bytes", self.inp_elem_bytes),
+                        ("wgt_buffer_bytes", self.wgt_elem_bytes), ("acc_buffer_bytes", self.acc_elem_bytes)):
+            v = getattr(self, f)
+            if not _pow2(v):
+                raise ConfigError(f, f"{v!r} must be a power of two number of bytes")
+            if elem is not None and v < elem:
+                raise ConfigError(f, f"{v} B cannot hold one {elem} B element (one tile); need >= {elem}")
+        if not isinstance(self.dram_bandwidth, (int, float)) or not self.dram_bandwidth > 0:
+            raise ConfigError("dram_bandwidth", f"{self.dram_bandwidth!r} must be > 0 bytes/cycle")
+        if not isinstance(self.clock_mhz, (int, float)) or not self.clock_mhz > 0:
+            raise ConfigError("clock_mhz", f"{self.clock_mhz!r} must be > 0")
+        for f, lo in (("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0),
+                      ("alu_ii", 1), ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8),
+                      ("dram_stride_bits", 1), ("loop_iter_bits", 1), ("pad_bits", 0), ("imm_bits", 2)):
+            v = getattr(self, f)
+            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+                raise ConfigError(f, f"{v!r} must be an integer >= {lo}")
+        if self.insn_bits % 64:
+            raise ConfigError("insn_bits", f"{self.insn_bits} must be a multiple of 64")
+        if self.imm_bits > self.acc_bits:
+            raise ConfigError("imm_bits", f"{self.imm_bits} exceeds acc_bits {self.acc_bits}")
+        if self.uop_buffer_bytes < self.uop_bytes:
+            raise ConfigError("uop_buffer_bytes", f"{self.uop_buffer_bytes} B cannot hold one "
+                              f"{self.uop_bytes} B micro-op")
+
+    # ----- derived sizes ----------------------------------------------------------------------
+    @property
+    def inp_elem_bytes(self) -> int:
+        """Bytes of one input element: BATCH x BLOCK_IN."""
+        return self.batch * self.block_in * self.inp_bits // 8
+
+    @property
+    def wgt_elem_bytes(self) -> int:
+        """Bytes of one weight element: BLOCK_OUT x BLOCK_IN."""
+        return self.block_out * self.block_in * self.wgt_bits // 8
+
+    @property
+    def acc_elem_bytes(self) -> int:
+        """Bytes of one accumulator element: BATCH x BLOCK_OUT."""
+        return self.batch * self.block_out * self.acc_bits // 8
+
+    @property
+    def out_elem_bytes(self) -> int:
+        """Bytes of one (narrowed) output element: BATCH x BLOCK_OUT."""
+        return self.batch * self.block_out * self.out_bits // 8
+
+    @property
+    def inp_depth(self) -> int:
+        return self.inp_buffer_bytes // self.inp_elem_bytes
+
+    @property
+    def wgt_depth(self) -> int:
+        return self.wgt_buffer_bytes // self.wgt_elem_bytes
+
+    @property
+    def acc_depth(self) -> int:
+        return self.acc_buffer_bytes // self.acc_elem_bytes
+
+    @property
+    def uop_depth(self) -> int:
+        return self.uop_buffer_bytes // self.uop_bytes
+
+    @property
+    def uop_fields(self) -> tuple[int, int, int]:
+        """Micro-op index widths (dst=acc, src=inp or acc for ALU, wgt) in bits."""
+        acc = (self.acc_depth - 1).bit_length()
+        src = max((self.inp_depth - 1).bit_length(), acc)
+        return acc, src, (self.wgt_depth - 1).bit_length()
+
+    @property
+    def uop_bytes(self) -> int:
+        """Micro-op word size: the index fields rounded up to 4 or 8 bytes."""
+        return 4 if sum(self.uop_fields) <= 32 else 8
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.batch * self.block_in * self.block_out
+
+    @property
+    def peak_gops(self) -> float:
+        """Peak throughput in GOPS (1 MAC = 2 ops)."""
+        return 2 * self.macs_per_cycle * self.clock_mhz / 1e3
+
+    @cached_property
+    def isa_layout(self) -> isa.IsaLayout:
+        """Per-opcode instruction field widths derived from this config."""
+        return isa.IsaLayout.for_config(self)
+
+    # ----- identity and (de)serialisation -----------------------------------------------------
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AcceleratorConfig":
+        if not isinstance(d, dict):
+            raise ConfigError("<root>", f"expected a JSON object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for k in d:
+            if k not in known:
+                raise ConfigError(k, f"unknown field; known fields: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def replace(self, **changes) -> "AcceleratorConfig":
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def hardware_dict(self) -> dict:
+        """The fields that define the hardware (everything but name and description)."""
+        d = self.to_dict()
+        d.pop("name"), d.pop("description")
+        return d
+
+    @property
+    def key(self) -> str:
+        """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``."""
+        blob = json.dumps(self.hardware_dict, sort_keys=True).encode()
+        return f"{self.batch}x{self.block_in}x{self.block_out}-{hashlib.sha1(blob).hexdigest()[:8]}"
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, name_or_path: "str | os.PathLike | AcceleratorConfig") -> "AcceleratorConfig":
+        """Load a preset by name from the targets directories, or a JSON file by path."""
+        if isinstance(name_or_path, AcceleratorConfig):
+            return name_or_path
+        p = Path(name_or_path)
+        if not (p.suffix == ".json" or p.exists()):
+            for d in target_dirs():
+                if (d / f"{p.name}.json").is_file():
+                    p = d / f"{p.name}.json"
+                    break
+            else:
+                raise ConfigError("name", f"no preset named {str(name_or_path)!r}; available: "
+                                  f"{', '.join(preset_names()) or '(none)'} in {[str(d) for d in target_dirs()]}")
+        try:
+            data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError("name", f"file {str(p)!r} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError("<file>", f"{p} is not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    def __str__(self) -> str:
+        return (f"{self.name} [{self.batch}x{self.block_in}x{self.block_out} {self.inp_bits}/{self.wgt_bits}/"
+                f"{self.acc_bits}-bit, inp {self.inp_buffer_bytes // 1024} KiB, wgt {self.wgt_buffer_bytes // 1024}"
+                f" KiB, acc {self.acc_buffer_bytes // 1024} KiB, {self.dram_bandwidth:g} B/cyc, "
+                f"{self.clock_mhz:g} MHz]")
+
+
+def preset_names() -> list[str]:
+    """Names of the presets found in the targets directories."""
+    names = set()
+    for d in target_dirs():
+        names.update(p.stem for p in d.glob("*.json"))
+    return sorted(names)

@@ -1,0 +1,199 @@
+"""Bit-exact functional execution, vectorised per instruction.
+
+Semantics (documented contract, checked by tests against numpy):
+- GEMM accumulates int8 x int8 products into acc_bits accumulators with two's-complement wrap-around;
+  ``reset`` writes zeros. Sums are exact: int8 products summed in float32 while K * BLOCK_IN <= 1024
+  (every partial sum < 2**24), in float64 beyond, then wrapped.
+- ALU ops compute in int64 and wrap to acc_bits. SHR is an arithmetic (floor) shift; round-to-nearest
+  is ``ADD 2**(s-1)`` then ``SHR s``. Negative SHR shifts left. CLIP v clamps to [-v-1, v]. The
+  immediate is sign-extended from imm_bits. Micro-op iterations run in order: a read of an element
+  written earlier by the same instruction sees the new value.
+- STORE OUT keeps the low out_bits bits of each accumulator (truncation, like VTA): saturate with CLIP
+  first. STORE ACC writes the raw accumulators.
+- LOAD zero-fills its pad rows/columns.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..errors import DramAccessError, SramAccessError
+from ..hardware.config import AcceleratorConfig
+from ..hardware.isa import AluOp, Mem, Opcode, decode_uops
+from .dram import elem_type, typed_view
+from .program import Program
+
+_FALLBACK_CHUNK = 16384
+
+
+class Srams:
+    """On-chip buffers: uop (depth, 3) decoded micro-ops, inp/wgt/acc (depth, *elem_shape)."""
+
+    def __init__(self, cfg: AcceleratorConfig):
+        self.uop = np.zeros((cfg.uop_depth, 3), np.int64)
+        for mem, name, depth in ((Mem.INP, "inp", cfg.inp_depth), (Mem.WGT, "wgt", cfg.wgt_depth),
+                                 (Mem.ACC, "acc", cfg.acc_depth)):
+            dt, shape = elem_type(cfg, mem)
+            setattr(self, name, np.zeros((depth,) + shape, dt))
+
+    def by_mem(self, mem: int) -> np.ndarray:
+        return {Mem.UOP: self.uop, Mem.WGT: self.wgt, Mem.INP: self.inp, Mem.ACC: self.acc, Mem.OUT: self.acc}[mem]
+
+
+def execute(program: Program, dram: np.ndarray, srams: Srams | None = None) -> Srams:
+    """Run ``program`` in program order on ``dram`` (uint8, modified in place). Returns the SRAMs."""
+    cfg = program.config
+    if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim == 1):
+        raise TypeError("dram must be a 1-D numpy uint8 array")
+    if not dram.flags.writeable:
+        raise ValueError("dram must be writeable")
+    st = srams or Srams(cfg)
+    t = program.table
+    cols = {k: v.tolist() for k, v in t.items()}
+    views = {m: typed_view(dram, cfg, m) for m in Mem}
+    for i, op in enumerate(cols["opcode"]):
+        if op == Opcode.GEMM:
+            _gemm(cfg, st, i, cols)
+        elif op == Opcode.ALU:
+            _alu(cfg, st, i, cols)
+        elif op == Opcode.LOAD:
+            _load(cfg, st, views, i, cols)
+        elif op == Opcode.STORE:
+            _store(cfg, st, views, i, cols)
+    return st
+
+
+# ----- DMA ------------------------------------------------------------------------------------
+def _dram_rows(view: np.ndarray, i: int, base: int, y: int, x: int, stride: int, mem: int) -> np.ndarray:
+    last = base + (y - 1) * stride + x - 1
+    if base < 0 or last >= len(view):
+        raise DramAccessError(i, "dram_base", f"{Mem(mem).name} elements [{base}, {last}] outside DRAM "
+                              f"image of {len(view)} elements")
+    s = view.strides
+    return as_strided(view[base:], shape=(y, x) + view.shape[1:], strides=(stride * s[0],) + s,
+                      writeable=view.flags.writeable)
+
+
+def _load(cfg, st: Srams, views, i, c):
+    mem = c["mem"][i]
+    y, x, y0, y1, x0, x1 = (c[k][i] for k in ("y_size", "x_size", "y_pad0", "y_pad1", "x_pad0", "x_pad1"))
+    src = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
+    rows, cols_, base = y0 + y + y1, x0 + x + x1, c["sram_base"][i]
+    if mem == Mem.UOP:
+        st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
+        return
+    buf = st.by_mem(mem)
+    dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
+    if y0 or y1 or x0 or x1:
+        dst[...] = 0
+    dst[y0:y0 + y, x0:x0 + x] = src
+
+
+def _store(cfg, st: Srams, views, i, c):
+    mem = c["mem"][i]
+    y, x, base = c["y_size"][i], c["x_size"][i], c["sram_base"][i]
+    dst = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
+    src = st.acc[base:base + y * x].reshape((y, x) + st.acc.shape[1:])
+    dst[...] = src.astype(dst.dtype)  # integer astype keeps the low bits: the documented narrowing
+
+
+# ----- GEMM / ALU loop nests ------------------------------------------------------------------
+def _indices(st: Srams, c, i, fields) -> list[np.ndarray]:
+    """Flattened (iter_out, iter_in, uop) index arrays, one per (uop column, out factor, in factor)."""
+    u = st.uop[c["uop_bgn"][i]:c["uop_end"][i]]
+    a = np.arange(c["iter_out"][i])[:, None, None]
+    b = np.arange(c["iter_in"][i])[None, :, None]
+    return [(u[:, col] + a * c[fo][i] + b * c[fi][i]).ravel() for col, fo, fi in fields]
+
+
+def _check_range(idx: np.ndarray, depth: int, i: int, field: str, buf: str):
+    hi = int(idx.max())
+    if hi >= depth:
+        raise SramAccessError(i, field, f"{buf} index {hi} >= depth {depth} (micro-op plus loop factors)")
+
+
+def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
+    D, S, W = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"), (2, "wgt_out", "wgt_in")))
+    _check_range(D, cfg.acc_depth, i, "dst", "acc")
+    if c["reset"][i]:
+        st.acc[D] = 0
+        return
+    _check_range(S, cfg.inp_depth, i, "src", "inp")
+    _check_range(W, cfg.wgt_depth, i, "wgt", "wgt")
+    order = np.argsort(D, kind="stable")
+    Ds = D[order]
+    starts = np.flatnonzero(np.r_[True, Ds[1:] != Ds[:-1]])
+    dst, n, nd = Ds[starts], D.size, starts.size
+    maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
+    if n % nd == 0 and np.all(np.diff(np.r_[starts, n]) == n // nd):
+        k = n // nd
+        if k * cfg.block_in * maxprod <= 1 << 53:
+            sseq, wseq = S[order].reshape(nd, k), W[order].reshape(nd, k)
+            rows, rinv = np.unique(sseq, axis=0, return_inverse=True)
+            colv, cinv = np.unique(wseq, axis=0, return_inverse=True)
+            if len(rows) * len(colv) <= 4 * nd:  # dense enough: one matmul, then pick each dst's block
+                ft = np.float32 if k * cfg.block_in * maxprod <= 1 << 24 else np.float64
+                r, q, bt, bi, bo = len(rows), len(colv), cfg.batch, cfg.block_in, cfg.block_out
+                x = st.inp[rows].transpose(0, 2, 1, 3).reshape(r * bt, k * bi).astype(ft)
+                y = st.wgt[colv].transpose(1, 3, 0, 2).reshape(k * bi, q * bo).astype(ft)
+                z = (x @ y).reshape(r, bt, q, bo)
+                blk = z[rinv.reshape(-1), :, cinv.reshape(-1), :].astype(np.int64)
+                st.acc[dst] = (st.acc[dst] + blk).astype(st.acc.dtype)
+                return
+    # General pattern: per-event products (exact: one BLOCK_IN dot product each), summed per dst.
+    total = np.zeros((nd,) + st.acc.shape[1:], np.int64)
+    So, Wo = S[order], W[order]
+    seg = np.searchsorted(starts, np.arange(n), side="right") - 1
+    for a in range(0, n, _FALLBACK_CHUNK):
+        sl = slice(a, a + _FALLBACK_CHUNK)
+        p = np.matmul(st.inp[So[sl]].astype(np.int64), st.wgt[Wo[sl]].astype(np.int64).transpose(0, 2, 1))
+        np.add.at(total, seg[sl], p)
+    st.acc[dst] = (st.acc[dst] + total).astype(st.acc.dtype)
+
+
+def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
+    if op == AluOp.MIN:
+        return np.minimum(x, v)
+    if op == AluOp.MAX:
+        return np.maximum(x, v)
+    if op == AluOp.ADD:
+        return x + v
+    if op == AluOp.MUL:
+        return x * v
+    if op == AluOp.SHR:
+        v = np.broadcast_to(v, x.shape)
+        return np.where(v >= 0, x >> np.clip(v, 0, 63), x << np.clip(-v, 0, 63))
+    if op == AluOp.CLIP:
+        return np.minimum(np.maximum(x, -v - 1), v)
+    return np.broadcast_to(v, x.shape)  # MOV
+
+
+def _alu(cfg: AcceleratorConfig, st: Srams, i: int, c):
+    D, S = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
+    _check_range(D, cfg.acc_depth, i, "dst", "acc")
+    use_imm, op = c["use_imm"][i], c["op"][i]
+    if not use_imm:
+        _check_range(S, cfg.acc_depth, i, "src", "acc")
+    n = D.size
+    # conflict[k] = latest earlier iteration k' < k that wrote what k reads or writes (-1 if none)
+    pos = np.arange(n)
+    order = np.lexsort((pos, D))
+    prev_w = np.full(n, -1)
+    same = D[order][1:] == D[order][:-1]
+    prev_w[order[1:][same]] = order[:-1][same]
+    conflict = prev_w
+    if not use_imm:
+        keys = D[order] * n + pos[order]            # sorted (D, position) pairs
+        j = np.searchsorted(keys, S * n + pos) - 1   # last write with D <= S and position < k
+        jj = np.clip(j, 0, n - 1)
+        hit = (j >= 0) & (D[order][jj] == S) & (pos[order][jj] < pos)
+        conflict = np.maximum(conflict, np.where(hit, pos[order][jj], -1))
+    a = 0
+    while a < n:  # hazard-free runs execute as one vectorised step; without hazards this runs once
+        later = np.flatnonzero(conflict[a + 1:] >= a)
+        b = a + 1 + int(later[0]) if later.size else n
+        d = D[a:b]
+        x = st.acc[d].astype(np.int64)
+        v = np.int64(c["imm"][i]) if use_imm else st.acc[S[a:b]].astype(np.int64)
+        st.acc[d] = _alu_apply(op, x, v).astype(st.acc.dtype)
+        a = b

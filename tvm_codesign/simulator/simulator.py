@@ -1,0 +1,42 @@
+"""Simulator: functional (bit-exact) plus timing runs of a Program, or timing only (no data)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ProgramError
+from ..hardware.config import AcceleratorConfig
+from . import functional, timing
+from .program import Program
+from .stats import SimStats
+
+
+class Simulator:
+    """Runs programs for one accelerator config. ``srams`` and ``timeline`` keep the last run's state."""
+
+    def __init__(self, config: "AcceleratorConfig | str" = "vta_default"):
+        self.config = AcceleratorConfig.load(config)
+        self.srams: functional.Srams | None = None
+        self.timeline: timing.Timeline | None = None
+
+    def _check(self, program: Program) -> None:
+        if not isinstance(program, Program):
+            raise TypeError(f"expected a Program, got {type(program).__name__}")
+        if program.config != self.config:
+            raise ProgramError(None, "config", f"program built for {program.config.name} "
+                               f"({program.config.key}), simulator is {self.config.name} ({self.config.key})")
+
+    def run(self, program: Program, dram: np.ndarray) -> SimStats:
+        """Execute bit-exactly on ``dram`` (uint8, modified in place) and time the run.
+
+        The timing model runs first, so a deadlocked program raises before touching DRAM.
+        """
+        self._check(program)
+        self.timeline = timing.simulate(program)
+        self.srams = functional.execute(program, dram)
+        return SimStats.from_timeline(program, self.timeline)
+
+    def time(self, program: Program) -> SimStats:
+        """Timing, activity, energy and area only: no data, no DRAM image."""
+        self._check(program)
+        self.timeline = timing.simulate(program)
+        return SimStats.from_timeline(program, self.timeline)
