@@ -120,26 +120,32 @@ def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
         return
     _check_range(S, cfg.inp_depth, i, "src", "inp")
     _check_range(W, cfg.wgt_depth, i, "wgt", "wgt")
-    order = np.argsort(D, kind="stable")
+    ni, nj = c["iter_out"][i], c["iter_in"][i]
+    nu = D.size // (ni * nj)
+    maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
+    grid = D.reshape(ni * nj, nu)
+    if nu * cfg.block_in * maxprod <= 1 << 53 and np.all(grid == grid[:, :1]):
+        dst = grid[:, 0]
+        if np.unique(dst).size == dst.size:  # u is a pure reduction axis, dst injective in (i, j)
+            if c["src_in"][i] == 0 and c["wgt_out"][i] == 0:  # src ~ (i, u), wgt ~ (j, u): plain GEMM
+                rows, colv = S.reshape(ni, nj, nu)[:, 0], W.reshape(ni, nj, nu)[0]
+                rinv, cinv = np.repeat(np.arange(ni), nj), np.tile(np.arange(nj), ni)
+            elif c["src_out"][i] == 0 and c["wgt_in"][i] == 0:  # src ~ (j, u), wgt ~ (i, u)
+                rows, colv = S.reshape(ni, nj, nu)[0], W.reshape(ni, nj, nu)[:, 0]
+                rinv, cinv = np.tile(np.arange(nj), ni), np.repeat(np.arange(ni), nj)
+            else:
+                (rows, rinv), (colv, cinv) = _unique_rows(S.reshape(-1, nu)), _unique_rows(W.reshape(-1, nu))
+            if len(rows) * len(colv) <= 4 * dst.size:
+                return _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
+    order = np.argsort(D.astype(np.int16) if cfg.acc_depth <= 1 << 15 else D, kind="stable")  # radix sort
     Ds = D[order]
     starts = np.flatnonzero(np.r_[True, Ds[1:] != Ds[:-1]])
     dst, n, nd = Ds[starts], D.size, starts.size
-    maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
-    if n % nd == 0 and np.all(np.diff(np.r_[starts, n]) == n // nd):
+    if n % nd == 0 and np.all(np.diff(np.r_[starts, n]) == n // nd) and (n // nd) * cfg.block_in * maxprod <= 1 << 53:
         k = n // nd
-        if k * cfg.block_in * maxprod <= 1 << 53:
-            sseq, wseq = S[order].reshape(nd, k), W[order].reshape(nd, k)
-            rows, rinv = np.unique(sseq, axis=0, return_inverse=True)
-            colv, cinv = np.unique(wseq, axis=0, return_inverse=True)
-            if len(rows) * len(colv) <= 4 * nd:  # dense enough: one matmul, then pick each dst's block
-                ft = np.float32 if k * cfg.block_in * maxprod <= 1 << 24 else np.float64
-                r, q, bt, bi, bo = len(rows), len(colv), cfg.batch, cfg.block_in, cfg.block_out
-                x = st.inp[rows].transpose(0, 2, 1, 3).reshape(r * bt, k * bi).astype(ft)
-                y = st.wgt[colv].transpose(1, 3, 0, 2).reshape(k * bi, q * bo).astype(ft)
-                z = (x @ y).reshape(r, bt, q, bo)
-                blk = z[rinv.reshape(-1), :, cinv.reshape(-1), :].astype(np.int64)
-                st.acc[dst] = (st.acc[dst] + blk).astype(st.acc.dtype)
-                return
+        (rows, rinv), (colv, cinv) = _unique_rows(S[order].reshape(nd, k)), _unique_rows(W[order].reshape(nd, k))
+        if len(rows) * len(colv) <= 4 * nd:  # dense enough: one matmul, then pick each dst's block
+            return _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
     # General pattern: per-event products (exact: one BLOCK_IN dot product each), summed per dst.
     total = np.zeros((nd,) + st.acc.shape[1:], np.int64)
     So, Wo = S[order], W[order]
@@ -149,6 +155,33 @@ def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
         p = np.matmul(st.inp[So[sl]].astype(np.int64), st.wgt[Wo[sl]].astype(np.int64).transpose(0, 2, 1))
         np.add.at(total, seg[sl], p)
     st.acc[dst] = (st.acc[dst] + total).astype(st.acc.dtype)
+
+
+def _accumulate(cfg, st: Srams, dst, rows, rinv, colv, cinv, maxprod):
+    """acc[dst[d]] += sum_k inp[rows[rinv[d], k]] . wgt[colv[cinv[d], k]]^T as one matmul (exact)."""
+    (r, k), q, bt, bi, bo = rows.shape, len(colv), cfg.batch, cfg.block_in, cfg.block_out
+    ft = np.float32 if k * bi * maxprod <= 1 << 24 else np.float64  # every partial sum exact
+    x = st.inp[rows].astype(ft).transpose(0, 2, 1, 3).reshape(r * bt, k * bi)
+    y = st.wgt[colv].astype(ft).transpose(1, 3, 0, 2).reshape(k * bi, q * bo)
+    z = (x @ y).reshape(r, bt, q, bo)
+    blk = z[rinv, :, cinv, :].astype(np.int64)
+    st.acc[dst] = (st.acc[dst] + blk).astype(st.acc.dtype)
+
+
+_HASH = np.random.default_rng(12345).integers(1, 1 << 62, 1 << 16, dtype=np.int64) | 1
+
+
+def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unique rows of a 2-D int array and the inverse map; hashes rows to one int64, then verifies."""
+    k = x.shape[1]
+    if k <= _HASH.size:
+        h = x @ _HASH[:k]  # wraps mod 2**64: a hash, checked exactly below
+        _, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        rows = x[first]
+        if np.array_equal(rows[inv.reshape(-1)], x):
+            return rows, inv.reshape(-1)
+    rows, inv = np.unique(x, axis=0, return_inverse=True)
+    return rows, inv.reshape(-1)
 
 
 def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
