@@ -273,7 +273,7 @@ def encode_uops(uops, cfg: "AcceleratorConfig") -> np.ndarray:
 
 def decode_uops(words, cfg: "AcceleratorConfig") -> np.ndarray:
     """Micro-op words to (n, 3) int64 [dst, src, wgt]."""
-    w = np.asarray(words).astype(np.uint64)
+    w = np.atleast_1d(np.asarray(words)).astype(np.uint64)
     a, s, g = cfg.uop_fields
     cols = [w & np.uint64((1 << a) - 1), (w >> np.uint64(a)) & np.uint64((1 << s) - 1),
             (w >> np.uint64(a + s)) & np.uint64((1 << g) - 1)]

@@ -141,6 +141,8 @@ def check(cfg: AcceleratorConfig, t: dict) -> None:
     _require(t, loop & (t["iter_out"] < 1), "iter_out", "must be >= 1")
     _require(t, loop & (t["iter_in"] < 1), "iter_in", "must be >= 1")
     _require(t, (op == Opcode.ALU) & (t["op"] > AluOp.MOV), "op", "is not an ALU opcode")
+    _require(t, (op == Opcode.ALU) & (t["use_imm"] == 0) & (t["imm"] != 0), "imm",
+             "must be 0 when the operand is a register (use_imm is false)")
     _require(t, (op == Opcode.ALU) & (t["op"] == AluOp.CLIP) & (t["use_imm"] == 1) & (t["imm"] < 0), "imm",
              "CLIP bound must be >= 0")
     m = t["module"]

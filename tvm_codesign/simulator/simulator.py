@@ -21,7 +21,7 @@ class Simulator:
     def _check(self, program: Program) -> None:
         if not isinstance(program, Program):
             raise TypeError(f"expected a Program, got {type(program).__name__}")
-        if program.config != self.config:
+        if program.config.key != self.config.key:
             raise ProgramError(None, "config", f"program built for {program.config.name} "
                                f"({program.config.key}), simulator is {self.config.name} ({self.config.key})")
 

@@ -138,7 +138,7 @@ def _deadlock(program, queues, ptr, nfetched, pp, pn, up, un, pushes, popped):
         k = queues[m][ptr[m]]
         name = Module(m).name.lower()
         if k >= nfetched:
-            reasons.append((k, "queue_depth", f"{name} module's next instruction {k} is not fetched: instruction "
+            reasons.append((1, k, "queue_depth", f"{name} module's next instruction {k} is not fetched: instruction "
                             f"{nfetched} waits for a free slot in its module's {program.config.queue_depth}-deep "
                             f"command queue"))
             continue
@@ -154,8 +154,8 @@ def _deadlock(program, queues, ptr, nfetched, pp, pn, up, un, pushes, popped):
                 why += f" that is never pushed: no remaining {prod.name.lower()} instruction pushes one"
             else:
                 why += f" while the {prod.name.lower()} module, which would push it, is itself blocked"
-            reasons.append((k, flag, why))
+            reasons.append((0 if pending == 0 else 1, k, flag, why))
             break
-    reasons.sort()
-    k, field, _ = reasons[0]
-    raise DeadlockError(k, field, "deadlock: " + "; ".join(r for _, _, r in reasons))
+    reasons.sort()  # root causes (a pop nobody will push) first, then by instruction index
+    _, k, field, _ = reasons[0]
+    raise DeadlockError(k, field, "deadlock: " + "; ".join(r for *_, r in reasons))

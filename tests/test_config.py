@@ -1,0 +1,100 @@
+import json
+
+import pytest
+
+from tvm_codesign import AcceleratorConfig, ConfigError, preset_names
+
+
+def test_presets_exist_and_differ():
+    names = preset_names()
+    assert "vta_default" in names and len(names) >= 4
+    cfgs = [AcceleratorConfig.load(n) for n in names]
+    assert len({c.key for c in cfgs}) == len(cfgs)
+    shapes = {(c.batch, c.block_in, c.block_out) for c in cfgs}
+    assert {(1, 16, 16), (1, 32, 32), (4, 16, 16)} <= shapes
+    assert len({c.dram_bandwidth for c in cfgs}) >= 3
+    assert len({(c.inp_buffer_bytes, c.wgt_buffer_bytes, c.acc_buffer_bytes) for c in cfgs}) >= 3
+    assert any(c.clock_mhz == 333 and c.dram_bandwidth == 16 for c in cfgs)
+
+
+def test_vta_default_is_the_pynq_config():
+    c = AcceleratorConfig.load("vta_default")
+    assert (c.batch, c.block_in, c.block_out) == (1, 16, 16)
+    assert (c.inp_bits, c.wgt_bits, c.acc_bits, c.out_bits) == (8, 8, 32, 8)
+    assert (c.uop_buffer_bytes, c.inp_buffer_bytes, c.wgt_buffer_bytes, c.acc_buffer_bytes) == (
+        32 << 10, 32 << 10, 256 << 10, 128 << 10)
+    assert (c.clock_mhz, c.dram_bandwidth) == (100, 8)
+    # derived sizes from the VTA reference
+    assert (c.inp_elem_bytes, c.wgt_elem_bytes, c.acc_elem_bytes, c.out_elem_bytes) == (16, 256, 64, 16)
+    assert (c.uop_depth, c.inp_depth, c.wgt_depth, c.acc_depth) == (8192, 2048, 1024, 2048)
+    assert c.uop_bytes == 4 and c.peak_gops == pytest.approx(51.2)
+    assert c.key == AcceleratorConfig().key  # the dataclass defaults are the same hardware
+
+
+def test_isa_widths_derive_from_config():
+    d = AcceleratorConfig.load("vta_default").isa_layout
+    from tvm_codesign.hardware.isa import Opcode
+    assert d.bits_used(Opcode.GEMM) == 127 and d.bits_used(Opcode.ALU) <= 128  # VTA's default nearly fills 128
+    big = AcceleratorConfig(acc_buffer_bytes=256 << 10, insn_bits=192)  # 4096-deep acc: 12-bit indices
+    assert big.isa_layout.field_range(Opcode.GEMM, "dst_out") == (0, 4095)
+    assert big.uop_bytes == 8  # 12 + 12 + 10 index bits no longer fit a 32-bit micro-op
+
+
+def test_roundtrip_dict_json_and_key(tmp_path):
+    for n in preset_names():
+        c = AcceleratorConfig.load(n)
+        assert AcceleratorConfig.from_dict(c.to_dict()) == c
+        p = c.save(tmp_path / f"{n}.json")
+        assert AcceleratorConfig.load(p) == c
+        assert AcceleratorConfig.load(str(p)).key == c.key
+    a = AcceleratorConfig()
+    assert a.key == AcceleratorConfig(name="other", description="x").key  # identity ignores the name
+    assert a.key != a.replace(dram_bandwidth=16.0).key
+    assert a.key.startswith("1x16x16-") and "/" not in a.key
+
+
+def test_targets_env_dir(tmp_path, monkeypatch):
+    AcceleratorConfig(name="mine", dram_bandwidth=4.0).save(tmp_path / "mine.json")
+    monkeypatch.setenv("TVM_CODESIGN_TARGETS", str(tmp_path))
+    assert AcceleratorConfig.load("mine").dram_bandwidth == 4.0
+    assert "mine" in preset_names()
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    (dict(batch=3), "batch", "power of two"),
+    (dict(block_in=0), "block_in", "power of two"),
+    (dict(block_out=24), "block_out", "power of two"),
+    (dict(inp_buffer_bytes=48 * 1024), "inp_buffer_bytes", "power of two"),
+    (dict(wgt_buffer_bytes=128), "wgt_buffer_bytes", "cannot hold one 256 B element"),
+    (dict(acc_buffer_bytes=32), "acc_buffer_bytes", "cannot hold one 64 B element"),
+    (dict(dram_bandwidth=-8.0), "dram_bandwidth", "> 0"),
+    (dict(dram_bandwidth=0), "dram_bandwidth", "> 0"),
+    (dict(clock_mhz=0), "clock_mhz", "> 0"),
+    (dict(dram_latency=-1), "dram_latency", ">= 0"),
+    (dict(alu_ii=0), "alu_ii", ">= 1"),
+    (dict(queue_depth=0), "queue_depth", ">= 1"),
+    (dict(inp_bits=4), "inp_bits", "not supported"),
+    (dict(out_bits=32, acc_bits=16), "out_bits", "exceeds acc_bits"),
+    (dict(insn_bits=100), "insn_bits", "multiple of 64"),
+    (dict(inp_buffer_bytes=64 << 10, acc_buffer_bytes=256 << 10), "insn_bits", "GEMM needs 129 bits"),
+    (dict(loop_iter_bits=20), "insn_bits", "needs"),
+])
+def test_bad_config_names_field_and_limit(changes, field, words):
+    with pytest.raises(ConfigError, match=words) as e:
+        AcceleratorConfig(**changes)
+    assert e.value.field == field and field in str(e.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="no preset named 'nope'.*vta_default"):
+        AcceleratorConfig.load("nope")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        AcceleratorConfig.load(tmp_path / "bad.json")
+    (tmp_path / "extra.json").write_text(json.dumps({"name": "x", "blok_in": 16}))
+    with pytest.raises(ConfigError, match="'blok_in': unknown field"):
+        AcceleratorConfig.load(tmp_path / "extra.json")
+    with pytest.raises(ConfigError, match="does not exist"):
+        AcceleratorConfig.load(tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="expected a JSON object"):
+        AcceleratorConfig.from_dict([1, 2])
