@@ -58,6 +58,27 @@ def reference(a: np.ndarray, w: np.ndarray, shift: int | None = None) -> np.ndar
     return np.clip(r.astype(np.int32), -128, 127).astype(np.int8)
 
 
+def pick_tiles(cfg: AcceleratorConfig, m: int, n: int, k: int) -> tuple[int, int, int]:
+    """Largest double-buffered (tile_m, tile_n, tile_k) that fits the SRAMs: fewest DRAM bytes moved."""
+    mb, nb, kb = m // cfg.batch, n // cfg.block_out, k // cfg.block_in
+    divs = lambda x: [d for d in range(1, x + 1) if x % d == 0]
+    best = None
+    for tm in divs(mb):
+        for tn in divs(nb):
+            if 2 * tm * tn > cfg.acc_depth:
+                continue
+            for tk in divs(kb):
+                if 2 * tm * tk > cfg.inp_depth or 2 * tn * tk > cfg.wgt_depth or tm * tn > (1 << cfg.loop_iter_bits):
+                    continue
+                traffic = (nb // tn) * mb * kb * cfg.inp_elem_bytes + (mb // tm) * nb * kb * cfg.wgt_elem_bytes
+                key = (traffic, -tk)
+                if best is None or key < best[0]:
+                    best = (key, (tm, tn, tk))
+    if best is None:
+        raise ProgramError(None, "tile", f"no double-buffered tile fits {cfg.name} for {m}x{n}x{k}")
+    return best[1]
+
+
 def tiled_gemm(cfg: AcceleratorConfig, a: np.ndarray, w: np.ndarray, tile_m: int, tile_n: int, tile_k: int,
                shift: int | None = None) -> GemmProgram:
     """Build the program and DRAM image for ``a`` (M x K) and ``w`` (N x K); tiles in elements."""
