@@ -51,6 +51,7 @@ def test_roundtrip_dict_json_and_key(tmp_path):
     assert a.key == AcceleratorConfig(name="other", description="x").key  # identity ignores the name
     assert a.key != a.replace(dram_bandwidth=16.0).key
     assert a.key.startswith("1x16x16-") and "/" not in a.key
+    assert AcceleratorConfig(dram_bandwidth=8, clock_mhz=100).key == a.key  # int and float spell the same value
 
 
 def test_targets_env_dir(tmp_path, monkeypatch):
@@ -64,6 +65,10 @@ def test_targets_env_dir(tmp_path, monkeypatch):
     (dict(batch=3), "batch", "power of two"),
     (dict(block_in=0), "block_in", "power of two"),
     (dict(block_out=24), "block_out", "power of two"),
+    (dict(batch=True), "batch", "power of two"),
+    (dict(dram_bandwidth="8"), "dram_bandwidth", "> 0"),
+    (dict(dram_bandwidth=float("nan")), "dram_bandwidth", "> 0"),
+    (dict(clock_mhz=float("inf")), "clock_mhz", "finite"),
     (dict(inp_buffer_bytes=48 * 1024), "inp_buffer_bytes", "power of two"),
     (dict(wgt_buffer_bytes=128), "wgt_buffer_bytes", "cannot hold one 256 B element"),
     (dict(acc_buffer_bytes=32), "acc_buffer_bytes", "cannot hold one 64 B element"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import json
 import os
 from functools import cached_property
@@ -29,7 +30,7 @@ def target_dirs() -> list[Path]:
 
 
 def _pow2(v) -> bool:
-    return isinstance(v, int) and v > 0 and (v & (v - 1)) == 0
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0 and (v & (v - 1)) == 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,10 @@ class AcceleratorConfig:
     imm_bits: int = 16
 
     def __post_init__(self):
+        for f in ("dram_bandwidth", "clock_mhz"):  # 8 and 8.0 are the same hardware (and the same key)
+            v = getattr(self, f)
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                object.__setattr__(self, f, float(v))
         self._validate()
         _ = self.isa_layout  # raises ConfigError if an opcode does not fit insn_bits
 
@@ -98,10 +103,10 @@ class AcceleratorConfig:
                 raise ConfigError(f, f"{v!r} must be a power of two number of bytes")
             if elem is not None and v < elem:
                 raise ConfigError(f, f"{v} B cannot hold one {elem} B element (one tile); need >= {elem}")
-        if not isinstance(self.dram_bandwidth, (int, float)) or not self.dram_bandwidth > 0:
-            raise ConfigError("dram_bandwidth", f"{self.dram_bandwidth!r} must be > 0 bytes/cycle")
-        if not isinstance(self.clock_mhz, (int, float)) or not self.clock_mhz > 0:
-            raise ConfigError("clock_mhz", f"{self.clock_mhz!r} must be > 0")
+        for f, unit in (("dram_bandwidth", " bytes/cycle"), ("clock_mhz", " MHz")):
+            v = getattr(self, f)
+            if not isinstance(v, float) or not 0 < v < math.inf:
+                raise ConfigError(f, f"{v!r} must be a finite number > 0{unit}")
         for f, lo in (("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0),
                       ("alu_ii", 1), ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8),
                       ("dram_stride_bits", 1), ("loop_iter_bits", 1), ("pad_bits", 0), ("imm_bits", 2)):

@@ -131,7 +131,7 @@ def simulate(program: Program) -> Timeline:
 
 def _deadlock(program, queues, ptr, nfetched, pp, pn, up, un, pushes, popped):
     """Explain why no module can start and raise DeadlockError naming the instruction and flag."""
-    reasons, first = [], None
+    reasons = []
     for m in range(3):
         if ptr[m] == len(queues[m]):
             continue
