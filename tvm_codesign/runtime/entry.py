@@ -1,0 +1,44 @@
+"""Packed functions the compiled modules call. ``tvm_codesign.run(key, blob, *ptrs)`` runs a kernel;
+the per-intrinsic names only exist to fail loudly if a tensorized function skipped the lowering."""
+from __future__ import annotations
+
+import hashlib
+
+import tvm_ffi
+
+from .kernel import CompiledKernel
+
+_KERNELS: dict[int, CompiledKernel] = {}
+
+
+def add(kernel: CompiledKernel) -> tuple[int, str]:
+    """Keep a kernel for this process; returns (key, blob) to embed in the compiled function."""
+    blob = kernel.to_blob()
+    key = int.from_bytes(hashlib.sha1(blob.encode()).digest()[:7], "little")
+    _KERNELS[key] = kernel
+    return key, blob
+
+
+def get(key: int, blob: str | None = None) -> CompiledKernel:
+    k = _KERNELS.get(key)
+    if k is None:
+        if blob is None:
+            raise KeyError(f"no accelerator kernel {key} in this process")
+        k = _KERNELS[key] = CompiledKernel.from_blob(blob)
+    return k
+
+
+def _run(key, blob, *ptrs):
+    kernel = get(int(key), str(blob))
+    kernel.run_pointers([p.value if hasattr(p, "value") else int(p) for p in ptrs])
+
+
+def _not_lowered(*args):
+    raise RuntimeError("a tensorized tvm_codesign intrinsic reached the CPU: compile with "
+                       "tvm.compile(mod, target=tvm_codesign.target(cfg)) or tir_pipeline='tvm_codesign'")
+
+
+def register() -> None:
+    tvm_ffi.register_global_func("tvm_codesign.run", _run, override=True)
+    for name in ("gemm", "reset", "alu", "alu_imm"):
+        tvm_ffi.register_global_func(f"tvm_codesign.{name}", _not_lowered, override=True)

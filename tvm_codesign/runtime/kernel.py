@@ -1,0 +1,122 @@
+"""CompiledKernel: an accelerator program plus its DRAM layout; runs on numpy arrays or raw pointers.
+
+DRAM image: the function's parameters first (each at a 4 KiB-aligned offset), then constants (micro-op
+kernels, zero pages). A kernel serialises to a string blob that the compiled TVM module embeds, so a
+module is self-contained.
+"""
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hardware.config import AcceleratorConfig
+from ..simulator import Program, Simulator, SimStats
+
+
+@dataclass
+class ParamSpec:
+    name: str
+    shape: tuple
+    dtype: str
+    offset: int
+    role: str = "unused"   # in | out | unused
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class CompiledKernel:
+    config: AcceleratorConfig
+    program: Program
+    params: list
+    dram_bytes: int
+    consts: list = field(default_factory=list)   # [(offset, bytes)]
+    meta: dict = field(default_factory=dict)
+    last_stats: SimStats | None = None
+
+    def __post_init__(self):
+        self._sim = Simulator(self.config)
+        self._image = np.zeros(self.dram_bytes, np.uint8)
+        for off, blob in self.consts:
+            self._image[off:off + len(blob)] = np.frombuffer(blob, np.uint8)
+
+    @property
+    def instructions(self) -> int:
+        return len(self.program)
+
+    def disassemble(self) -> str:
+        return self.program.disassemble()
+
+    def run(self, *arrays: np.ndarray) -> SimStats:
+        """Run on numpy arrays in parameter order; outputs are written in place."""
+        if len(arrays) != len(self.params):
+            raise TypeError(f"kernel takes {len(self.params)} arrays ({[p.name for p in self.params]}), "
+                            f"got {len(arrays)}")
+        views = []
+        for p, a in zip(self.params, arrays):
+            if not isinstance(a, np.ndarray) or tuple(a.shape) != tuple(p.shape) or a.dtype != np.dtype(p.dtype):
+                raise TypeError(f"parameter {p.name} must be a {p.dtype} array of shape {tuple(p.shape)}, got "
+                                f"{getattr(a, 'dtype', type(a))} {getattr(a, 'shape', '')}")
+            if not a.flags.c_contiguous:
+                raise TypeError(f"parameter {p.name} must be C-contiguous")
+            views.append(a.reshape(-1).view(np.uint8))
+        return self._run_views(views)
+
+    def run_pointers(self, addrs: list[int]) -> SimStats:
+        """Run on raw parameter addresses (the TVM packed-function entry)."""
+        views = [np.ctypeslib.as_array((ctypes.c_uint8 * p.nbytes).from_address(a)) if p.nbytes else
+                 np.zeros(0, np.uint8) for p, a in zip(self.params, addrs)]
+        return self._run_views(views)
+
+    def _run_views(self, views) -> SimStats:
+        dram = self._image.copy()
+        for p, v in zip(self.params, views):
+            if p.role == "in":
+                dram[p.offset:p.offset + p.nbytes] = v
+        self.last_stats = self._sim.run(self.program, dram)
+        for p, v in zip(self.params, views):
+            if p.role == "out":
+                v[...] = dram[p.offset:p.offset + p.nbytes]
+        _LAST[0] = self.last_stats
+        return self.last_stats
+
+    def time(self) -> SimStats:
+        """Timing, energy and area without data."""
+        return self._sim.time(self.program)
+
+    # ----- serialisation ----------------------------------------------------------------------
+    def to_blob(self) -> str:
+        head = {"config": self.config.to_dict(), "dram_bytes": self.dram_bytes, "meta": self.meta,
+                "params": [[p.name, list(p.shape), p.dtype, p.offset, p.role] for p in self.params],
+                "consts": [[off, len(b)] for off, b in self.consts]}
+        hb = json.dumps(head).encode()
+        body = len(hb).to_bytes(4, "little") + hb + b"".join(b for _, b in self.consts) + self.program.encode()
+        return base64.b64encode(zlib.compress(body, 6)).decode()
+
+    @classmethod
+    def from_blob(cls, blob: str) -> "CompiledKernel":
+        body = zlib.decompress(base64.b64decode(blob))
+        n = int.from_bytes(body[:4], "little")
+        head = json.loads(body[4:4 + n])
+        pos, consts = 4 + n, []
+        for off, size in head["consts"]:
+            consts.append((off, body[pos:pos + size]))
+            pos += size
+        cfg = AcceleratorConfig.from_dict(head["config"])
+        params = [ParamSpec(nm, tuple(sh), dt, off, role) for nm, sh, dt, off, role in head["params"]]
+        return cls(cfg, Program.decode(cfg, body[pos:]), params, head["dram_bytes"], consts, head["meta"])
+
+
+_LAST: list = [None]
+
+
+def last_stats() -> SimStats | None:
+    """Stats of the most recent accelerator kernel run in this process."""
+    return _LAST[0]

@@ -1,0 +1,51 @@
+"""The packed operator in TE: pad (inlined into the input DMA), GEMM-conv, ALU epilogue stages, store."""
+from __future__ import annotations
+
+from tvm import te, tirx
+
+from ..hardware.config import AcceleratorConfig
+from ..target.intrinsics import ALU_EXPR
+from .layout import packed_shapes
+from .workload import Workload
+
+
+def compute(wl: Workload, cfg: AcceleratorConfig):
+    """Returns (args, stage names): args are the TE tensors of the PrimFunc (data, weight, [bias], out)."""
+    sh = packed_shapes(wl, cfg)
+    data = te.placeholder(sh["data"], f"int{cfg.inp_bits}", name="data")
+    weight = te.placeholder(sh["weight"], f"int{cfg.wgt_bits}", name="weight")
+    ph, pw = wl.pad
+    src = data
+    if ph or pw:
+        g_, n_, c_, h_, w_, b_, i_ = sh["data"]
+        zero = tirx.const(0, data.dtype)
+        src = te.compute(
+            (g_, n_, c_, h_ + 2 * ph, w_ + 2 * pw, b_, i_),
+            lambda g, n, c, y, x, b, i: tirx.if_then_else(
+                tirx.all(y >= ph, y < h_ + ph, x >= pw, x < w_ + pw), data[g, n, c, y - ph, x - pw, b, i], zero),
+            name="data_pad")
+    sy, sx = wl.stride
+    ci = te.reduce_axis((0, sh["data"][2]), "ci")
+    kh = te.reduce_axis((0, wl.kh), "kh")
+    kw = te.reduce_axis((0, wl.kw), "kw")
+    bi = te.reduce_axis((0, cfg.block_in), "bi")
+    x = te.compute(
+        sh["out"],
+        lambda g, n, co, y, xx, b, o: te.sum(
+            src[g, n, ci, y * sy + kh, xx * sx + kw, b, bi].astype("int32")
+            * weight[g, co, ci, kh, kw, o, bi].astype("int32"), axis=[ci, kh, kw, bi]),
+        name="conv")
+    args, stages = [data, weight], []
+    for k, (op, imm) in enumerate(wl.epilogue):
+        prev = x
+        if imm is None:  # bias: register operand broadcast over n, y, x
+            bias = te.placeholder(sh["bias"], "int32", name="bias")
+            args.append(bias)
+            x = te.compute(sh["out"], lambda g, n, co, y, xx, b, o: ALU_EXPR[op](prev[g, n, co, y, xx, b, o],
+                                                                                 bias[g, co, b, o]), name=f"alu{k}")
+        else:
+            x = te.compute(sh["out"], lambda *i: ALU_EXPR[op](prev(*i), imm), name=f"alu{k}")
+        stages.append((f"alu{k}", op, imm))
+    last = x
+    out = te.compute(sh["out"], lambda *i: last(*i).astype(wl.out_dtype), name="out")
+    return args + [out], stages

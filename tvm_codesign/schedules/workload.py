@@ -1,0 +1,151 @@
+"""Workload: one accelerator operator (conv2d, dense, batch matmul) with its int8 epilogue.
+
+All three are one packed "grouped GEMM-conv":
+``out[g, n, co, y, x] = sum_{ci, kh, kw} data[g, n, ci, y*sh + kh - ph, x*sw + kw - pw] * w[g, co, ci, kh, kw]``
+Dense is a 1x1 conv on a 1x1 image with batch M; batch matmul adds the group axis g. The epilogue runs
+on the ALU: + bias[co], then (with ``shift``) round half up and arithmetic shift right, then clip to
+[lo, hi] (relu raises lo to 0), then the store narrows to ``out_dtype``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import CodesignError
+
+
+class WorkloadError(CodesignError, ValueError):
+    """A workload the accelerator cannot run, naming the field."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str                 # conv2d | dense | batch_matmul
+    n: int                    # batch (conv) or rows M (dense / batch matmul)
+    ci: int                   # input channels / K
+    co: int                   # output channels / N
+    h: int = 1
+    w: int = 1
+    kh: int = 1
+    kw: int = 1
+    stride: tuple = (1, 1)
+    pad: tuple = (0, 0)
+    groups: int = 1           # batch-matmul batch
+    bias: bool = False
+    shift: int | None = None  # requantise: round half up, >> shift
+    relu: bool = False
+    clip: tuple | None = None  # (lo, hi) before the store; int8 outputs default to (-128, 127)
+    out_dtype: str = "int32"
+    name: str = ""
+
+    def __post_init__(self):
+        for f in ("n", "ci", "co", "h", "w", "kh", "kw", "groups"):
+            v = getattr(self, f)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise WorkloadError(f"{f} must be a positive integer, got {v!r}")
+        object.__setattr__(self, "stride", tuple(int(s) for s in self.stride))
+        object.__setattr__(self, "pad", tuple(int(p) for p in self.pad))
+        if len(self.stride) != 2 or min(self.stride) < 1:
+            raise WorkloadError(f"stride must be two integers >= 1, got {self.stride}")
+        if len(self.pad) != 2 or min(self.pad) < 0:
+            raise WorkloadError(f"pad must be two integers >= 0, got {self.pad}")
+        if self.kind not in ("conv2d", "dense", "batch_matmul"):
+            raise WorkloadError(f"kind must be conv2d, dense or batch_matmul, got {self.kind!r}")
+        if self.out_dtype not in ("int8", "int32"):
+            raise WorkloadError(f"out_dtype must be int8 or int32, got {self.out_dtype!r}")
+        if self.oh < 1 or self.ow < 1:
+            raise WorkloadError(f"kernel {self.kh}x{self.kw} larger than padded input {self.h}x{self.w}")
+        if self.shift is not None and not 0 <= self.shift <= 31:
+            raise WorkloadError(f"shift must be in [0, 31], got {self.shift}")
+        if self.out_dtype == "int8" and self.clip is None:
+            object.__setattr__(self, "clip", (-128, 127))
+        if self.clip is not None:
+            lo, hi = (int(c) for c in self.clip)
+            if lo > hi:
+                raise WorkloadError(f"clip lower bound {lo} > upper bound {hi}")
+            object.__setattr__(self, "clip", (lo, hi))
+
+    # ----- constructors -----------------------------------------------------------------------
+    @classmethod
+    def conv2d(cls, n, ci, h, w, co, k, stride=1, pad=0, **kw) -> "Workload":
+        kh, kw_ = (k, k) if np.isscalar(k) else k
+        s = (stride, stride) if np.isscalar(stride) else stride
+        p = (pad, pad) if np.isscalar(pad) else pad
+        return cls("conv2d", n, ci, co, h, w, kh, kw_, s, p, **kw)
+
+    @classmethod
+    def dense(cls, m, k, n, **kw) -> "Workload":
+        """(m x k) . (n x k)^T."""
+        return cls("dense", m, k, n, **kw)
+
+    @classmethod
+    def batch_matmul(cls, b, m, k, n, **kw) -> "Workload":
+        """(b, m, k) . (b, n, k)^T."""
+        return cls("batch_matmul", m, k, n, groups=b, **kw)
+
+    # ----- derived ----------------------------------------------------------------------------
+    @property
+    def oh(self) -> int:
+        return (self.h + 2 * self.pad[0] - self.kh) // self.stride[0] + 1
+
+    @property
+    def ow(self) -> int:
+        return (self.w + 2 * self.pad[1] - self.kw) // self.stride[1] + 1
+
+    @property
+    def macs(self) -> int:
+        return self.groups * self.n * self.co * self.oh * self.ow * self.ci * self.kh * self.kw
+
+    @property
+    def epilogue(self) -> list[tuple[str, int | None]]:
+        """ALU stages after the GEMM: (op, immediate) or ("add", None) for the bias (register operand)."""
+        st = [("add", None)] if self.bias else []
+        if self.shift:
+            st += [("add", 1 << (self.shift - 1)), ("shr", self.shift)]
+        lo, hi = self.clip if self.clip is not None else (None, None)
+        if self.relu:
+            lo = 0 if lo is None else max(lo, 0)
+        if lo is not None:
+            st.append(("max", lo))
+        if hi is not None:
+            st.append(("min", hi))
+        return st
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        if self.kind == "conv2d":
+            s = (f"conv2d n={self.n} {self.ci}->{self.co} {self.h}x{self.w} k={self.kh}x{self.kw} "
+                 f"s={self.stride[0]} p={self.pad[0]}")
+        elif self.kind == "dense":
+            s = f"dense {self.n}x{self.ci} . {self.co}x{self.ci}^T"
+        else:
+            s = f"batch_matmul {self.groups}x{self.n}x{self.ci} . {self.groups}x{self.co}x{self.ci}^T"
+        return (self.name + ": " if self.name else "") + s
+
+    # ----- numpy reference (unpacked layouts) ---------------------------------------------------
+    def reference(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """The documented semantics in numpy. conv2d: NCHW x OIHW -> NCHW; dense: (M,K)x(N,K) -> (M,N);
+        batch_matmul: (B,M,K)x(B,N,K) -> (B,M,N). Accumulation wraps at 32 bits."""
+        x, wt = data.astype(np.int64), weight.astype(np.int64)
+        if self.kind == "conv2d":
+            ph, pw = self.pad
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+            sh, sw = self.stride
+            win = np.lib.stride_tricks.sliding_window_view(x, (self.kh, self.kw), axis=(2, 3))
+            win = win[:, :, ::sh, ::sw][:, :, :self.oh, :self.ow]
+            acc = np.einsum("nchwij,ocij->nohw", win, wt, optimize=True)
+            bshape = (1, -1, 1, 1)
+        elif self.kind == "dense":
+            acc, bshape = x @ wt.T, (1, -1)
+        else:
+            acc, bshape = np.einsum("bmk,bnk->bmn", x, wt), (1, 1, -1)
+        acc = acc.astype(np.int32).astype(np.int64)  # wrap like the hardware
+        for op, imm in self.epilogue:
+            v = bias.astype(np.int64).reshape(bshape) if imm is None else imm
+            acc = {"add": lambda a: a + v, "mul": lambda a: a * v, "min": lambda a: np.minimum(a, v),
+                   "max": lambda a: np.maximum(a, v), "shr": lambda a: a >> v}[op](acc)
+            acc = acc.astype(np.int32).astype(np.int64)
+        return acc.astype(np.int32).astype(self.out_dtype)
