@@ -6,10 +6,27 @@ from .hardware.isa import Alu, AluOp, Finish, Gemm, Load, Mem, Store
 from .simulator import Program, ProgramBuilder, SimStats, Simulator
 
 __version__ = "0.1.0"
+
+# TVM-dependent parts load on first use (``import tvm`` takes seconds).
+_LAZY = {"target": ("target", "target"), "config_of": ("target", "config_of"), "build": ("api", "build"),
+         "Module": ("api", "Module"), "Workload": ("schedules.workload", "Workload"),
+         "Knobs": ("schedules.knobs", "Knobs"), "KnobError": ("schedules.knobs", "KnobError"),
+         "WorkloadError": ("schedules.workload", "WorkloadError"), "LoweringError": ("lowering.affine", "LoweringError"),
+         "last_stats": ("runtime.kernel", "last_stats")}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        mod, attr = _LAZY[name]
+        value = getattr(importlib.import_module(f".{mod}", __name__), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tvm_codesign' has no attribute {name!r}")
 __all__ = [
     "AcceleratorConfig", "preset_names",
     "Alu", "AluOp", "Finish", "Gemm", "Load", "Mem", "Store",
     "Program", "ProgramBuilder", "SimStats", "Simulator",
     "CodesignError", "ConfigError", "DeadlockError", "DramAccessError", "EncodingError", "ProgramError",
-    "SramAccessError",
+    "SramAccessError", *_LAZY,
 ]

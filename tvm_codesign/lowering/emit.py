@@ -268,8 +268,7 @@ class Emitter:
         for grp in reversed(groups[:-1]):
             last = merged[-1]
             a, b = grp[0], last[0]
-            if a not in padded and b not in padded and gc[a] == gc[b] * math.prod(ext[j] for j in last) \
-                    and len(last) < 8:
+            if a not in padded and b not in padded and gc[a] == gc[b] * ext[b]:  # b: the group's outermost
                 merged[-1] = grp + last
             else:
                 merged.append(grp)

@@ -1,0 +1,94 @@
+"""``build``: an operator (Workload or a user's TIR PrimFunc) -> a Module that runs on the accelerator."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import tvm
+
+from .hardware.config import AcceleratorConfig
+from .runtime import entry
+from .runtime.kernel import CompiledKernel
+from .schedules import layout
+from .schedules.knobs import Knobs, default
+from .schedules.schedule import schedule
+from .schedules.workload import Workload
+from .simulator import SimStats
+from .target import config_of, target
+
+
+class Module:
+    """A compiled accelerator operator. Call it on arrays in the user's layout; read ``stats`` after."""
+
+    def __init__(self, wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, lib, kernel: CompiledKernel,
+                 compile_s: float):
+        self.workload, self.config, self.knobs = wl, cfg, knobs
+        self.lib, self.kernel, self.compile_s = lib, kernel, compile_s
+
+    def __call__(self, data, weight, bias=None) -> np.ndarray:
+        wl, cfg = self.workload, self.config
+        if wl.bias and bias is None:
+            raise TypeError(f"{wl.describe()} has a bias: call module(data, weight, bias)")
+        if not wl.bias and bias is not None:
+            raise TypeError(f"{wl.describe()} has no bias parameter")
+        for name, a, dt in (("data", data, "int8"), ("weight", weight, "int8")):
+            if np.asarray(a).dtype != np.dtype(dt):
+                raise TypeError(f"{name} must be {dt}, got {np.asarray(a).dtype}")
+        args = [layout.pack_data(wl, cfg, data), layout.pack_weight(wl, cfg, weight)]
+        if wl.bias:
+            args.append(layout.pack_bias(wl, cfg, np.asarray(bias, np.int32)))
+        out = np.zeros(layout.packed_shapes(wl, cfg)["out"], wl.out_dtype)
+        self.run_packed(*args, out)
+        return layout.unpack_out(wl, cfg, out)
+
+    def run_packed(self, *arrays: np.ndarray) -> SimStats:
+        """Run on packed-layout arrays (data, weight, [bias], out) through the TVM module; out in place."""
+        tensors = [tvm.runtime.tensor(np.ascontiguousarray(a)) for a in arrays]
+        self.lib["main"](*tensors)
+        arrays[-1][...] = tensors[-1].numpy()
+        return self.kernel.last_stats
+
+    @property
+    def stats(self) -> SimStats | None:
+        """Cycles, busy/idle per module, bytes, energy of the last call."""
+        return self.kernel.last_stats
+
+    def time(self) -> SimStats:
+        """Timing-only run: no data needed."""
+        return self.kernel.time()
+
+    @property
+    def instructions(self) -> int:
+        return self.kernel.instructions
+
+    def disassemble(self) -> str:
+        return self.kernel.disassemble()
+
+    def __repr__(self) -> str:
+        return (f"Module({self.workload.describe()} on {self.config.name}, {self.instructions} instructions, "
+                f"knobs {self.knobs.to_dict()})")
+
+
+def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None) -> Module:
+    """Compile ``op`` (a Workload, or a TIR PrimFunc/IRModule of an int8 matmul or NCHW conv2d) for a config.
+
+    ``target_``/``config``: a preset name, AcceleratorConfig, JSON path or tvm_codesign target (default
+    ``vta_default``). ``knobs``: a schedule (None = the default schedule for this layer).
+    """
+    spec = config if config is not None else target_
+    if isinstance(spec, tvm.target.Target):
+        cfg = config_of(spec)
+    else:
+        cfg = AcceleratorConfig.load(spec if spec is not None else "vta_default")
+    if isinstance(op, Workload):
+        wl = op
+    else:
+        from .frontend.tir import recognise
+        wl = recognise(op)
+    k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or default(wl, cfg))
+    t0 = time.perf_counter()
+    sch = schedule(wl, cfg, k)
+    before = len(entry.ADDED)
+    lib = tvm.compile(sch.mod, target=target(cfg))
+    kernel = entry.ADDED[before]
+    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0)
