@@ -12,6 +12,13 @@ CFG = AcceleratorConfig.load("vta_default")
 TINY = AcceleratorConfig.load("edge_tiny")
 
 
+def run(cfg, prog, dram):
+    """Semantics tests: hand-written programs without dependency tokens, so no race check."""
+    sim = Simulator(cfg)
+    stats = sim.run(prog, dram, check_races=False)
+    return sim, stats
+
+
 def rand(rng, shape, dtype=np.int8):
     info = np.iinfo(dtype)
     return rng.integers(info.min, info.max, shape, dtype=dtype, endpoint=True)
@@ -35,7 +42,7 @@ def test_one_gemm_tile():
     b.emit(load(Mem.UOP, 0, iu), load(Mem.INP, 0, ia), load(Mem.WGT, 0, iw),
            Gemm(uop_bgn=0, uop_end=1, reset=True), Gemm(uop_bgn=0, uop_end=1), store(Mem.ACC, 0, io), Finish())
     dram = b.dram()
-    st = Simulator(CFG).run(b.program(), dram)
+    _, st = run(CFG, b.program(), dram)
     assert np.array_equal(b.read(dram, io, 1, Mem.ACC)[0], a[0].astype(np.int32) @ w[0].astype(np.int32).T)
     assert st.macs == 256 and st.dram_read_bytes == {"UOP": 4, "WGT": 256, "INP": 16}
 
@@ -58,7 +65,7 @@ def test_multi_tile_gemm_reset_and_accumulate():
                     wgt_in=3))
     b.emit(store(Mem.ACC, 0, io, x=8), Finish())
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     got = b.read(dram, io, 8, Mem.ACC).reshape(4, 2, 16).reshape(4, 32)
     assert np.array_equal(got, reference(a, w))
 
@@ -70,8 +77,7 @@ def test_2d_dma_with_padding_and_strides():
     at = b.put(img.reshape(35, 1, 16), Mem.INP)
     # rows 1..3, columns 2..5 (y=3, x=4, stride 7), padded top 1, bottom 2, left 2, right 1
     b.emit(load(Mem.INP, 10, at + 1 * 7 + 2, y=3, x=4, stride=7, y_pad0=1, y_pad1=2, x_pad0=2, x_pad1=1))
-    sim = Simulator(CFG)
-    sim.run(b.program(), b.dram())
+    sim, _ = run(CFG, b.program(), b.dram())
     exp = np.zeros((6, 7, 1, 16), np.int8)
     exp[1:4, 2:6] = img[1:4, 2:6]
     assert np.array_equal(sim.srams.inp[10:10 + 42].reshape(6, 7, 1, 16), exp)
@@ -87,7 +93,7 @@ def test_acc_dma_roundtrip_with_strides():
     # load a 3x4 window (stride 6), store it as 3 rows of 4 with DRAM stride 9
     b.emit(load(Mem.ACC, 0, src + 6 + 1, y=3, x=4, stride=6), store(Mem.ACC, 0, dst, y=3, x=4, stride=9))
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     out = b.read(dram, dst, 36, Mem.ACC).reshape(4, 9, 1, 16)
     assert np.array_equal(out[:3, :4], acc[1:4, 1:5]) and not out[:, 4:].any() and not out[3].any()
 
@@ -108,7 +114,7 @@ def test_alu_requantisation_chain():
            Alu(op=AluOp.CLIP, use_imm=True, imm=127, uop_bgn=1, uop_end=2, **loop),
            store(Mem.OUT, 0, io, x=8), Finish())
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     exp = np.clip((x.astype(np.int64) + bias + (1 << (s - 1))) >> s, -128, 127).astype(np.int8)
     assert np.array_equal(b.read(dram, io, 8, Mem.OUT), exp)
     assert (np.abs(exp) == 128).any() or (exp == 127).any()  # the clip was exercised
@@ -121,7 +127,7 @@ def test_store_narrowing_keeps_low_bits():
     iv, io = b.put(vals, Mem.ACC), b.alloc(1, Mem.OUT)
     b.emit(load(Mem.ACC, 0, iv), store(Mem.OUT, 0, io))
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     assert b.read(dram, io, 1, Mem.OUT).ravel().tolist() == vals.astype(np.int8).ravel().tolist()
     assert b.read(dram, io, 1, Mem.OUT).ravel()[:6].tolist() == [0, 127, -128, -1, 0, 44]
 
@@ -145,7 +151,7 @@ def test_each_alu_op_matches_python_ints(op, use_imm):
                src_in=1),
            store(Mem.ACC, 0, io, x=4))
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     got = b.read(dram, io, 4, Mem.ACC).ravel().tolist()
     operand = [imm] * 64 if use_imm else v.ravel().tolist()
     exp = [naive_sim.wrap(naive_sim.alu(op, a, o), 32) for a, o in zip(x.ravel().tolist(), operand)]
@@ -160,7 +166,7 @@ def test_alu_reads_see_earlier_writes_in_the_same_instruction():
     b.emit(load(Mem.UOP, 0, iu), load(Mem.ACC, 0, ix, x=8),
            Alu(op=AluOp.ADD, uop_bgn=0, uop_end=1, iter_in=7, dst_in=1, src_in=1), store(Mem.ACC, 0, io, x=8))
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     assert b.read(dram, io, 8, Mem.ACC)[:, 0, 0].tolist() == np.cumsum(np.arange(1, 9)).tolist()
 
 
@@ -173,7 +179,7 @@ def test_gemm_accumulation_wraps_at_32_bits():
     b.emit(load(Mem.UOP, 0, iu), load(Mem.INP, 0, ia), load(Mem.WGT, 0, iw), load(Mem.ACC, 0, ic),
            Gemm(uop_bgn=0, uop_end=1, iter_out=3), store(Mem.ACC, 0, ic))  # adds 3 * 262144
     dram = b.dram()
-    Simulator(CFG).run(b.program(), dram)
+    run(CFG, b.program(), dram)
     assert b.read(dram, ic, 1, Mem.ACC).ravel()[0] == naive_sim.wrap(2**31 - 100000 + 3 * 262144, 32)
 
 
@@ -230,8 +236,7 @@ def random_program(draw):
 def test_random_programs_match_naive_interpreter(b):
     prog, dram = b.program(), b.dram()
     ref_dram = dram.copy()
-    sim = Simulator(TINY)
-    sim.run(prog, dram)
+    sim, _ = run(TINY, prog, dram)
     uop, inp, wgt, acc = naive_sim.run(TINY, prog.insns, ref_dram)
     assert np.array_equal(sim.srams.acc, acc)
     assert np.array_equal(dram, ref_dram)

@@ -1,6 +1,6 @@
 """tvm-codesign: a simulated VTA-style int8 accelerator as a TVM target, with a co-design autotuner."""
 from .errors import (CodesignError, ConfigError, DeadlockError, DramAccessError, EncodingError, ProgramError,
-                     SramAccessError)
+                     RaceError, SramAccessError)
 from .hardware import AcceleratorConfig, preset_names
 from .hardware.isa import Alu, AluOp, Finish, Gemm, Load, Mem, Store
 from .simulator import Program, ProgramBuilder, SimStats, Simulator
@@ -27,6 +27,6 @@ __all__ = [
     "AcceleratorConfig", "preset_names",
     "Alu", "AluOp", "Finish", "Gemm", "Load", "Mem", "Store",
     "Program", "ProgramBuilder", "SimStats", "Simulator",
-    "CodesignError", "ConfigError", "DeadlockError", "DramAccessError", "EncodingError", "ProgramError",
+    "CodesignError", "ConfigError", "DeadlockError", "RaceError", "DramAccessError", "EncodingError", "ProgramError",
     "SramAccessError", *_LAZY,
 ]

@@ -41,3 +41,7 @@ class DramAccessError(ProgramError):
 
 class DeadlockError(ProgramError):
     """A dependency-token pop (or a full instruction queue) that can never be satisfied."""
+
+
+class RaceError(ProgramError):
+    """Two modules touch the same SRAM without a dependency token ordering them (hardware would race)."""

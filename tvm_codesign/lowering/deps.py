@@ -38,8 +38,9 @@ def insert(cfg: AcceleratorConfig, insns: list[dict], uops: np.ndarray) -> None:
     r = {b: np.full(n, -1, np.int64) for b, n in depth.items()}   # last reader (compute inp/wgt, store acc)
     synced = {}  # (consumer module, producer module) -> newest producer instruction already waited for
 
-    def wait(i, d, producer, lastarr, lo, hi):
-        j = int(lastarr[lo:hi].max()) if hi > lo else -1
+    def wait(i, d, producer, spans):
+        """One pop per producer module: on the newest conflicting instruction over all ``spans``."""
+        j = max((int(arr[lo:hi].max()) for arr, lo, hi in spans if hi > lo), default=-1)
         key = (_module(d), producer)
         if j > synced.get(key, -1):
             synced[key] = j
@@ -56,28 +57,29 @@ def insert(cfg: AcceleratorConfig, insns: list[dict], uops: np.ndarray) -> None:
             b = "inp" if d["mem"] == Mem.INP else "wgt"
             lo = d["sram_base"]
             hi = lo + (d["y_pad0"] + d["y_size"] + d["y_pad1"]) * (d["x_pad0"] + d["x_size"] + d["x_pad1"])
-            wait(i, d, COMPUTE, r[b], lo, hi)       # WAR: compute must be done reading
+            wait(i, d, COMPUTE, [(r[b], lo, hi)])     # WAR: compute must be done reading
             w[b][lo:hi] = i
         elif op == Opcode.LOAD and d["mem"] == Mem.ACC:
             lo = d["sram_base"]
             hi = lo + (d["y_pad0"] + d["y_size"] + d["y_pad1"]) * (d["x_pad0"] + d["x_size"] + d["x_pad1"])
-            wait(i, d, STORE, r["acc"], lo, hi)
+            wait(i, d, STORE, [(r["acc"], lo, hi)])
             w["acc"][lo:hi] = i
         elif op == Opcode.GEMM:
             lo, hi = _span(uops, d, 0, "dst_out", "dst_in")
-            wait(i, d, STORE, r["acc"], lo, hi)     # WAR on the accumulators
+            wait(i, d, STORE, [(r["acc"], lo, hi)])   # WAR on the accumulators
             w["acc"][lo:hi] = i
             if not d.get("reset"):
-                for b, col, o, n in (("inp", 1, "src_out", "src_in"), ("wgt", 2, "wgt_out", "wgt_in")):
-                    blo, bhi = _span(uops, d, col, o, n)
-                    wait(i, d, LOAD, w[b], blo, bhi)  # RAW on the loaded tiles
+                spans = [(b, *_span(uops, d, col, o, n)) for b, col, o, n in
+                         (("inp", 1, "src_out", "src_in"), ("wgt", 2, "wgt_out", "wgt_in"))]
+                wait(i, d, LOAD, [(w[b], blo, bhi) for b, blo, bhi in spans])  # RAW on the loaded tiles
+                for b, blo, bhi in spans:
                     r[b][blo:bhi] = i
         elif op == Opcode.ALU:
             lo, hi = _span(uops, d, 0, "dst_out", "dst_in")
-            wait(i, d, STORE, r["acc"], lo, hi)
+            wait(i, d, STORE, [(r["acc"], lo, hi)])
             w["acc"][lo:hi] = i
         elif op == Opcode.STORE:
             lo = d["sram_base"]
             hi = lo + d["y_size"] * d["x_size"]
-            wait(i, d, COMPUTE, w["acc"], lo, hi)   # RAW: results must be final
+            wait(i, d, COMPUTE, [(w["acc"], lo, hi)])  # RAW: results must be final
             r["acc"][lo:hi] = i

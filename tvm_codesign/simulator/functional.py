@@ -40,8 +40,11 @@ class Srams:
         return {Mem.UOP: self.uop, Mem.WGT: self.wgt, Mem.INP: self.inp, Mem.ACC: self.acc, Mem.OUT: self.acc}[mem]
 
 
-def execute(program: Program, dram: np.ndarray, srams: Srams | None = None) -> Srams:
-    """Run ``program`` in program order on ``dram`` (uint8, modified in place). Returns the SRAMs."""
+def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None) -> Srams:
+    """Run ``program`` in program order on ``dram`` (uint8, modified in place). Returns the SRAMs.
+
+    ``races``: a RaceChecker told every instruction's SRAM ranges (None: no race check).
+    """
     cfg = program.config
     if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim == 1):
         raise TypeError("dram must be a 1-D numpy uint8 array")
@@ -53,14 +56,25 @@ def execute(program: Program, dram: np.ndarray, srams: Srams | None = None) -> S
     views = {m: typed_view(dram, cfg, m) for m in Mem}
     for i, op in enumerate(cols["opcode"]):
         if op == Opcode.GEMM:
-            _gemm(cfg, st, i, cols)
+            acc = _gemm(cfg, st, i, cols)
         elif op == Opcode.ALU:
-            _alu(cfg, st, i, cols)
+            acc = _alu(cfg, st, i, cols)
         elif op == Opcode.LOAD:
-            _load(cfg, st, views, i, cols)
+            acc = _load(cfg, st, views, i, cols)
         elif op == Opcode.STORE:
-            _store(cfg, st, views, i, cols)
+            acc = _store(cfg, st, views, i, cols)
+        else:
+            acc = None
+        if races is not None and acc is not None:
+            races.access(i, *acc)
     return st
+
+
+def _rng(a: np.ndarray) -> tuple[int, int]:
+    return int(a.min()), int(a.max()) + 1
+
+
+_BUF = {Mem.UOP: "uop", Mem.WGT: "wgt", Mem.INP: "inp", Mem.ACC: "acc", Mem.OUT: "acc"}
 
 
 # ----- DMA ------------------------------------------------------------------------------------
@@ -81,12 +95,13 @@ def _load(cfg, st: Srams, views, i, c):
     rows, cols_, base = y0 + y + y1, x0 + x + x1, c["sram_base"][i]
     if mem == Mem.UOP:
         st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
-        return
+        return [], [("uop", base, base + y * x)]
     buf = st.by_mem(mem)
     dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
     if y0 or y1 or x0 or x1:
         dst[...] = 0
     dst[y0:y0 + y, x0:x0 + x] = src
+    return [], [(_BUF[mem], base, base + rows * cols_)]
 
 
 def _store(cfg, st: Srams, views, i, c):
@@ -95,6 +110,7 @@ def _store(cfg, st: Srams, views, i, c):
     dst = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
     src = st.acc[base:base + y * x].reshape((y, x) + st.acc.shape[1:])
     dst[...] = src.astype(dst.dtype)  # integer astype keeps the low bits: the documented narrowing
+    return [("acc", base, base + y * x)], []
 
 
 # ----- GEMM / ALU loop nests ------------------------------------------------------------------
@@ -115,11 +131,13 @@ def _check_range(idx: np.ndarray, depth: int, i: int, field: str, buf: str):
 def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
     D, S, W = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"), (2, "wgt_out", "wgt_in")))
     _check_range(D, cfg.acc_depth, i, "dst", "acc")
+    u = ("uop", c["uop_bgn"][i], c["uop_end"][i])
     if c["reset"][i]:
         st.acc[D] = 0
-        return
+        return [u], [("acc", *_rng(D))]
     _check_range(S, cfg.inp_depth, i, "src", "inp")
     _check_range(W, cfg.wgt_depth, i, "wgt", "wgt")
+    access = [u, ("inp", *_rng(S)), ("wgt", *_rng(W)), ("acc", *_rng(D))], [("acc", *_rng(D))]
     ni, nj = c["iter_out"][i], c["iter_in"][i]
     nu = D.size // (ni * nj)
     maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
@@ -136,7 +154,8 @@ def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
             else:
                 (rows, rinv), (colv, cinv) = _unique_rows(S.reshape(-1, nu)), _unique_rows(W.reshape(-1, nu))
             if len(rows) * len(colv) <= 4 * dst.size:
-                return _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
+                _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
+                return access
     order = np.argsort(D.astype(np.int16) if cfg.acc_depth <= 1 << 15 else D, kind="stable")  # radix sort
     Ds = D[order]
     starts = np.flatnonzero(np.r_[True, Ds[1:] != Ds[:-1]])
@@ -145,7 +164,8 @@ def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
         k = n // nd
         (rows, rinv), (colv, cinv) = _unique_rows(S[order].reshape(nd, k)), _unique_rows(W[order].reshape(nd, k))
         if len(rows) * len(colv) <= 4 * nd:  # dense enough: one matmul, then pick each dst's block
-            return _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
+            _accumulate(cfg, st, dst, rows, rinv, colv, cinv, maxprod)
+            return access
     # General pattern: per-event products (exact: one BLOCK_IN dot product each), summed per dst.
     total = np.zeros((nd,) + st.acc.shape[1:], np.int64)
     So, Wo = S[order], W[order]
@@ -155,6 +175,7 @@ def _gemm(cfg: AcceleratorConfig, st: Srams, i: int, c):
         p = np.matmul(st.inp[So[sl]].astype(np.int64), st.wgt[Wo[sl]].astype(np.int64).transpose(0, 2, 1))
         np.add.at(total, seg[sl], p)
     st.acc[dst] = (st.acc[dst] + total).astype(st.acc.dtype)
+    return access
 
 
 def _accumulate(cfg, st: Srams, dst, rows, rinv, colv, cinv, maxprod):
@@ -230,3 +251,7 @@ def _alu(cfg: AcceleratorConfig, st: Srams, i: int, c):
         v = np.int64(c["imm"][i]) if use_imm else st.acc[S[a:b]].astype(np.int64)
         st.acc[d] = _alu_apply(op, x, v).astype(st.acc.dtype)
         a = b
+    reads = [("uop", c["uop_bgn"][i], c["uop_end"][i]), ("acc", *_rng(D))]
+    if not use_imm:
+        reads.append(("acc", *_rng(S)))
+    return reads, [("acc", *_rng(D))]

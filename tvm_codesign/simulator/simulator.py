@@ -7,6 +7,7 @@ from ..errors import ProgramError
 from ..hardware.config import AcceleratorConfig
 from . import functional, timing
 from .program import Program
+from .races import RaceChecker
 from .stats import SimStats
 
 
@@ -25,14 +26,16 @@ class Simulator:
             raise ProgramError(None, "config", f"program built for {program.config.name} "
                                f"({program.config.key}), simulator is {self.config.name} ({self.config.key})")
 
-    def run(self, program: Program, dram: np.ndarray) -> SimStats:
+    def run(self, program: Program, dram: np.ndarray, check_races: bool = True) -> SimStats:
         """Execute bit-exactly on ``dram`` (uint8, modified in place) and time the run.
 
-        The timing model runs first, so a deadlocked program raises before touching DRAM.
+        The timing model runs first, so a deadlocked program raises before touching DRAM. With
+        ``check_races``, SRAM accesses of different modules not ordered by tokens raise RaceError.
         """
         self._check(program)
         self.timeline = timing.simulate(program)
-        self.srams = functional.execute(program, dram)
+        checker = RaceChecker(self.config, program, self.timeline) if check_races else None
+        self.srams = functional.execute(program, dram, races=checker)
         return SimStats.from_timeline(program, self.timeline)
 
     def time(self, program: Program) -> SimStats:
