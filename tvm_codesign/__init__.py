@@ -8,7 +8,7 @@ from .simulator import Program, ProgramBuilder, SimStats, Simulator
 __version__ = "0.1.0"
 
 # TVM-dependent parts load on first use (``import tvm`` takes seconds).
-_LAZY = {"target": ("target", "target"), "config_of": ("target", "config_of"), "build": ("api", "build"),
+_LAZY = {"target": ("backend", "target"), "config_of": ("backend", "config_of"), "build": ("api", "build"),
          "Module": ("api", "Module"), "Workload": ("schedules.workload", "Workload"),
          "Knobs": ("schedules.knobs", "Knobs"), "KnobError": ("schedules.knobs", "KnobError"),
          "WorkloadError": ("schedules.workload", "WorkloadError"), "LoweringError": ("lowering.affine", "LoweringError"),

@@ -14,7 +14,7 @@ from .schedules.knobs import Knobs, default
 from .schedules.schedule import schedule
 from .schedules.workload import Workload
 from .simulator import SimStats
-from .target import config_of, target
+from .backend import config_of, target
 
 
 class Module:

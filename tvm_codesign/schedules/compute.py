@@ -4,7 +4,7 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from ..hardware.config import AcceleratorConfig
-from ..target.intrinsics import ALU_EXPR
+from ..backend.intrinsics import ALU_EXPR
 from .layout import packed_shapes
 from .workload import Workload
 

@@ -6,8 +6,8 @@ import json
 from tvm import s_tir, te
 
 from ..hardware.config import AcceleratorConfig
-from ..target import intrinsics
-from ..target.intrinsics import ACC, INP, WGT
+from ..backend import intrinsics
+from ..backend.intrinsics import ACC, INP, WGT
 from .compute import compute
 from .knobs import Knobs, check, dims, hoist_level
 from .workload import Workload
