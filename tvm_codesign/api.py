@@ -21,11 +21,19 @@ class Module:
     """A compiled accelerator operator. Call it on arrays in the user's layout; read ``stats`` after."""
 
     def __init__(self, wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, lib, kernel: CompiledKernel,
-                 compile_s: float):
+                 compile_s: float, recognised=None):
         self.workload, self.config, self.knobs = wl, cfg, knobs
         self.lib, self.kernel, self.compile_s = lib, kernel, compile_s
+        self.recognised = recognised
 
-    def __call__(self, data, weight, bias=None) -> np.ndarray:
+    def __call__(self, *args) -> np.ndarray:
+        """(data, weight[, bias]) for a Workload; the function's own inputs, in order, for a PrimFunc."""
+        if self.recognised is not None:
+            data, weight, bias = self.recognised.canonical(args)
+        elif len(args) in (2, 3):
+            data, weight, bias = (*args, None) if len(args) == 2 else args
+        else:
+            raise TypeError(f"call with (data, weight[, bias]), got {len(args)} arguments")
         wl, cfg = self.workload, self.config
         if wl.bias and bias is None:
             raise TypeError(f"{wl.describe()} has a bias: call module(data, weight, bias)")
@@ -80,15 +88,17 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
         cfg = config_of(spec)
     else:
         cfg = AcceleratorConfig.load(spec if spec is not None else "vta_default")
+    rec = None
     if isinstance(op, Workload):
         wl = op
     else:
         from .frontend.tir import recognise
-        wl = recognise(op)
+        rec = recognise(op)
+        wl = rec.workload
     k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or default(wl, cfg))
     t0 = time.perf_counter()
     sch = schedule(wl, cfg, k)
     before = len(entry.ADDED)
     lib = tvm.compile(sch.mod, target=target(cfg))
     kernel = entry.ADDED[before]
-    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0)
+    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec)

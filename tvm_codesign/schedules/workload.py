@@ -35,8 +35,9 @@ class Workload:
     bias: bool = False
     shift: int | None = None  # requantise: round half up, >> shift
     relu: bool = False
-    clip: tuple | None = None  # (lo, hi) before the store; int8 outputs default to (-128, 127)
-    out_dtype: str = "int32"
+    clip: tuple | None = None  # (lo, hi) before the store, either may be None; int8 outputs default to
+    out_dtype: str = "int32"   # (-128, 127) unless saturate=False (then the store truncates)
+    saturate: bool = True
     name: str = ""
 
     def __post_init__(self):
@@ -58,11 +59,11 @@ class Workload:
             raise WorkloadError(f"kernel {self.kh}x{self.kw} larger than padded input {self.h}x{self.w}")
         if self.shift is not None and not 0 <= self.shift <= 31:
             raise WorkloadError(f"shift must be in [0, 31], got {self.shift}")
-        if self.out_dtype == "int8" and self.clip is None:
+        if self.out_dtype == "int8" and self.clip is None and self.saturate:
             object.__setattr__(self, "clip", (-128, 127))
         if self.clip is not None:
-            lo, hi = (int(c) for c in self.clip)
-            if lo > hi:
+            lo, hi = (None if c is None else int(c) for c in self.clip)
+            if lo is not None and hi is not None and lo > hi:
                 raise WorkloadError(f"clip lower bound {lo} > upper bound {hi}")
             object.__setattr__(self, "clip", (lo, hi))
 
