@@ -22,6 +22,7 @@ ALU_EXPR = {
     "min": lambda x, v: tvm.tirx.min(x, v),
     "max": lambda x, v: tvm.tirx.max(x, v),
     "shr": lambda x, v: x >> v,
+    "clip": lambda x, v: tvm.tirx.min(tvm.tirx.max(x, -v - 1), v),
 }
 
 

@@ -21,7 +21,8 @@ from .affine import LoweringError, coefficients, compile_expr
 from .sram import SramPlan
 
 CALLS = ("tvm_codesign.gemm", "tvm_codesign.reset", "tvm_codesign.alu", "tvm_codesign.alu_imm")
-ALU_OPS = {"add": AluOp.ADD, "mul": AluOp.MUL, "min": AluOp.MIN, "max": AluOp.MAX, "shr": AluOp.SHR}
+ALU_OPS = {"add": AluOp.ADD, "mul": AluOp.MUL, "min": AluOp.MIN, "max": AluOp.MAX, "shr": AluOp.SHR,
+           "clip": AluOp.CLIP}
 _PACKED = "tirx.tvm_call_packed"
 
 

@@ -62,7 +62,7 @@ def pack_bias(wl: Workload, cfg: AcceleratorConfig, bias: np.ndarray) -> np.ndar
     if bias.shape != (wl.co,):
         raise WorkloadError(f"bias of {wl.describe()} must have shape ({wl.co},), got {bias.shape}")
     c = np.zeros(cob * bo, np.int32)
-    c[:wl.co] = bias
+    c[:wl.co] = (bias.astype(np.int64) + wl.bias_offset).astype(np.int32)  # folded rounding, wraps like the ALU
     return np.ascontiguousarray(np.broadcast_to(c.reshape(1, cob, 1, bo), (g, cob, b, bo)))
 
 

@@ -100,18 +100,35 @@ class Workload:
 
     @property
     def epilogue(self) -> list[tuple[str, int | None]]:
-        """ALU stages after the GEMM: (op, immediate) or ("add", None) for the bias (register operand)."""
+        """ALU stages after the GEMM: (op, immediate), or ("add", None) for the bias (register operand).
+
+        With a bias, the rounding constant 2^(shift-1) is folded into the packed bias (one ALU pass less,
+        exact: additions wrap identically in any order). A symmetric clip [-v-1, v] is one CLIP.
+        """
         st = [("add", None)] if self.bias else []
         if self.shift:
-            st += [("add", 1 << (self.shift - 1)), ("shr", self.shift)]
+            if not self.bias:
+                st.append(("add", 1 << (self.shift - 1)))
+            st.append(("shr", self.shift))
+        lo, hi = self.bounds
+        if lo is not None and hi is not None and lo == -hi - 1:
+            st.append(("clip", hi))
+        else:
+            st += ([("max", lo)] if lo is not None else []) + ([("min", hi)] if hi is not None else [])
+        return st
+
+    @property
+    def bounds(self) -> tuple[int | None, int | None]:
+        """(lo, hi) applied before the store: clip, with relu raising lo to 0."""
         lo, hi = self.clip if self.clip is not None else (None, None)
         if self.relu:
             lo = 0 if lo is None else max(lo, 0)
-        if lo is not None:
-            st.append(("max", lo))
-        if hi is not None:
-            st.append(("min", hi))
-        return st
+        return lo, hi
+
+    @property
+    def bias_offset(self) -> int:
+        """Added to every bias value when packing (the folded rounding constant)."""
+        return (1 << (self.shift - 1)) if self.bias and self.shift else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,10 +160,15 @@ class Workload:
             acc, bshape = x @ wt.T, (1, -1)
         else:
             acc, bshape = np.einsum("bmk,bnk->bmn", x, wt), (1, 1, -1)
-        acc = acc.astype(np.int32).astype(np.int64)  # wrap like the hardware
-        for op, imm in self.epilogue:
-            v = bias.astype(np.int64).reshape(bshape) if imm is None else imm
-            acc = {"add": lambda a: a + v, "mul": lambda a: a * v, "min": lambda a: np.minimum(a, v),
-                   "max": lambda a: np.maximum(a, v), "shr": lambda a: a >> v}[op](acc)
-            acc = acc.astype(np.int32).astype(np.int64)
+        wrap = lambda a: a.astype(np.int32).astype(np.int64)  # two's complement, like the hardware
+        acc = wrap(acc)
+        if self.bias:
+            acc = wrap(acc + bias.astype(np.int64).reshape(bshape))
+        if self.shift:
+            acc = wrap(acc + (1 << (self.shift - 1))) >> self.shift
+        lo, hi = self.bounds
+        if lo is not None:
+            acc = np.maximum(acc, lo)
+        if hi is not None:
+            acc = np.minimum(acc, hi)
         return acc.astype(np.int32).astype(self.out_dtype)

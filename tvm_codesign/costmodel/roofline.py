@@ -1,0 +1,24 @@
+"""Roofline bound of a layer on a config: no schedule can beat it.
+
+compute: padded block multiplies, one per cycle (BATCH x BLOCK_IN x BLOCK_OUT MACs each);
+memory: packed inputs and weights read once, outputs written once, at the DRAM bandwidth.
+"""
+from __future__ import annotations
+
+import math
+
+from ..hardware.config import AcceleratorConfig
+from ..schedules.layout import packed_shapes
+from ..schedules.workload import Workload
+
+
+def roofline_cycles(wl: Workload, cfg: AcceleratorConfig) -> dict:
+    sh = packed_shapes(wl, cfg)
+    g, nb, cib, h, w, _, _ = sh["data"]
+    cob = sh["weight"][1]
+    compute = g * nb * cob * wl.oh * wl.ow * cib * wl.kh * wl.kw
+    out_e = cfg.out_elem_bytes if wl.out_dtype == "int8" else cfg.acc_elem_bytes
+    dram_bytes = (g * nb * cib * h * w * cfg.inp_elem_bytes + g * cob * cib * wl.kh * wl.kw * cfg.wgt_elem_bytes
+                  + g * nb * cob * wl.oh * wl.ow * out_e)
+    memory = math.ceil(dram_bytes / cfg.dram_bandwidth)
+    return {"compute": compute, "memory": memory, "bound": max(compute, memory), "dram_bytes": dram_bytes}
