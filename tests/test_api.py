@@ -126,3 +126,9 @@ def test_invalid_knobs_name_the_problem():
         tc.build(wl, "vta_default", knobs=dict(vthreads=9))
     with pytest.raises(tc.KnobError, match="unknown knob"):
         tc.build(wl, "vta_default", knobs=dict(tile_q=1))
+
+
+def test_regression_unpadded_tile_spanning_the_whole_input_height():
+    """Found by the property test: TVM's tensorize rejects this input copy; it must still be exact."""
+    check(tc.Workload.conv2d(1, 1, 5, 6, 1, 5, 1, 0, out_dtype="int8"), "edge_tiny",
+          dict(tile_n=1, tile_co=1, tile_h=1, tile_w=1, tile_ci=1, order="nchw", vthreads=1))

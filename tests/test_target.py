@@ -34,6 +34,20 @@ def test_intrinsics_are_per_config():
     assert TensorIntrin.get(intrinsics.reset(b), allow_missing=True) is not None
     with pytest.raises(ValueError, match="unknown ALU op"):
         intrinsics.alu(a, "div", 2)
+    for kind in ("load_inp", "load_wgt", "load_acc", "store_acc", "store_out"):
+        assert TensorIntrin.get(intrinsics.dma(b, kind), allow_missing=True) is not None
+        assert intrinsics.dma(a, kind) != intrinsics.dma(b, kind)
+    with pytest.raises(ValueError, match="unknown DMA kind"):
+        intrinsics.dma(a, "load_uop")
+
+
+def test_schedule_uses_the_dma_intrinsics():
+    cfg = tc.AcceleratorConfig.load("vta_default")
+    script = schedule(tc.Workload.dense(32, 64, 48, bias=True), cfg).mod.script()
+    for kind in ("load_inp", "load_wgt", "load_acc", "store_acc"):
+        assert f'"tvm_codesign.dma", "{kind}"' in script, kind
+    padded = schedule(tc.Workload.conv2d(1, 16, 8, 8, 16, 3, 1, 1), cfg).mod.script()
+    assert '"load_inp"' not in padded and "if_then_else" in padded  # padded tiles stay copy nests
 
 
 def test_import_tvm_registers_through_the_entry_point():

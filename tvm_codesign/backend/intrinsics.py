@@ -176,3 +176,53 @@ def alu(cfg: AcceleratorConfig, op: str, imm: int | None = None) -> str:
                                      R.access_ptr("r")))
 
     return _register(f"{_prefix(cfg)}_alu_{op}", desc_r, impl_r)
+
+
+_DMA = {  # kind -> (source scope, destination scope, element shape (rows, cols) name, dtypes)
+    "load_inp": ("global", INP, "inp"), "load_wgt": ("global", WGT, "wgt"), "load_acc": ("global", ACC, "acc"),
+    "store_acc": (ACC, "global", "acc"), "store_out": (ACC, "global", "out"),
+}
+
+
+def dma(cfg: AcceleratorConfig, kind: str) -> str:
+    """Copy one element between DRAM (a parameter) and an SRAM: load_inp/wgt/acc, store_acc/out.
+
+    The lowering folds the loops around it into 2-D DMA instructions (strided, merged where contiguous).
+    """
+    if kind not in _DMA:
+        raise ValueError(f"unknown DMA kind {kind!r}; known: {sorted(_DMA)}")
+    src_scope, dst_scope, what = _DMA[kind]
+    rows, cols = {"inp": (cfg.batch, cfg.block_in), "wgt": (cfg.block_out, cfg.block_in),
+                  "acc": (cfg.batch, cfg.block_out), "out": (cfg.batch, cfg.block_out)}[what]
+    sdt = {"inp": f"int{cfg.inp_bits}", "wgt": f"int{cfg.wgt_bits}", "acc": "int32", "out": "int32"}[what]
+    ddt = f"int{cfg.out_bits}" if what == "out" else sdt
+    cast = (lambda v: T.Cast(ddt, v)) if ddt != sdt else (lambda v: v)
+
+    @T.prim_func(s_tir=True)
+    def desc(d: T.handle, s: T.handle):
+        D = T.match_buffer(d, (rows, cols), ddt, offset_factor=1, scope=dst_scope)
+        S = T.match_buffer(s, (rows, cols), sdt, offset_factor=1, scope=src_scope)
+        with T.sblock("root"):
+            T.reads(S[0:rows, 0:cols])
+            T.writes(D[0:rows, 0:cols])
+            if rows == 1:
+                for j in T.serial(cols):
+                    with T.sblock("copy"):
+                        vj = T.axis.remap("S", [j])
+                        D[0, vj] = cast(S[0, vj])
+            else:
+                for i, j in T.grid(rows, cols):
+                    with T.sblock("copy"):
+                        vi, vj = T.axis.remap("SS", [i, j])
+                        D[vi, vj] = cast(S[vi, vj])
+
+    @T.prim_func(s_tir=True)
+    def impl(d: T.handle, s: T.handle):
+        D = T.match_buffer(d, (rows, cols), ddt, offset_factor=1, scope=dst_scope)
+        S = T.match_buffer(s, (rows, cols), sdt, offset_factor=1, scope=src_scope)
+        with T.sblock("root"):
+            T.reads(S[0:rows, 0:cols])
+            T.writes(D[0:rows, 0:cols])
+            T.evaluate(T.call_packed("tvm_codesign.dma", kind, D.access_ptr("w"), S.access_ptr("r")))
+
+    return _register(f"{_prefix(cfg)}_{kind}", desc, impl)

@@ -94,7 +94,9 @@ class Emitter:
             self.env[stmt.var] = compile_expr(stmt.value)(self.env)
         elif isinstance(stmt, (tirx.For, tirx.Evaluate, tirx.BufferStore)):
             loops, leaf = _nest(stmt)
-            if isinstance(leaf, tirx.Evaluate) and _packed_name(leaf.value) in CALLS:
+            if isinstance(leaf, tirx.Evaluate) and _packed_name(leaf.value) == "tvm_codesign.dma":
+                self.dma(loops, leaf.value)
+            elif isinstance(leaf, tirx.Evaluate) and _packed_name(leaf.value) in CALLS:
                 self.compute(loops, leaf.value)
             elif isinstance(leaf, tirx.BufferStore) and self._is_copy(leaf):
                 self.dma(loops, leaf)
@@ -224,45 +226,63 @@ class Emitter:
             (self.sram.known(store.buffer) and v.source in self.params)
             or (store.buffer in self.params and self.sram.known(v.source)))
 
-    def _analyse_dma(self, loops, store):
-        key = ("d", store)
+    def _analyse_dma(self, loops, leaf):
+        key = ("d", leaf)
         if key in self._cache:
             return self._cache[key]
-        v, pred = store.value, None
-        if isinstance(v, tirx.Cast):
-            v = v.value
-        if isinstance(v, Call) and v.op.name == "prim.if_then_else":
-            pred, v = v.args[0], v.args[1]
-        load = self.sram.known(store.buffer)
-        sram_buf, param = (store.buffer, v.source) if load else (v.source, store.buffer)
-        sram_idx, glob_idx = (store.indices[0], v.indices[0]) if load else (v.indices[0], store.indices[0])
-        if load:
-            mem = self.sram.lookup(sram_buf).mem
-        else:
-            mem = Mem.ACC if store.buffer.dtype == f"int{self.cfg.acc_bits}" else Mem.OUT
+        if isinstance(leaf, Call):  # a tensorized DMA intrinsic: one element per call
+            kind = leaf.args[1].value
+            (dst, dst_off), (src, src_off) = self._ptr(leaf.args[2]), self._ptr(leaf.args[3])
+            load = kind.startswith("load")
+            sram_buf, param = (dst, src) if load else (src, dst)
+            sram_idx, glob_idx = (dst_off, src_off) if load else (src_off, dst_off)
+            mem = {"load_inp": Mem.INP, "load_wgt": Mem.WGT, "load_acc": Mem.ACC, "store_acc": Mem.ACC,
+                   "store_out": Mem.OUT}[kind]
+            res = self._plan(loops, load, mem, sram_buf, param, sram_idx, glob_idx, None, whole_elements=True)
+        else:  # a copy loop nest (e.g. a zero-padded input tile)
+            v, pred = leaf.value, None
+            if isinstance(v, tirx.Cast):
+                v = v.value
+            if isinstance(v, Call) and v.op.name == "prim.if_then_else":
+                pred, v = v.args[0], v.args[1]
+            load = self.sram.known(leaf.buffer)
+            sram_buf, param = (leaf.buffer, v.source) if load else (v.source, leaf.buffer)
+            sram_idx, glob_idx = (leaf.indices[0], v.indices[0]) if load else (v.indices[0], leaf.indices[0])
+            if load:
+                mem = self.sram.lookup(sram_buf).mem
+            else:
+                mem = Mem.ACC if leaf.buffer.dtype == f"int{self.cfg.acc_bits}" else Mem.OUT
+            res = self._plan(loops, load, mem, sram_buf, param, sram_idx, glob_idx, pred, whole_elements=False)
+        self._cache[key] = res
+        return res
+
+    def _plan(self, loops, load, mem, sram_buf, param, sram_idx, glob_idx, pred, whole_elements):
+        """Affine analysis of a copy: element loops, contiguity, merged groups, padding terms."""
+        store_name = getattr(sram_buf, "name", "?")
         E = self.elem[mem]
         loops = [lp for lp in loops if int(lp.extent) > 1]
         vars_, ext = [lp.loop_var for lp in loops], [int(lp.extent) for lp in loops]
         lc, gc = coefficients(sram_idx, vars_), coefficients(glob_idx, vars_)
         if lc is None or gc is None:
-            raise LoweringError(f"copy {store.buffer.name} <- {v.source.name}: indices not affine in the loops")
+            raise LoweringError(f"copy of {store_name}: indices not affine in the loops")
         # loops inside one element must cover it contiguously, identically on both sides
-        inner = sorted((i for i in range(len(vars_)) if 0 < lc[i] < E), key=lambda i: -lc[i])
-        if math.prod(ext[i] for i in inner) != E or any(lc[i] != gc[i] for i in inner):
-            raise LoweringError(f"copy {store.buffer.name}: an element of {E} scalars is not copied contiguously")
+        inner = [] if whole_elements else sorted((i for i in range(len(vars_)) if 0 < lc[i] < E),
+                                                 key=lambda i: -lc[i])
+        if not whole_elements and (math.prod(ext[i] for i in inner) != E or any(lc[i] != gc[i] for i in inner)):
+            raise LoweringError(f"copy of {store_name}: an element of {E} scalars is not copied contiguously")
         outer = sorted((i for i in range(len(vars_)) if i not in inner), key=lambda i: -lc[i])
         for i in outer:
             if lc[i] % E or gc[i] % E or lc[i] <= 0:
-                raise LoweringError(f"copy {store.buffer.name}: loop {vars_[i]} does not step whole elements")
+                raise LoweringError(f"copy {store_name}: loop {vars_[i]} does not step whole elements")
         span = 1
         for i in reversed(outer):  # SRAM side must be compact row-major
             if lc[i] // E != span:
-                raise LoweringError(f"copy {store.buffer.name}: the SRAM tile is not contiguous")
+                raise LoweringError(f"copy {store_name}: the SRAM tile is not contiguous")
             span *= ext[i]
         terms = self._predicate(pred, vars_) if pred is not None else []
         padded = {i for t in terms for i, c in enumerate(t[0]) if c}
         if padded - set(outer):
-            raise LoweringError(f"copy {store.buffer.name}: padding inside an element is not supported")
+            raise LoweringError(f"copy {store_name}: padding inside an element is not supported")
         # merge adjacent unpadded loops contiguous in DRAM, innermost first
         groups = [[i] for i in outer]
         merged = [groups[-1]] if groups else []
@@ -274,11 +294,9 @@ class Emitter:
             else:
                 merged.append(grp)
         merged.reverse()  # outermost first
-        res = dict(load=load, mem=mem, E=E, sram=sram_buf, param=param, vars=vars_, ext=ext,
-                   lc=lc, gc=gc, groups=merged, terms=terms, padded=padded,
-                   sram_const=compile_expr(sram_idx), glob_const=compile_expr(glob_idx))
-        self._cache[key] = res
-        return res
+        return dict(load=load, mem=mem, E=E, sram=sram_buf, param=param, vars=vars_, ext=ext,
+                    lc=lc, gc=gc, groups=merged, terms=terms, padded=padded,
+                    sram_const=compile_expr(sram_idx), glob_const=compile_expr(glob_idx))
 
     def _predicate(self, pred, vars_) -> list:
         """A conjunction of comparisons -> [(coefs, const_fn, bound)] meaning coefs.x + const >= bound."""
@@ -293,8 +311,9 @@ class Emitter:
                 return [(c, compile_expr(diff), k)]
         raise LoweringError(f"unsupported padding condition {pred}")
 
-    def dma(self, loops, store) -> None:
-        a = self._analyse_dma(loops, store)
+    def dma(self, loops, leaf) -> None:
+        """A copy nest or a nest around a DMA intrinsic -> 2-D DMA instructions for the current tile."""
+        a = self._analyse_dma(loops, leaf)
         groups, ext, lc, gc, E = a["groups"], a["ext"], a["lc"], a["gc"], a["E"]
         gext = [math.prod(ext[i] for i in g) for g in groups]
         glc = [lc[g[-1]] // E for g in groups]

@@ -13,11 +13,24 @@ from .knobs import Knobs, check, dims, hoist_level
 from .workload import Workload
 
 
+class _Untensorizable(Exception):
+    """TVM rejected a DMA tensorize; the schedule is rebuilt with that copy left as a loop nest."""
+
+
 def schedule(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs | None = None) -> s_tir.Schedule:
     """Build and schedule the operator; KnobError (with the reason) if the knobs cannot run on ``cfg``."""
     from .knobs import default
     k = knobs if knobs is not None else default(wl, cfg)
     check(wl, cfg, k)
+    skip: set = set()
+    while True:
+        try:
+            return _schedule(wl, cfg, k, skip)
+        except _Untensorizable as e:
+            skip.add(str(e))
+
+
+def _schedule(wl: Workload, cfg: AcceleratorConfig, k: Knobs, skip: set) -> s_tir.Schedule:
     args, stages = compute(wl, cfg)
     func = te.create_prim_func(args).with_attrs({
         "global_symbol": "main", "tvm_codesign.config": json.dumps(cfg.to_dict()),
@@ -64,5 +77,25 @@ def schedule(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs | None = None) -
         if imm is None:
             bias_l = sch.cache_read(blk, 1, ACC)
             sch.compute_at(bias_l, levels[hoist_level(wl, cfg, k, "bias")])
+            _dma(sch, bias_l, cfg, "load_acc", cfg.batch, skip)
         sch.tensorize(sch.get_loops(blk)[-1 if cfg.batch == 1 else -2], intrinsics.alu(cfg, op, imm))
+    # DMA intrinsics for the copies; a zero-padded input tile stays a copy nest (its predicate is lowered)
+    if wl.pad == (0, 0):
+        _dma(sch, data_l, cfg, "load_inp", cfg.batch, skip)
+    _dma(sch, wgt_l, cfg, "load_wgt", cfg.block_out, skip)
+    _dma(sch, sch.get_sblock("out"), cfg, "store_out" if wl.out_dtype == "int8" else "store_acc", cfg.batch, skip)
     return sch
+
+
+def _dma(sch: s_tir.Schedule, blk, cfg: AcceleratorConfig, kind: str, rows: int, skip: set) -> None:
+    """Tensorize a copy block's element loops (rows x cols; a unit row loop is dropped) with a DMA intrinsic.
+
+    TVM 0.27's tensorize rejects some copies whose tile spans a whole dimension ("rhs_buffer_map_.count");
+    those stay copy loop nests (``skip``), which the lowering turns into the same DMA instructions.
+    """
+    if kind in skip:
+        return
+    try:
+        sch.tensorize(sch.get_loops(blk)[-1 if rows == 1 else -2], intrinsics.dma(cfg, kind))
+    except Exception as e:  # noqa: BLE001 - TVM raises InternalError or ScheduleError
+        raise _Untensorizable(kind) from e
