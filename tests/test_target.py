@@ -126,5 +126,5 @@ def test_lowering_rejects_a_function_without_config():
     def f(A: T.Buffer((4,), "int8")):
         A[0] = T.int8(1)
 
-    with pytest.raises(Exception):
+    with pytest.raises(tc.LoweringError, match="no tvm_codesign.config attribute"):
         lower(f)

@@ -98,7 +98,7 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
     k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or default(wl, cfg))
     t0 = time.perf_counter()
     sch = schedule(wl, cfg, k)
-    before = len(entry.ADDED)
+    entry.LAST[0] = None
     lib = tvm.compile(sch.mod, target=target(cfg))
-    kernel = entry.ADDED[before]
+    kernel = entry.LAST[0]
     return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec)

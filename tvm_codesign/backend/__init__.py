@@ -3,7 +3,6 @@ and the runtime entry points. ``register()`` runs once, from the ``tvm.backends`
 from __future__ import annotations
 
 import tvm
-import tvm_ffi
 from tvm.target import Target
 
 from ..hardware.config import AcceleratorConfig, preset_names

@@ -34,6 +34,9 @@ class _Param:
 
 def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
     """Lower one scheduled, tensorized PrimFunc (carrying ``tvm_codesign.config``) to a kernel."""
+    if func.attrs is None or "tvm_codesign.config" not in func.attrs:
+        raise LoweringError("the function has no tvm_codesign.config attribute: build it with "
+                            "tvm_codesign.build() or schedule it with tvm_codesign.schedules.schedule.schedule()")
     cfg = AcceleratorConfig.from_dict(json.loads(str(func.attrs["tvm_codesign.config"])))
     v = int(func.attrs["tvm_codesign.vthreads"]) if "tvm_codesign.vthreads" in func.attrs else 1
     flat = flatten(tvm.IRModule({"main": func}))["main"]

@@ -361,7 +361,7 @@ class Emitter:
         if li is None:
             return 0, extent
         env = dict(self.env)
-        for i, g in enumerate(groups):
+        for g in groups:
             for j in g:
                 env[a["vars"][j]] = 0
         for gi2, val in vals.items():

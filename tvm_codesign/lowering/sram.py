@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tvm import tirx
-from tvm.ir import Call, StringImm
+from tvm.ir import Call
 
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem

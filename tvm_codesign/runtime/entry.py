@@ -9,7 +9,7 @@ import tvm_ffi
 from .kernel import CompiledKernel
 
 _KERNELS: dict[int, CompiledKernel] = {}
-ADDED: list[CompiledKernel] = []  # every kernel lowered in this process, in order
+LAST: list = [None]  # the kernel lowered most recently (build() reads it right after tvm.compile)
 
 
 def add(kernel: CompiledKernel) -> tuple[int, str]:
@@ -17,7 +17,7 @@ def add(kernel: CompiledKernel) -> tuple[int, str]:
     blob = kernel.to_blob()
     key = int.from_bytes(hashlib.sha1(blob.encode()).digest()[:7], "little")
     _KERNELS[key] = kernel
-    ADDED.append(kernel)
+    LAST[0] = kernel
     return key, blob
 
 

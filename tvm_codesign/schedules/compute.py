@@ -37,15 +37,19 @@ def compute(wl: Workload, cfg: AcceleratorConfig):
         name="conv")
     args, stages = [data, weight], []
     for k, (op, imm) in enumerate(wl.epilogue):
-        prev = x
+        bias = None
         if imm is None:  # bias: register operand broadcast over n, y, x
             bias = te.placeholder(sh["bias"], "int32", name="bias")
             args.append(bias)
-            x = te.compute(sh["out"], lambda g, n, co, y, xx, b, o: ALU_EXPR[op](prev[g, n, co, y, xx, b, o],
-                                                                                 bias[g, co, b, o]), name=f"alu{k}")
-        else:
-            x = te.compute(sh["out"], lambda *i: ALU_EXPR[op](prev(*i), imm), name=f"alu{k}")
+        x = te.compute(sh["out"], _alu_stage(ALU_EXPR[op], x, imm, bias), name=f"alu{k}")
         stages.append((f"alu{k}", op, imm))
     last = x
     out = te.compute(sh["out"], lambda *i: last(*i).astype(wl.out_dtype), name="out")
     return args + [out], stages
+
+
+def _alu_stage(fn, prev, imm, bias):
+    """The element function of one epilogue stage: fn(prev, imm) or fn(prev, bias[g, co, b, o])."""
+    if bias is None:
+        return lambda *i: fn(prev(*i), imm)
+    return lambda g, n, co, y, x, b, o: fn(prev[g, n, co, y, x, b, o], bias[g, co, b, o])
