@@ -1,0 +1,146 @@
+"""Relax offload: int8 conv2d / matmul (int32 out) legalize to accelerator kernels, the rest to the CPU.
+
+``offload(config)`` is a pass a TVM user applies to their own IRModule before ``tvm.compile``:
+
+    mod = tvm_codesign.frontend.relax.offload("vta_default")(mod)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+
+Each offloaded op becomes three ``call_tir``s: pack (CPU TIR: channel padding, packed layout), the
+tensorized accelerator kernel, unpack (CPU TIR). Packing of constant weights is folded at compile time.
+Ops the accelerator does not take (groups, dilation, asymmetric padding, non-NCHW, non-int8) keep TVM's
+default CPU legalization; ``offloaded(mod)`` lists what went where.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import tvm
+from tvm import relax, te, tirx
+
+from ..hardware.config import AcceleratorConfig
+from ..schedules.knobs import default
+from ..schedules.layout import packed_shapes
+from ..schedules.schedule import schedule
+from ..schedules.workload import Workload
+
+
+def _dims(e) -> list[int] | None:
+    try:
+        return [int(s) for s in e.ty.shape]
+    except (TypeError, AttributeError):
+        return None  # dynamic shape: stays on the CPU
+
+
+def _int8(e) -> bool:
+    return str(getattr(e.ty, "dtype", "")) == "int8"
+
+
+def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int]) -> tirx.PrimFunc:
+    """User data -> packed (G, N/b, C/BI, H, W, b, BI), zero-padded."""
+    x = te.placeholder(shape, "int8", name="x")
+    B, BI = cfg.batch, cfg.block_in
+    zero = tirx.const(0, "int8")
+
+    def at(g, n, c, h, w):
+        if wl.kind == "conv2d":
+            return x[n, c, h, w]
+        return x[n, c] if wl.kind == "dense" else x[g, n, c]
+
+    out = te.compute(packed_shapes(wl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
+        tirx.all(n * B + b < wl.n, c * BI + i < wl.ci), at(g, n * B + b, c * BI + i, h, w), zero), name="packed")
+    return te.create_prim_func([x, out])
+
+
+def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool) -> tirx.PrimFunc:
+    """User weights (OIHW, or K x N / B x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI)."""
+    w = te.placeholder(shape, "int8", name="w")
+    BI, BO = cfg.block_in, cfg.block_out
+    zero = tirx.const(0, "int8")
+
+    def at(g, o, c, kh, kw):
+        if wl.kind == "conv2d":
+            return w[o, c, kh, kw]
+        if wl.kind == "dense":
+            return w[c, o] if kn else w[o, c]
+        return w[g, c, o] if kn else w[g, o, c]
+
+    out = te.compute(packed_shapes(wl, cfg)["weight"], lambda g, o, c, kh, kw, bo, bi: tirx.if_then_else(
+        tirx.all(o * BO + bo < wl.co, c * BI + bi < wl.ci), at(g, o * BO + bo, c * BI + bi, kh, kw), zero),
+        name="packed")
+    return te.create_prim_func([w, out])
+
+
+def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx.PrimFunc:
+    p = te.placeholder(packed_shapes(wl, cfg)["out"], wl.out_dtype, name="p")
+    B, BO = cfg.batch, cfg.block_out
+    if wl.kind == "conv2d":
+        f = lambda n, o, y, x: p[0, n // B, o // BO, y, x, n % B, o % BO]
+    elif wl.kind == "dense":
+        f = lambda n, o: p[0, n // B, o // BO, 0, 0, n % B, o % BO]
+    else:
+        f = lambda g, n, o: p[g, n // B, o // BO, 0, 0, n % B, o % BO]
+    return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
+
+
+def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs) -> relax.Expr:
+    k = knobs(wl, cfg) if callable(knobs) else default(wl, cfg)
+    ident = json.dumps([wl.to_dict(), cfg.key, k.to_dict()], sort_keys=True).encode()
+    name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
+    sh = packed_shapes(wl, cfg)
+    kernel = schedule(wl, cfg, k).mod["main"]
+    gk = bb.add_func(kernel.with_attr("global_symbol", name), name)
+    gd = bb.add_func(_pack_data(wl, cfg, _dims(x)).with_attr("global_symbol", name + "_pack_x"), name + "_pack_x")
+    gw = bb.add_func(_pack_weight(wl, cfg, _dims(w), kn).with_attr("global_symbol", name + "_pack_w"),
+                     name + "_pack_w")
+    gu = bb.add_func(_unpack(wl, cfg, _dims(call)).with_attr("global_symbol", name + "_unpack"), name + "_unpack")
+    px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
+    pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
+    po = bb.emit(relax.call_tir(gk, [px, pw], relax.TensorType(sh["out"], wl.out_dtype)))
+    return relax.call_tir(gu, [po], call.ty)
+
+
+def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tvm.transform.Pass:
+    """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
+    constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick schedules."""
+    cfg = AcceleratorConfig.load(config)
+
+    def conv2d(bb, call):
+        x, w = call.args
+        a = call.attrs
+        dims_x, dims_w = _dims(x), _dims(w)
+        pt, pl, pb, pr = (int(p) for p in a.padding)
+        if not (_int8(x) and _int8(w) and str(a.out_dtype) == "int32" and int(a.groups) == 1
+                and tuple(int(d) for d in a.dilation) == (1, 1) and str(a.data_layout) == "NCHW"
+                and str(a.kernel_layout) == "OIHW" and (pt, pl) == (pb, pr) and dims_x and dims_w):
+            return call
+        wl = Workload.conv2d(dims_x[0], dims_x[1], dims_x[2], dims_x[3], dims_w[0], (dims_w[2], dims_w[3]),
+                             tuple(int(s) for s in a.strides), (pt, pl))
+        return _emit(bb, cfg, wl, x, w, False, call, knobs)
+
+    def matmul(bb, call):
+        x, w = call.args
+        dx, dw = _dims(x), _dims(w)
+        if not (_int8(x) and _int8(w) and str(call.attrs.out_dtype) == "int32" and dx and dw):
+            return call
+        if len(dx) == 2 and len(dw) == 2:
+            wl = Workload.dense(dx[0], dx[1], dw[1])
+        elif len(dx) == 3 and len(dw) == 3 and dx[0] == dw[0]:
+            wl = Workload.batch_matmul(dx[0], dx[1], dx[2], dw[2])
+        else:
+            return call
+        return _emit(bb, cfg, wl, x, w, True, call, knobs)
+
+    return tvm.transform.Sequential([
+        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d, "relax.matmul": matmul}),
+        relax.transform.FoldConstant(),
+    ], name="tvm_codesign.offload")
+
+
+def offloaded(mod: tvm.IRModule) -> list[dict]:
+    """The accelerator kernels in a module after ``offload``: name and workload."""
+    out = []
+    for gv, f in mod.functions.items():
+        if isinstance(f, tirx.PrimFunc) and f.attrs is not None and "tvm_codesign.workload" in f.attrs:
+            out.append({"name": gv.name_hint, "workload": json.loads(str(f.attrs["tvm_codesign.workload"]))})
+    return out
