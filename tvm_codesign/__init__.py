@@ -12,7 +12,8 @@ _LAZY = {"target": ("backend", "target"), "config_of": ("backend", "config_of"),
          "Module": ("api", "Module"), "Workload": ("schedules.workload", "Workload"),
          "Knobs": ("schedules.knobs", "Knobs"), "KnobError": ("schedules.knobs", "KnobError"),
          "WorkloadError": ("schedules.workload", "WorkloadError"), "LoweringError": ("lowering.affine", "LoweringError"),
-         "last_stats": ("runtime.kernel", "last_stats")}
+         "last_stats": ("runtime.kernel", "last_stats"), "compile": ("model", "compile"),
+         "CompiledModel": ("model", "CompiledModel")}
 
 
 def __getattr__(name):

@@ -35,7 +35,7 @@ def lower_to_accelerator(func, mod, ctx):
     from ..runtime import entry
     from . import lower
     kernel = lower(func)
-    key, blob = entry.add(kernel)
+    key, blob = entry.add(kernel, str(func.attrs["global_symbol"]) if "global_symbol" in func.attrs else None)
     ptrs = [p.access_ptr("rw") for p in func.params]
     call = tirx.call_packed("tvm_codesign.run", tirx.IntImm("int64", key), blob, *ptrs)
     return func.with_body(tirx.Evaluate(call)).without_attr("tvm_codesign.config")

@@ -10,14 +10,17 @@ from .kernel import CompiledKernel
 
 _KERNELS: dict[int, CompiledKernel] = {}
 LAST: list = [None]  # the kernel lowered most recently (build() reads it right after tvm.compile)
+BY_NAME: dict[str, CompiledKernel] = {}  # global symbol -> kernel (per-layer profiles of whole models)
 
 
-def add(kernel: CompiledKernel) -> tuple[int, str]:
+def add(kernel: CompiledKernel, name: str | None = None) -> tuple[int, str]:
     """Keep a kernel for this process; returns (key, blob) to embed in the compiled function."""
     blob = kernel.to_blob()
     key = int.from_bytes(hashlib.sha1(blob.encode()).digest()[:7], "little")
     _KERNELS[key] = kernel
     LAST[0] = kernel
+    if name:
+        BY_NAME[name] = kernel
     return key, blob
 
 

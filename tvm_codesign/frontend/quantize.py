@@ -1,0 +1,114 @@
+"""Post-training quantisation of float Relax models for the accelerator.
+
+Targets: float32 conv2d (groups 1, no dilation, symmetric padding, NCHW) and matmul whose weight is a
+constant. ``calibrate`` runs the float model on the CPU over sample inputs and records max |x| of each
+target's input; ``quantize`` rewrites each target as
+    x_q = clip(round(x / s_x), -127, 127) as int8          (per-tensor symmetric, s_x = amax / 127)
+    w_q = round(w / s_w) as int8, constant                 (per output channel, s_w = max|w_o| / 127)
+    y   = float(conv_or_matmul_int8(x_q, w_q) -> int32) * (s_x * s_w)
+so the integer conv/matmul can be offloaded and the float rescale (and everything else) runs on the CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant
+
+TARGET_OPS = ("relax.nn.conv2d", "relax.matmul")
+
+
+def _is_float(e) -> bool:
+    return str(getattr(e.ty, "dtype", "")) == "float32"
+
+
+def _targets(func: relax.Function) -> list:
+    """Bindings (in order) whose value is a quantisable float conv2d / matmul with a constant weight."""
+    out = []
+    for block in func.body.blocks:
+        for bd in block.bindings:
+            v = bd.value
+            if not (isinstance(v, relax.Call) and getattr(v.op, "name", None) in TARGET_OPS):
+                continue
+            x, w = v.args[0], v.args[1]
+            if not (_is_float(x) and isinstance(w, Constant)):
+                continue
+            if v.op.name == "relax.nn.conv2d":
+                a = v.attrs
+                pt, pl, pb, pr = (int(p) for p in a.padding)
+                if int(a.groups) != 1 or tuple(int(d) for d in a.dilation) != (1, 1) or (pt, pl) != (pb, pr) \
+                        or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+                    continue
+            elif w.value.numpy().ndim != 2:
+                continue
+            out.append(bd)
+    return out
+
+
+def _main(mod: tvm.IRModule) -> relax.Function:
+    mod = relax.transform.ToNonDataflow()(relax.transform.FoldConstant()(mod))
+    return mod["main"]
+
+
+def calibrate(mod: tvm.IRModule, samples) -> list[float]:
+    """max |input| of every quantisation target over ``samples`` (a list of input tuples)."""
+    func = _main(mod)
+    targets = _targets(func)
+    if not targets:
+        return []
+    outs = relax.Tuple([b.value.args[0] for b in targets])
+    body = relax.SeqExpr(func.body.blocks, outs)
+    ret = relax.TupleType([b.value.args[0].ty for b in targets])
+    probe = tvm.IRModule({"main": relax.Function(func.params, body, ret)})
+    probe = relax.transform.Normalize()(probe)
+    vm = relax.VirtualMachine(tvm.compile(probe, target="llvm"), tvm.cpu())
+    amax = np.zeros(len(targets))
+    for s in samples:
+        s = s if isinstance(s, (tuple, list)) else (s,)
+        outs = vm["main"](*[tvm.runtime.tensor(np.asarray(a, np.float32)) for a in s])
+        for i in range(len(targets)):
+            amax[i] = max(amax[i], float(np.abs(outs[i].numpy()).max()))
+    return amax.tolist()
+
+
+def quantize(mod: tvm.IRModule, amax: list[float]) -> tvm.IRModule:
+    """Rewrite the float targets (same order as ``calibrate``) into int8 ops with float rescaling."""
+    func = _main(mod)
+    targets = [b.var for b in _targets(func)]
+    if len(targets) != len(amax):
+        raise ValueError(f"calibration has {len(amax)} entries but the model has {len(targets)} targets")
+    new_blocks, k = [], 0
+    for block in func.body.blocks:
+        bindings = []
+        for bd in block.bindings:
+            if k < len(targets) and bd.var.same_as(targets[k]):
+                bd = relax.VarBinding(bd.var, _rewrite(bd.value, amax[k]))
+                k += 1
+            bindings.append(bd)
+        new_blocks.append(relax.BindingBlock(bindings))
+    out = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
+    out["main"] = relax.Function(func.params, relax.SeqExpr(new_blocks, func.body.body), func.ret_ty,
+                                 attrs=func.attrs)
+    return relax.transform.Normalize()(out)
+
+
+def _rewrite(call: relax.Call, amax: float) -> relax.Expr:
+    x, wc = call.args[0], call.args[1]
+    w = wc.value.numpy().astype(np.float64)
+    conv = call.op.name == "relax.nn.conv2d"
+    axis = (1, 2, 3) if conv else (0,)
+    ws = np.abs(w).max(axis=axis) / 127.0
+    ws[ws == 0] = 1.0
+    wq = np.clip(np.round(w / (ws.reshape(-1, 1, 1, 1) if conv else ws.reshape(1, -1))), -127, 127).astype(np.int8)
+    sx = (amax / 127.0) if amax > 0 else 1.0
+    op = relax.op
+    xq = op.astype(op.clip(op.round(op.multiply(x, relax.const(np.float32(1.0 / sx)))), -127, 127), "int8")
+    if conv:
+        a = call.attrs
+        acc = op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,
+                           groups=a.groups, data_layout="NCHW", kernel_layout="OIHW", out_dtype="int32")
+        scale = (sx * ws).astype(np.float32).reshape(1, -1, 1, 1)
+    else:
+        acc = op.matmul(xq, relax.const(wq), out_dtype="int32")
+        scale = (sx * ws).astype(np.float32)
+    return op.multiply(op.astype(acc, "float32"), relax.const(scale))

@@ -1,0 +1,111 @@
+"""Whole models: ``compile(model, target)`` for PyTorch modules, ONNX models and Relax IRModules.
+
+Float models are quantised after calibration (frontend/quantize.py); int8 conv2d / matmul go to the
+accelerator (frontend/relax.py), everything else runs on the CPU through relax.VirtualMachine.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from .frontend import quantize as Q
+from .frontend.relax import offload, offloaded
+from .hardware.config import AcceleratorConfig
+from .runtime import entry
+
+
+def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
+    if isinstance(model, tvm.IRModule):
+        return model
+    try:
+        import torch
+        if isinstance(model, torch.nn.Module):
+            if example_inputs is None:
+                raise ValueError("a torch.nn.Module needs example_inputs (or calibration) to be exported")
+            from tvm.relax.frontend.torch import from_exported_program
+            ex = tuple(torch.as_tensor(np.asarray(a)) for a in example_inputs)
+            ep = torch.export.export(model.eval(), ex)
+            return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+    except ImportError:
+        pass
+    import onnx
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        model = onnx.load(str(model))
+    if isinstance(model, onnx.ModelProto):
+        from tvm.relax.frontend.onnx import from_onnx
+        return from_onnx(model, shape_dict=input_shapes)
+    raise TypeError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model or path, "
+                    "or a Relax IRModule")
+
+
+class CompiledModel:
+    """A model compiled for the accelerator: call it on numpy inputs, then ``profile()`` the last run."""
+
+    def __init__(self, mod: tvm.IRModule, cfg: AcceleratorConfig, cpu_ops: Counter, compile_s: float):
+        self.mod, self.config, self.cpu_ops, self.compile_s = mod, cfg, cpu_ops, compile_s
+        self.kernels = offloaded(mod)
+        self.vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+
+    def __call__(self, *inputs, **named):
+        if named:
+            names = [p.name for p in self.mod["main"].params]
+            missing = [n for n in names if n not in named]
+            if missing or inputs:
+                raise TypeError(f"pass all inputs by name ({names}) or all by position; missing {missing}")
+            inputs = tuple(named[n] for n in names)
+        out = self.vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in inputs])
+        return out.numpy() if hasattr(out, "numpy") else tuple(o.numpy() for o in out)
+
+    def program(self, name: str) -> str:
+        """The accelerator program of one offloaded layer, as assembly."""
+        return entry.BY_NAME[name].disassemble()
+
+    def profile(self) -> list[dict]:
+        """Per offloaded layer of the last run: op, shape, device, MACs, cycles, utilisation, bytes, energy;
+        then one row per kind of op that ran on the CPU."""
+        rows = []
+        for k in self.kernels:
+            st = entry.BY_NAME[k["name"]].last_stats
+            wl = k["workload"]
+            rows.append({"name": k["name"], "op": wl["kind"], "device": "accelerator",
+                         "shape": f"n={wl['n']} {wl['ci']}->{wl['co']} {wl['h']}x{wl['w']} k={wl['kh']}",
+                         "macs": st.macs if st else None, "cycles": st.cycles if st else None,
+                         "utilisation": st.utilisation if st else None,
+                         "dram_bytes": st.dram_bytes if st else None, "energy_uj": st.energy_uj if st else None})
+        for op, n in sorted(self.cpu_ops.items()):
+            rows.append({"name": op, "op": op, "device": "cpu", "count": n})
+        return rows
+
+
+def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
+            knobs=None) -> CompiledModel:
+    """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
+
+    Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples).
+    """
+    cfg = AcceleratorConfig.load(target)
+    t0 = time.perf_counter()
+    if example_inputs is None and calibration:
+        first = calibration[0]
+        example_inputs = first if isinstance(first, (tuple, list)) else (first,)
+    mod = _import(model, input_shapes, example_inputs)
+    func = Q._main(mod)
+    if Q._targets(func):
+        if not calibration:
+            raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
+                             "post-training int8 quantisation")
+        mod = Q.quantize(mod, Q.calibrate(mod, calibration))
+    cpu_ops = Counter()
+    for block in Q._main(mod).body.blocks:
+        for bd in block.bindings:
+            op = getattr(getattr(bd.value, "op", None), "name", None)
+            if op and op not in Q.TARGET_OPS:
+                cpu_ops[op] += 1
+    mod = offload(cfg, knobs)(mod)
+    cm = CompiledModel(mod, cfg, cpu_ops, 0.0)
+    cm.compile_s = time.perf_counter() - t0
+    return cm
