@@ -93,9 +93,11 @@ def test_double_buffering_overlaps():
 def layer_and_knobs(draw):
     cfg = tc.AcceleratorConfig.load(draw(st.sampled_from(PRESETS)))
     k = draw(st.integers(1, 3)) * 2 - 1
-    wl = tc.Workload.conv2d(draw(st.integers(1, 2)), draw(st.integers(1, 40)), draw(st.integers(k, 9)),
-                            draw(st.integers(k, 9)), draw(st.integers(1, 40)), k, draw(st.integers(1, 2)),
-                            draw(st.integers(0, k // 2)), bias=draw(st.booleans()),
+    pad = draw(st.integers(0, k // 2))
+    lo = max(1, k - 2 * pad)  # down to 1x1 inputs when padding allows
+    wl = tc.Workload.conv2d(draw(st.integers(1, 2)), draw(st.integers(1, 40)), draw(st.integers(lo, 9)),
+                            draw(st.integers(lo, 9)), draw(st.integers(1, 40)), k, draw(st.integers(1, 2)),
+                            pad, bias=draw(st.booleans()),
                             shift=draw(st.sampled_from([None, 3, 10])), relu=draw(st.booleans()),
                             out_dtype=draw(st.sampled_from(["int8", "int32"])))
     sp = K.space(wl, cfg)
@@ -132,3 +134,9 @@ def test_regression_unpadded_tile_spanning_the_whole_input_height():
     """Found by the property test: TVM's tensorize rejects this input copy; it must still be exact."""
     check(tc.Workload.conv2d(1, 1, 5, 6, 1, 5, 1, 0, out_dtype="int8"), "edge_tiny",
           dict(tile_n=1, tile_co=1, tile_h=1, tile_w=1, tile_ci=1, order="nchw", vthreads=1))
+
+
+def test_regression_padded_conv_on_a_one_pixel_input():
+    """ResNet-18's last stage at 32x32 input: 3x3 pad 1 on a 1x1 map (DRAM index loses the h, w terms)."""
+    check(tc.Workload.conv2d(1, 64, 1, 1, 32, 3, 1, 1, bias=True, shift=6, out_dtype="int8"), "vta_default")
+    check(tc.Workload.conv2d(2, 16, 1, 3, 16, 3, 1, 1), "edge_tiny")

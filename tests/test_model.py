@@ -93,3 +93,16 @@ def test_errors_say_what_to_do(cnn):
         tc.compile(cnn, "vta_default")
     with pytest.raises(TypeError, match="cannot compile a dict"):
         tc.compile({"not": "a model"}, "vta_default")
+
+
+def test_resnet18_ptq_every_conv_and_fc_offloaded():
+    from tvm_codesign.models import resnet18
+    model = resnet18(10)
+    xs = samples((1, 3, 32, 32), 4)
+    cm = tc.compile(model, "vta_default", calibration=[(x,) for x in xs])
+    cos, top1 = agreement(cm, model, xs)
+    assert cos > 0.999 and top1 >= 0.75
+    assert cm.offloaded_mac_fraction == 1.0
+    acc = [r for r in cm.profile() if r["device"] == "accelerator"]
+    assert sum(r["calls"] for r in acc) == 21  # 20 convolutions + the classifier
+    assert {"relax.nn.max_pool2d", "relax.add"} <= set(cm.cpu_ops)

@@ -16,6 +16,7 @@ from .frontend import quantize as Q
 from .frontend.relax import offload, offloaded
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
+from .schedules.workload import Workload
 
 
 def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
@@ -45,9 +46,14 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
 class CompiledModel:
     """A model compiled for the accelerator: call it on numpy inputs, then ``profile()`` the last run."""
 
-    def __init__(self, mod: tvm.IRModule, cfg: AcceleratorConfig, cpu_ops: Counter, compile_s: float):
+    def __init__(self, mod: tvm.IRModule, cfg: AcceleratorConfig, cpu_ops: Counter, total_macs: int,
+                 compile_s: float):
         self.mod, self.config, self.cpu_ops, self.compile_s = mod, cfg, cpu_ops, compile_s
         self.kernels = offloaded(mod)
+        self.calls = _call_counts(mod)  # a kernel shared by identical layers runs once per layer
+        self.total_macs = total_macs
+        self.accelerator_macs = sum(Workload(**k["workload"]).macs * self.calls.get(k["name"], 0)
+                                    for k in self.kernels)
         self.vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
 
     def __call__(self, *inputs, **named):
@@ -59,6 +65,11 @@ class CompiledModel:
             inputs = tuple(named[n] for n in names)
         out = self.vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in inputs])
         return out.numpy() if hasattr(out, "numpy") else tuple(o.numpy() for o in out)
+
+    @property
+    def offloaded_mac_fraction(self) -> float:
+        """Share of the model's conv/matmul MACs (unpadded) that run on the accelerator."""
+        return self.accelerator_macs / max(self.total_macs, 1)
 
     def program(self, name: str) -> str:
         """The accelerator program of one offloaded layer, as assembly."""
@@ -72,6 +83,7 @@ class CompiledModel:
             st = entry.BY_NAME[k["name"]].last_stats
             wl = k["workload"]
             rows.append({"name": k["name"], "op": wl["kind"], "device": "accelerator",
+                         "calls": self.calls.get(k["name"], 0),
                          "shape": f"n={wl['n']} {wl['ci']}->{wl['co']} {wl['h']}x{wl['w']} k={wl['kh']}",
                          "macs": st.macs if st else None, "cycles": st.cycles if st else None,
                          "utilisation": st.utilisation if st else None,
@@ -79,6 +91,30 @@ class CompiledModel:
         for op, n in sorted(self.cpu_ops.items()):
             rows.append({"name": op, "op": op, "device": "cpu", "count": n})
         return rows
+
+
+def _call_counts(mod: tvm.IRModule) -> Counter:
+    """How many times main calls each PrimFunc."""
+    n = Counter()
+
+    def visit(e):
+        if isinstance(e, relax.Call) and getattr(e.op, "name", None) == "relax.call_tir":
+            n[e.args[0].name_hint] += 1
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    return n
+
+
+def _macs(call) -> int:
+    """MACs of a conv2d / matmul call from its static shapes (0 if dynamic)."""
+    try:
+        out = [int(s) for s in call.ty.shape]
+        w = [int(s) for s in call.args[1].ty.shape]
+    except (TypeError, AttributeError):
+        return 0
+    if call.op.name == "relax.nn.conv2d":
+        return int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64)) // max(int(call.attrs.groups), 1)
+    return int(np.prod(out, dtype=np.int64)) * w[-2]
 
 
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
@@ -99,13 +135,15 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
         mod = Q.quantize(mod, Q.calibrate(mod, calibration))
-    cpu_ops = Counter()
+    cpu_ops, total_macs = Counter(), 0
     for block in Q._main(mod).body.blocks:
         for bd in block.bindings:
             op = getattr(getattr(bd.value, "op", None), "name", None)
-            if op and op not in Q.TARGET_OPS:
+            if op in Q.TARGET_OPS:
+                total_macs += _macs(bd.value)
+            elif op:
                 cpu_ops[op] += 1
     mod = offload(cfg, knobs)(mod)
-    cm = CompiledModel(mod, cfg, cpu_ops, 0.0)
+    cm = CompiledModel(mod, cfg, cpu_ops, total_macs, 0.0)
     cm.compile_s = time.perf_counter() - t0
     return cm

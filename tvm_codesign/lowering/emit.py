@@ -319,7 +319,8 @@ class Emitter:
         glc = [lc[g[-1]] // E for g in groups]
         ggc = [gc[g[-1]] // E for g in groups]
         # x: innermost group if contiguous in DRAM; y: the one outside it; the rest unrolled
-        if groups and ggc[-1] == 1:
+        # (a padded loop over a size-1 DRAM dimension has DRAM stride 0 and at most one valid index)
+        if groups and (ggc[-1] == 1 or (ggc[-1] == 0 and any(j in a["padded"] for j in groups[-1]))):
             xi, yi = len(groups) - 1, (len(groups) - 2 if len(groups) > 1 else None)
         else:
             xi, yi = None, (len(groups) - 1 if groups else None)
@@ -349,9 +350,12 @@ class Emitter:
             if ylo >= yhi or xlo >= xhi:  # all padding: copy zeros from the zero page
                 self._emit_dma(a, s, None, y[0], x, 0, (0, 0, 0, 0))
                 continue
+            if xi is not None and ggc[xi] == 0 and xhi - xlo > 1:
+                raise LoweringError("a DMA row would read one DRAM element repeatedly (stride 0)")
             pads = (ylo, y[0] - yhi, xlo, x - xhi)
-            self._emit_dma(a, s, dpos + ylo * y[1] + xlo, yhi - ylo, xhi - xlo, y[1] if yhi - ylo > 1 else 0,
-                           pads)
+            xstride = ggc[xi] if xi is not None else 0  # 1, or 0 over a size-1 DRAM dimension
+            self._emit_dma(a, s, dpos + ylo * y[1] + xlo * xstride, yhi - ylo, xhi - xlo,
+                           y[1] if yhi - ylo > 1 else 0, pads)
 
     def _valid(self, a, groups, gi, vals, extent) -> tuple[int, int]:
         """Valid [lo, hi) of a (single-loop) group's index under the padding predicate."""
