@@ -1,0 +1,76 @@
+"""ResNet-18 end to end on one config: compile, simulate one inference, compare with onnxruntime fp32.
+
+    python benchmarks/e2e.py [--json] [--config vta_default] [--size 224]
+
+Needs onnxruntime (pip install onnxruntime). Last line with --json: one JSON object with compile_s,
+sim_wall_s (one inference: functional + timing + race check), ort_fp32_wall_s, ratio = sim / ort
+(target <= 10), simulated_latency_ms (accelerator cycles at the config's clock), offloaded_mac_fraction
+(target >= 0.95), peak_rss_mb, and the cosine similarity to the float model.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import resource
+import time
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+import tvm_codesign as tc
+from tvm_codesign.models import resnet18
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="vta_default")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--calibration", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    s = args.size
+    model = resnet18(1000)
+    calib = [np.random.default_rng(i).standard_normal((1, 3, s, s)).astype(np.float32)
+             for i in range(args.calibration)]
+    x = np.random.default_rng(1234).standard_normal((1, 3, s, s)).astype(np.float32)
+
+    t0 = time.perf_counter()
+    cm = tc.compile(model, args.config, calibration=[(c,) for c in calib])
+    compile_s = time.perf_counter() - t0
+    cm(x)  # warm-up (first call JIT-links the module)
+    t0 = time.perf_counter()
+    y = cm(x)
+    sim_s = time.perf_counter() - t0
+    acc = [r for r in cm.profile() if r["device"] == "accelerator"]
+    cycles = sum(r["cycles"] * r["calls"] for r in acc)
+
+    buf = io.BytesIO()
+    torch.onnx.export(model, (torch.as_tensor(x),), buf, input_names=["x"], opset_version=17, dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    ref = sess.run(None, {"x": x})[0]
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        sess.run(None, {"x": x})
+        times.append(time.perf_counter() - t0)
+    ort_s = float(np.median(times))
+    out = {"config": args.config, "input": [1, 3, s, s], "compile_s": round(compile_s, 2),
+           "sim_wall_s": round(sim_s, 3), "ort_fp32_wall_s": round(ort_s, 4), "ratio": round(sim_s / ort_s, 1),
+           "simulated_latency_ms": round(cycles / cm.config.clock_mhz / 1e3, 3),
+           "offloaded_mac_fraction": round(cm.offloaded_mac_fraction, 4),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "cosine_to_float": round(float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref)), 5),
+           "top1_agrees": bool(y.argmax() == ref.argmax())}
+    if not args.json:
+        for k, v in out.items():
+            print(f"{k:24s} {v}")
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
