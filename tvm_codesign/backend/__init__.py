@@ -33,10 +33,6 @@ def config_of(t: "Target | str") -> AcceleratorConfig:
                          f"call tvm_codesign.target(config) first") from None
 
 
-def is_vta(t) -> bool:
-    return t is not None and "vta" in list(Target(t).keys)
-
-
 def register() -> None:
     """Register tags for the presets, the TIR pipeline, and the runtime functions (idempotent)."""
     if _REGISTERED[0]:
@@ -58,4 +54,4 @@ def _autoload() -> None:
     register()
 
 
-__all__ = ["target", "config_of", "register", "intrinsics", "is_vta"]
+__all__ = ["target", "config_of", "register", "intrinsics"]

@@ -83,7 +83,7 @@ def recognise(op) -> Recognised:
     kind, dims, data_buf, weight_buf, kn = _reduction(red, pad)
     acc = red.body.buffer
     exprs[acc] = ("acc",)
-    out_buf, bias_buf = acc, None
+    out_buf = acc
     for b in blocks[blocks.index(red) + 1:]:
         st = b.body
         if not isinstance(st, tirx.BufferStore):
@@ -92,8 +92,7 @@ def recognise(op) -> Recognised:
         out_buf = st.buffer
     tree = exprs[out_buf]
     epi = _match_epilogue(tree)
-    if epi.pop("bias_buf", None) is not None:
-        bias_buf = next(x for x in _leaves(tree) if x[0] == "bias")[1]
+    bias_buf = epi.pop("bias_buf", None)
     inputs = [p for p in params if not p.same_as(out_buf)]
     if len(inputs) + 1 != len(params):
         raise UnsupportedOp("the last block must write one of the function's parameters")
@@ -166,22 +165,20 @@ def _reduction(b, pad):
     spatial = [iv.var for iv in b.iter_vars if int(iv.iter_type) == 0]
     reduce_ = [iv.var for iv in b.iter_vars if int(iv.iter_type) == 2]
     allv = spatial + reduce_
-    out_idx = [spatial.index(i) if any(i.same_as(s) for s in spatial) else None for i in st.indices]
     ext = {iv.var: int(iv.dom.extent) for iv in b.iter_vars}
-    first = st.indices[0]
-    P, Q = loads if any(first.same_as(i) for i in loads[0].indices) else loads[::-1]
-    rank = len(st.indices)
-    if None in out_idx:
+    same = lambda a, v: isinstance(a, tirx.Var) and a.same_as(v)
+    pos = lambda v: next(i for i, u in enumerate(allv) if u.same_as(v))
+    if not all(any(same(i, s_) for s_ in spatial) for i in st.indices):
         raise UnsupportedOp(f"block {b.name_hint}: output indices must be the spatial loop variables")
-    same = lambda a, b_: a.same_as(b_) if isinstance(a, tirx.Var) else False
+    P, Q = loads if any(same(i, st.indices[0]) for i in loads[0].indices) else loads[::-1]
+    rank = len(st.indices)
     if rank in (2, 3) and len(reduce_) == 1:
         k = reduce_[0]
         *bat, i, j = st.indices
-        if [type(x) for x in P.indices] and len(P.indices) == rank and same(P.indices[-1], k) and \
-                same(P.indices[-2], i) and all(same(a, c) for a, c in zip(P.indices[:-2], bat)):
+        batch_ok = lambda load: len(load.indices) == rank and all(same(a, c) for a, c in zip(load.indices[:-2], bat))
+        if batch_ok(P) and same(P.indices[-1], k) and same(P.indices[-2], i) and batch_ok(Q):
             kn = same(Q.indices[-2], k) and same(Q.indices[-1], j)
-            nk = same(Q.indices[-1], k) and same(Q.indices[-2], j)
-            if (kn or nk) and len(Q.indices) == rank and all(same(a, c) for a, c in zip(Q.indices[:-2], bat)):
+            if kn or (same(Q.indices[-1], k) and same(Q.indices[-2], j)):
                 d = {"m": ext[i], "n": ext[j], "k": ext[k]}
                 if rank == 3:
                     d["b"] = ext[bat[0]]
@@ -189,23 +186,22 @@ def _reduction(b, pad):
         raise UnsupportedOp(f"block {b.name_hint}: not a matmul C[i,j] += A[i,k] * B[j,k] (or B[k,j])")
     if rank == 4 and len(reduce_) == 3:
         n, o, y, x = st.indices
-        c, kh, kw = (r for r in reduce_ if any(same(q, r) for q in Q.indices[1:2])), None, None
-        c = next(c, None)
-        if c is None or len(Q.indices) != 4 or not same(Q.indices[0], o):
+        if len(Q.indices) != 4 or not same(Q.indices[0], o) or \
+                not all(any(same(q, r) for r in reduce_) for q in Q.indices[1:]):
             raise UnsupportedOp(f"block {b.name_hint}: weights must be indexed [o, c, kh, kw]")
-        kh, kw = Q.indices[2], Q.indices[3]
+        c, kh, kw = Q.indices[1:]
         cy = coefficients(P.indices[2], allv)
         cx = coefficients(P.indices[3], allv)
         if not (same(P.indices[0], n) and same(P.indices[1], c)) or cy is None or cx is None:
             raise UnsupportedOp(f"block {b.name_hint}: data must be indexed [n, c, y*s + kh, x*s + kw]")
-        sy, sx = cy[allv.index(y)], cx[allv.index(x)]
-        if cy[allv.index(kh)] != 1 or cx[allv.index(kw)] != 1:
+        sy, sx = cy[pos(y)], cx[pos(x)]
+        if cy[pos(kh)] != 1 or cx[pos(kw)] != 1:
             raise UnsupportedOp(f"block {b.name_hint}: dilated convolution is not supported")
         src, padding = P.source, (0, 0)
         for buf, (orig, p) in pad.items():
             if buf.same_as(src):
                 src, padding = orig, p
-        shape = [int(s) for s in src.shape]
+        shape = [int(s_) for s_ in src.shape]
         d = {"n": ext[n], "ci": ext[c], "h": shape[2], "w": shape[3], "co": ext[o], "kh": ext[kh], "kw": ext[kw],
              "stride": (sy, sx), "pad": padding}
         return "conv2d", d, src, Q.source, False
@@ -232,15 +228,6 @@ def _epi(e, exprs, name):
     if isinstance(e, tirx.RShift):
         return ("shr", _epi(e.a, exprs, name), _epi(e.b, exprs, name))
     raise UnsupportedOp(f"block {name}: epilogue expression {e} is not add / shift / clip / cast")
-
-
-def _leaves(t):
-    if t[0] in ("acc", "imm", "bias"):
-        yield t
-    else:
-        for c in t[1:]:
-            if isinstance(c, tuple):
-                yield from _leaves(c)
 
 
 def _match_epilogue(t) -> dict:
