@@ -128,8 +128,8 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
-    mod = _import(model, input_shapes, example_inputs)
-    func = Q._main(mod)
+    mod = Q.prepare(_import(model, input_shapes, example_inputs))
+    func = mod["main"]
     if Q._targets(func):
         if not calibration:
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "

@@ -45,9 +45,19 @@ def _targets(func: relax.Function) -> list:
     return out
 
 
-def _main(mod: tvm.IRModule) -> relax.Function:
+_PREPARED = "tvm_codesign.prepared"
+
+
+def prepare(mod: tvm.IRModule) -> tvm.IRModule:
+    """Fold constants (e.g. transposed linear weights) and leave dataflow blocks; done once per model."""
+    if mod.attrs is not None and _PREPARED in mod.attrs:
+        return mod
     mod = relax.transform.ToNonDataflow()(relax.transform.FoldConstant()(mod))
-    return mod["main"]
+    return mod.with_attr(_PREPARED, True)
+
+
+def _main(mod: tvm.IRModule) -> relax.Function:
+    return prepare(mod)["main"]
 
 
 def calibrate(mod: tvm.IRModule, samples) -> list[float]:
@@ -89,7 +99,7 @@ def quantize(mod: tvm.IRModule, amax: list[float]) -> tvm.IRModule:
     out = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
     out["main"] = relax.Function(func.params, relax.SeqExpr(new_blocks, func.body.body), func.ret_ty,
                                  attrs=func.attrs)
-    return relax.transform.Normalize()(out)
+    return relax.transform.Normalize()(out).with_attr(_PREPARED, True)
 
 
 def _rewrite(call: relax.Call, amax: float) -> relax.Expr:

@@ -83,17 +83,18 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
     return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
 
 
-def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs) -> relax.Expr:
-    k = knobs(wl, cfg) if callable(knobs) else default(wl, cfg)
-    ident = json.dumps([wl.to_dict(), cfg.key, k.to_dict()], sort_keys=True).encode()
-    name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
+def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict) -> relax.Expr:
+    key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
+    if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
+        k = knobs(wl, cfg) if callable(knobs) else default(wl, cfg)
+        ident = json.dumps([wl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
+        name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
+        add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
+        cache[key] = (add(schedule(wl, cfg, k).mod["main"], ""), add(_pack_data(wl, cfg, _dims(x)), "_pack_x"),
+                      add(_pack_weight(wl, cfg, _dims(w), kn), "_pack_w"), add(_unpack(wl, cfg, _dims(call)),
+                                                                                "_unpack"))
+    gk, gd, gw, gu = cache[key]
     sh = packed_shapes(wl, cfg)
-    kernel = schedule(wl, cfg, k).mod["main"]
-    gk = bb.add_func(kernel.with_attr("global_symbol", name), name)
-    gd = bb.add_func(_pack_data(wl, cfg, _dims(x)).with_attr("global_symbol", name + "_pack_x"), name + "_pack_x")
-    gw = bb.add_func(_pack_weight(wl, cfg, _dims(w), kn).with_attr("global_symbol", name + "_pack_w"),
-                     name + "_pack_w")
-    gu = bb.add_func(_unpack(wl, cfg, _dims(call)).with_attr("global_symbol", name + "_unpack"), name + "_unpack")
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
     po = bb.emit(relax.call_tir(gk, [px, pw], relax.TensorType(sh["out"], wl.out_dtype)))
@@ -104,6 +105,7 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
     constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick schedules."""
     cfg = AcceleratorConfig.load(config)
+    cache: dict = {}
 
     def conv2d(bb, call):
         x, w = call.args
@@ -116,7 +118,7 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
             return call
         wl = Workload.conv2d(dims_x[0], dims_x[1], dims_x[2], dims_x[3], dims_w[0], (dims_w[2], dims_w[3]),
                              tuple(int(s) for s in a.strides), (pt, pl))
-        return _emit(bb, cfg, wl, x, w, False, call, knobs)
+        return _emit(bb, cfg, wl, x, w, False, call, knobs, cache)
 
     def matmul(bb, call):
         x, w = call.args
@@ -129,12 +131,17 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
             wl = Workload.batch_matmul(dx[0], dx[1], dx[2], dw[2])
         else:
             return call
-        return _emit(bb, cfg, wl, x, w, True, call, knobs)
+        return _emit(bb, cfg, wl, x, w, True, call, knobs, cache)
 
-    return tvm.transform.Sequential([
-        relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d, "relax.matmul": matmul}),
-        relax.transform.FoldConstant(),
-    ], name="tvm_codesign.offload")
+    legalize = relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d,
+                                                                   "relax.matmul": matmul})
+
+    @tvm.transform.module_pass(opt_level=0, name="tvm_codesign.offload")
+    def _offload(mod, ctx):
+        cache.clear()  # GlobalVars belong to one application of the pass
+        return relax.transform.FoldConstant()(legalize(mod))
+
+    return _offload
 
 
 def offloaded(mod: tvm.IRModule) -> list[dict]:
