@@ -40,20 +40,20 @@ def _canon(wl: Workload, a: np.ndarray, what: str) -> np.ndarray:
     return a[:, :, :, None, None]
 
 
+def _pack(src: np.ndarray, packed: tuple) -> np.ndarray:
+    """Canonical (G, R, C, H, W) -> packed (G, R/r, C/c, H, W, r, c), zero-padding R and C to block multiples."""
+    g, nr, nc, h, w, r, c = packed
+    out = np.zeros((g, nr * r, nc * c, h, w), np.int8)
+    out[:, :src.shape[1], :src.shape[2]] = src
+    return np.ascontiguousarray(out.reshape(g, nr, r, nc, c, h, w).transpose(0, 1, 3, 5, 6, 2, 4))
+
+
 def pack_data(wl: Workload, cfg: AcceleratorConfig, x: np.ndarray) -> np.ndarray:
-    g, nb, cib, h, w, b, bi = packed_shapes(wl, cfg)["data"]
-    c = np.zeros((g, nb * b, cib * bi, h, w), np.int8)
-    src = _canon(wl, np.asarray(x), "data")
-    c[:, :src.shape[1], :src.shape[2]] = src
-    return np.ascontiguousarray(c.reshape(g, nb, b, cib, bi, h, w).transpose(0, 1, 3, 5, 6, 2, 4))
+    return _pack(_canon(wl, np.asarray(x), "data"), packed_shapes(wl, cfg)["data"])
 
 
 def pack_weight(wl: Workload, cfg: AcceleratorConfig, wt: np.ndarray) -> np.ndarray:
-    g, cob, cib, kh, kw, bo, bi = packed_shapes(wl, cfg)["weight"]
-    c = np.zeros((g, cob * bo, cib * bi, kh, kw), np.int8)
-    src = _canon(wl, np.asarray(wt), "weight")
-    c[:, :src.shape[1], :src.shape[2]] = src
-    return np.ascontiguousarray(c.reshape(g, cob, bo, cib, bi, kh, kw).transpose(0, 1, 3, 5, 6, 2, 4))
+    return _pack(_canon(wl, np.asarray(wt), "weight"), packed_shapes(wl, cfg)["weight"])
 
 
 def pack_bias(wl: Workload, cfg: AcceleratorConfig, bias: np.ndarray) -> np.ndarray:
