@@ -101,6 +101,15 @@ def test_builder_rejects_wrong_element_type():
         b.put(np.zeros((4, 16), np.int8), Mem.INP)
 
 
+def test_module_column_follows_the_routing_rule():
+    from tvm_codesign.hardware.isa import module_for
+    insns = [dma(mem=m) for m in (Mem.UOP, Mem.WGT, Mem.INP, Mem.ACC)] + [dma(Store, mem=Mem.OUT),
+                                                                          Gemm(uop_bgn=0, uop_end=1), Finish()]
+    p = Program(CFG, insns)
+    assert p.table["module"].tolist() == [int(module_for(x.opcode, getattr(x, "mem", 0))) for x in insns]
+    assert p.table["module"].tolist() == [1, 0, 0, 1, 2, 1, 1]
+
+
 def test_table_form_equals_insn_form():
     insns = [OK, Gemm(uop_bgn=0, uop_end=2, iter_out=3, dst_out=2, pop_prev=True), Finish()]
     p = Program(CFG, insns)

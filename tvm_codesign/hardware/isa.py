@@ -143,11 +143,11 @@ INSN_CLASSES = {Opcode.LOAD: Load, Opcode.STORE: Store, Opcode.GEMM: Gemm, Opcod
 FLAG_NAMES = ("pop_prev", "pop_next", "push_prev", "push_next")
 
 
-def module_of(insn: Insn) -> Module:
-    """Which module executes an instruction (VTA routing)."""
-    if isinstance(insn, Store):
+def module_for(opcode: int, mem: int = 0) -> Module:
+    """Which module executes an instruction (VTA routing): STORE -> store, LOAD INP/WGT -> load, else compute."""
+    if opcode == Opcode.STORE:
         return Module.STORE
-    if isinstance(insn, Load) and insn.mem in (Mem.INP, Mem.WGT):
+    if opcode == Opcode.LOAD and mem in (Mem.INP, Mem.WGT):
         return Module.LOAD
     return Module.COMPUTE
 

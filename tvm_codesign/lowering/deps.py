@@ -11,17 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
-from ..hardware.isa import Mem, Opcode
+from ..hardware.isa import Mem, Opcode, module_for
 
 LOAD, COMPUTE, STORE = 0, 1, 2
 
 
 def _module(d: dict) -> int:
-    if d["opcode"] == Opcode.STORE:
-        return STORE
-    if d["opcode"] == Opcode.LOAD and d["mem"] in (Mem.INP, Mem.WGT):
-        return LOAD
-    return COMPUTE
+    return int(module_for(d["opcode"], d.get("mem", 0)))
 
 
 def _span(u: np.ndarray, d: dict, col: int, out: str, inn: str) -> tuple[int, int]:

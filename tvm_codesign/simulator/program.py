@@ -22,7 +22,7 @@ _FIELDS_OF = {op: tuple(f.name for f in cls.__dataclass_fields__.values()) for o
 
 
 def module_column(t: dict) -> np.ndarray:
-    """Module of each instruction: 0 load (LOAD INP/WGT), 1 compute, 2 store."""
+    """Module of each instruction: ``isa.module_for`` over whole columns (0 load, 1 compute, 2 store)."""
     op, mem = t["opcode"], t["mem"]
     m = np.ones(len(op), dtype=np.int64)
     m[(op == Opcode.LOAD) & ((mem == Mem.INP) | (mem == Mem.WGT))] = isa.Module.LOAD
