@@ -6,6 +6,8 @@ the lowering (``tvm_codesign.lowering``) turns the loop nests around them into i
 """
 from __future__ import annotations
 
+from functools import cache
+
 import tvm
 from tvm.s_tir import TensorIntrin
 from tvm.script import tirx as T
@@ -36,6 +38,7 @@ def _register(name: str, desc, impl) -> str:
     return name
 
 
+@cache  # parsing TVMScript costs ~70 ms (inspect.stack); once per (config, op)
 def gemm(cfg: AcceleratorConfig) -> str:
     """acc[b, o] += inp[b, i] * wgt[o, i] over (BATCH, BLOCK_OUT, BLOCK_IN), int8 x int8 -> int32."""
     B, BI, BO = cfg.batch, cfg.block_in, cfg.block_out
@@ -73,6 +76,7 @@ def gemm(cfg: AcceleratorConfig) -> str:
     return _register(f"{_prefix(cfg)}_gemm", desc, impl)
 
 
+@cache
 def reset(cfg: AcceleratorConfig) -> str:
     """acc[b, o] = 0 over (BATCH, BLOCK_OUT): the GEMM reset."""
     B, BO = cfg.batch, cfg.block_out
@@ -105,6 +109,7 @@ def reset(cfg: AcceleratorConfig) -> str:
     return _register(f"{_prefix(cfg)}_reset", desc, impl)
 
 
+@cache
 def alu(cfg: AcceleratorConfig, op: str, imm: int | None = None) -> str:
     """dst = op(src, imm) (immediate) or dst = op(src, operand) (register) over (BATCH, BLOCK_OUT).
 
@@ -184,6 +189,7 @@ _DMA = {  # kind -> (source scope, destination scope, element shape (rows, cols)
 }
 
 
+@cache
 def dma(cfg: AcceleratorConfig, kind: str) -> str:
     """Copy one element between DRAM (a parameter) and an SRAM: load_inp/wgt/acc, store_acc/out.
 
