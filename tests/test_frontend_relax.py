@@ -83,6 +83,31 @@ def test_batch_matmul_offloaded():
     assert np.array_equal(run(mod, a, b), np.einsum("bmk,bkn->bmn", a.astype(np.int32), b.astype(np.int32)))
 
 
+@pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4"])
+def test_leading_dims_fold_into_rows_and_groups(cfg):
+    """(..., M, K) x (K, N) is one dense (as ONNX exports Linear on 3-D input); 4-D attention matmuls
+    (B, heads, S, D) x (B, heads, D, S) are one batch matmul over B*heads groups."""
+    @I.ir_module
+    class ND:
+        @R.function
+        def main(x: R.Tensor((2, 3, 5, 40), "int8"), w: R.Tensor((40, 20), "int8"),
+                 a: R.Tensor((2, 3, 5, 40), "int8"), b: R.Tensor((2, 3, 40, 7), "int8")):
+            with R.dataflow():
+                y = R.matmul(x, w, out_dtype="int32")
+                z = R.matmul(a, b, out_dtype="int32")
+                R.output(y, z)
+            return (y, z)
+
+    mod = offload(cfg)(ND)
+    assert [(k["workload"]["kind"], k["workload"]["n"], k["workload"]["groups"]) for k in offloaded(mod)] == \
+        [("dense", 30, 1), ("batch_matmul", 5, 6)]
+    x, w, a, b = i8(2, 3, 5, 40), i8(40, 20), i8(2, 3, 5, 40), i8(2, 3, 40, 7)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    y, z = vm["main"](*[tvm.runtime.tensor(t) for t in (x, w, a, b)])
+    assert np.array_equal(y.numpy(), x.astype(np.int32) @ w.astype(np.int32))
+    assert np.array_equal(z.numpy(), a.astype(np.int32) @ b.astype(np.int32))
+
+
 def test_what_the_accelerator_does_not_take_stays_on_the_cpu():
     @I.ir_module
     class Other:

@@ -13,7 +13,7 @@ import tvm
 from tvm import relax
 
 from .frontend import quantize as Q
-from .frontend.relax import offload, offloaded
+from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
 from .schedules.workload import Workload
@@ -47,11 +47,12 @@ class CompiledModel:
     """A model compiled for the accelerator: call it on numpy inputs, then ``profile()`` the last run."""
 
     def __init__(self, mod: tvm.IRModule, cfg: AcceleratorConfig, cpu_ops: Counter, total_macs: int,
-                 compile_s: float):
+                 compile_s: float, cpu_macs: Counter | None = None):
         self.mod, self.config, self.cpu_ops, self.compile_s = mod, cfg, cpu_ops, compile_s
         self.kernels = offloaded(mod)
         self.calls = _call_counts(mod)  # a kernel shared by identical layers runs once per layer
         self.total_macs = total_macs
+        self.cpu_macs = cpu_macs or Counter()  # conv2d / matmul MACs left on the CPU, per op
         self.accelerator_macs = sum(Workload(**k["workload"]).macs * self.calls.get(k["name"], 0)
                                     for k in self.kernels)
         self.vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
@@ -89,7 +90,7 @@ class CompiledModel:
                          "utilisation": st.utilisation if st else None,
                          "dram_bytes": st.dram_bytes if st else None, "energy_uj": st.energy_uj if st else None})
         for op, n in sorted(self.cpu_ops.items()):
-            rows.append({"name": op, "op": op, "device": "cpu", "count": n})
+            rows.append({"name": op, "op": op, "device": "cpu", "count": n, "macs": self.cpu_macs.get(op) or None})
         return rows
 
 
@@ -135,15 +136,18 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
         mod = Q.quantize(mod, Q.calibrate(mod, calibration))
-    cpu_ops, total_macs = Counter(), 0
+    cpu_ops, cpu_macs, total_macs = Counter(), Counter(), 0
     for block in Q._main(mod).body.blocks:
         for bd in block.bindings:
             op = getattr(getattr(bd.value, "op", None), "name", None)
             if op in Q.TARGET_OPS:
                 total_macs += _macs(bd.value)
+                if workload_of(bd.value) is None:  # e.g. depthwise conv2d: stays on the CPU, listed as such
+                    cpu_ops[op] += 1
+                    cpu_macs[op] += _macs(bd.value)
             elif op:
                 cpu_ops[op] += 1
     mod = offload(cfg, knobs)(mod)
-    cm = CompiledModel(mod, cfg, cpu_ops, total_macs, 0.0)
+    cm = CompiledModel(mod, cfg, cpu_ops, total_macs, 0.0, cpu_macs)
     cm.compile_s = time.perf_counter() - t0
     return cm

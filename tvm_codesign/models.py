@@ -121,9 +121,9 @@ def mlp(din: int = 784, hidden: int = 256, classes: int = 10) -> nn.Module:
                          nn.Linear(hidden, classes))
 
 
-def resnet18(num_classes: int = 1000, seed: int = 0) -> nn.Module:
+def resnet18(num_classes: int = 1000, width: int = 64, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return ResNet18(num_classes).eval()
+    return ResNet18(num_classes, width).eval()
 
 
 def mobilenet_v2(num_classes: int = 1000, width: float = 1.0, seed: int = 0) -> nn.Module:

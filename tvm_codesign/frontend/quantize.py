@@ -1,8 +1,9 @@
 """Post-training quantisation of float Relax models for the accelerator.
 
 Targets: float32 conv2d (groups 1, no dilation, symmetric padding, NCHW) and matmul whose weight is a
-constant. ``calibrate`` runs the float model on the CPU over sample inputs and records max |x| of each
-target's input; ``quantize`` rewrites each target as
+constant, and matmul of two activations with equal batch dims (attention: both operands are quantised per
+tensor like x). ``calibrate`` runs the float model on the CPU over sample inputs and records max |x| of each
+target's activation operands; ``quantize`` rewrites each target as
     x_q = clip(round(x / s_x), -127, 127) as int8          (per-tensor symmetric, s_x = amax / 127)
     w_q = round(w / s_w) as int8, constant                 (per output channel, s_w = max|w_o| / 127)
     y   = float(conv_or_matmul_int8(x_q, w_q) -> int32) * (s_x * s_w)
@@ -22,8 +23,18 @@ def _is_float(e) -> bool:
     return str(getattr(e.ty, "dtype", "")) == "float32"
 
 
+def _activation_matmul(v: relax.Call) -> bool:
+    """matmul of two float activations with equal batch dims (attention): both operands quantised."""
+    try:
+        dx, dw = [int(d) for d in v.args[0].ty.shape], [int(d) for d in v.args[1].ty.shape]
+    except (TypeError, AttributeError):
+        return False
+    return _is_float(v.args[1]) and len(dx) == len(dw) >= 3 and dx[:-2] == dw[:-2]
+
+
 def _targets(func: relax.Function) -> list:
-    """Bindings (in order) whose value is a quantisable float conv2d / matmul with a constant weight."""
+    """Bindings (in order) whose value is a quantisable float conv2d / matmul: a constant weight, or (matmul)
+    two activations."""
     out = []
     for block in func.body.blocks:
         for bd in block.bindings:
@@ -31,18 +42,23 @@ def _targets(func: relax.Function) -> list:
             if not (isinstance(v, relax.Call) and getattr(v.op, "name", None) in TARGET_OPS):
                 continue
             x, w = v.args[0], v.args[1]
-            if not (_is_float(x) and isinstance(w, Constant)):
+            if not _is_float(x):
                 continue
             if v.op.name == "relax.nn.conv2d":
                 a = v.attrs
                 pt, pl, pb, pr = (int(p) for p in a.padding)
-                if int(a.groups) != 1 or tuple(int(d) for d in a.dilation) != (1, 1) or (pt, pl) != (pb, pr) \
-                        or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
+                if not isinstance(w, Constant) or int(a.groups) != 1 or tuple(int(d) for d in a.dilation) != (1, 1) \
+                        or (pt, pl) != (pb, pr) or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
                     continue
-            elif w.value.numpy().ndim != 2:
+            elif not (isinstance(w, Constant) and w.value.numpy().ndim == 2) and not _activation_matmul(v):
                 continue
             out.append(bd)
     return out
+
+
+def _calibrated(v: relax.Call) -> list:
+    """The operands whose range calibration measures: the input, and a non-constant second operand."""
+    return [v.args[0]] + ([] if isinstance(v.args[1], Constant) else [v.args[1]])
 
 
 _PREPARED = "tvm_codesign.prepared"
@@ -60,28 +76,35 @@ def _main(mod: tvm.IRModule) -> relax.Function:
     return prepare(mod)["main"]
 
 
-def calibrate(mod: tvm.IRModule, samples) -> list[float]:
-    """max |input| of every quantisation target over ``samples`` (a list of input tuples)."""
-    func = _main(mod)
+def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
+    """max |operand| of every quantisation target over ``samples`` (a list of input tuples): per target, the
+    input's and (activation x activation matmul) the second operand's."""
+    mod = prepare(mod)
+    func = mod["main"]
     targets = _targets(func)
     if not targets:
         return []
-    outs = relax.Tuple([b.value.args[0] for b in targets])
-    body = relax.SeqExpr(func.body.blocks, outs)
-    ret = relax.TupleType([b.value.args[0].ty for b in targets])
-    probe = tvm.IRModule({"main": relax.Function(func.params, body, ret)})
-    probe = relax.transform.Normalize()(probe)
+    probes = [e for b in targets for e in _calibrated(b.value)]
+    body = relax.SeqExpr(func.body.blocks, relax.Tuple(probes))
+    probe = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
+    probe["main"] = relax.Function(func.params, body, relax.TupleType([e.ty for e in probes]))  # keeps the
+    probe = relax.transform.Normalize()(probe)  # PrimFuncs the importer made (ONNX Clip)
     vm = relax.VirtualMachine(tvm.compile(probe, target="llvm"), tvm.cpu())
-    amax = np.zeros(len(targets))
+    amax = np.zeros(len(probes))
     for s in samples:
         s = s if isinstance(s, (tuple, list)) else (s,)
         outs = vm["main"](*[tvm.runtime.tensor(np.asarray(a, np.float32)) for a in s])
-        for i in range(len(targets)):
+        for i in range(len(probes)):
             amax[i] = max(amax[i], float(np.abs(outs[i].numpy()).max()))
-    return amax.tolist()
+    out, i = [], 0
+    for b in targets:
+        n = len(_calibrated(b.value))
+        out.append(amax[i:i + n].tolist())
+        i += n
+    return out
 
 
-def quantize(mod: tvm.IRModule, amax: list[float]) -> tvm.IRModule:
+def quantize(mod: tvm.IRModule, amax: list[list[float]]) -> tvm.IRModule:
     """Rewrite the float targets (same order as ``calibrate``) into int8 ops with float rescaling."""
     func = _main(mod)
     targets = [b.var for b in _targets(func)]
@@ -102,17 +125,26 @@ def quantize(mod: tvm.IRModule, amax: list[float]) -> tvm.IRModule:
     return relax.transform.Normalize()(out).with_attr(_PREPARED, True)
 
 
-def _rewrite(call: relax.Call, amax: float) -> relax.Expr:
-    x, wc = call.args[0], call.args[1]
-    w = wc.value.numpy().astype(np.float64)
+def _quant(x: relax.Expr, amax: float) -> tuple[relax.Expr, float]:
+    """x -> clip(round(x / s), -127, 127) as int8 with s = amax / 127 (per tensor, symmetric)."""
+    s = (amax / 127.0) if amax > 0 else 1.0
+    op = relax.op
+    return op.astype(op.clip(op.round(op.multiply(x, relax.const(np.float32(1.0 / s)))), -127, 127), "int8"), s
+
+
+def _rewrite(call: relax.Call, amax: list[float]) -> relax.Expr:
+    op = relax.op
+    xq, sx = _quant(call.args[0], amax[0])
+    if len(amax) == 2:  # activation x activation
+        wq, sw = _quant(call.args[1], amax[1])
+        acc = op.matmul(xq, wq, out_dtype="int32")
+        return op.multiply(op.astype(acc, "float32"), relax.const(np.float32(sx * sw)))
+    w = call.args[1].value.numpy().astype(np.float64)
     conv = call.op.name == "relax.nn.conv2d"
     axis = (1, 2, 3) if conv else (0,)
     ws = np.abs(w).max(axis=axis) / 127.0
     ws[ws == 0] = 1.0
     wq = np.clip(np.round(w / (ws.reshape(-1, 1, 1, 1) if conv else ws.reshape(1, -1))), -127, 127).astype(np.int8)
-    sx = (amax / 127.0) if amax > 0 else 1.0
-    op = relax.op
-    xq = op.astype(op.clip(op.round(op.multiply(x, relax.const(np.float32(1.0 / sx)))), -127, 127), "int8")
     if conv:
         a = call.attrs
         acc = op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,

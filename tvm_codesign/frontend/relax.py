@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import tvm
 from tvm import relax, te, tirx
@@ -36,8 +37,18 @@ def _int8(e) -> bool:
     return str(getattr(e.ty, "dtype", "")) == "int8"
 
 
+def _unflat(i, dims: list[int]) -> list:
+    """Flat index over ``dims`` (row-major) -> one index per dim (leading batch dims folded into one)."""
+    out = []
+    for d in reversed(dims):
+        out.append(i % d)
+        i = i // d
+    return out[::-1]
+
+
 def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int]) -> tirx.PrimFunc:
-    """User data -> packed (G, N/b, C/BI, H, W, b, BI), zero-padded."""
+    """User data (NCHW; (..., M, K) for dense; (..., M, K) for batch matmul) -> packed
+    (G, N/b, C/BI, H, W, b, BI), zero-padded."""
     x = te.placeholder(shape, "int8", name="x")
     B, BI = cfg.batch, cfg.block_in
     zero = tirx.const(0, "int8")
@@ -45,7 +56,9 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int]) -> tirx.P
     def at(g, n, c, h, w):
         if wl.kind == "conv2d":
             return x[n, c, h, w]
-        return x[n, c] if wl.kind == "dense" else x[g, n, c]
+        if wl.kind == "dense":
+            return x[(*_unflat(n, shape[:-1]), c)]
+        return x[(*_unflat(g, shape[:-2]), n, c)]
 
     out = te.compute(packed_shapes(wl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
         tirx.all(n * B + b < wl.n, c * BI + i < wl.ci), at(g, n * B + b, c * BI + i, h, w), zero), name="packed")
@@ -53,7 +66,7 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int]) -> tirx.P
 
 
 def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool) -> tirx.PrimFunc:
-    """User weights (OIHW, or K x N / B x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI)."""
+    """User weights (OIHW, or K x N / ... x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI)."""
     w = te.placeholder(shape, "int8", name="w")
     BI, BO = cfg.block_in, cfg.block_out
     zero = tirx.const(0, "int8")
@@ -63,7 +76,8 @@ def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: boo
             return w[o, c, kh, kw]
         if wl.kind == "dense":
             return w[c, o] if kn else w[o, c]
-        return w[g, c, o] if kn else w[g, o, c]
+        lead = _unflat(g, shape[:-2])
+        return w[(*lead, c, o)] if kn else w[(*lead, o, c)]
 
     out = te.compute(packed_shapes(wl, cfg)["weight"], lambda g, o, c, kh, kw, bo, bi: tirx.if_then_else(
         tirx.all(o * BO + bo < wl.co, c * BI + bi < wl.ci), at(g, o * BO + bo, c * BI + bi, kh, kw), zero),
@@ -77,9 +91,18 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
     if wl.kind == "conv2d":
         f = lambda n, o, y, x: p[0, n // B, o // BO, y, x, n % B, o % BO]
     elif wl.kind == "dense":
-        f = lambda n, o: p[0, n // B, o // BO, 0, 0, n % B, o % BO]
+        def f(*i):
+            n = 0
+            for idx, d in zip(i[:-1], user_shape[:-1]):
+                n = n * d + idx
+            return p[0, n // B, i[-1] // BO, 0, 0, n % B, i[-1] % BO]
     else:
-        f = lambda g, n, o: p[g, n // B, o // BO, 0, 0, n % B, o % BO]
+        def f(*i):
+            g = 0
+            for idx, d in zip(i[:-2], user_shape[:-2]):
+                g = g * d + idx
+            n, o = i[-2], i[-1]
+            return p[g, n // B, o // BO, 0, 0, n % B, o % BO]
     return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
 
 
@@ -101,40 +124,42 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     return relax.call_tir(gu, [po], call.ty)
 
 
+def workload_of(call: relax.Call) -> Workload | None:
+    """The accelerator workload of an int8 x int8 -> int32 conv2d / matmul call, or None if it stays on the CPU
+    (groups, dilation, asymmetric padding, other layouts or dtypes, dynamic shapes, broadcast batch dims)."""
+    x, w = call.args[0], call.args[1]
+    dx, dw = _dims(x), _dims(w)
+    if not (_int8(x) and _int8(w) and str(call.attrs.out_dtype) == "int32" and dx and dw):
+        return None
+    if call.op.name == "relax.nn.conv2d":
+        a = call.attrs
+        pt, pl, pb, pr = (int(p) for p in a.padding)
+        if not (int(a.groups) == 1 and tuple(int(d) for d in a.dilation) == (1, 1) and str(a.data_layout) == "NCHW"
+                and str(a.kernel_layout) == "OIHW" and (pt, pl) == (pb, pr)):
+            return None
+        return Workload.conv2d(dx[0], dx[1], dx[2], dx[3], dw[0], (dw[2], dw[3]), tuple(int(s) for s in a.strides),
+                               (pt, pl))
+    if len(dx) >= 2 and len(dw) == 2:  # (..., M, K) x (K, N): leading dims fold into the rows
+        return Workload.dense(math.prod(dx[:-1]), dx[-1], dw[1])
+    if len(dx) >= 3 and len(dw) == len(dx) and dx[:-2] == dw[:-2]:  # batch dims fold into groups
+        return Workload.batch_matmul(math.prod(dx[:-2]), dx[-2], dx[-1], dw[-1])
+    return None  # vectors, broadcast batch dims
+
+
 def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tvm.transform.Pass:
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
     constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick schedules."""
     cfg = AcceleratorConfig.load(config)
     cache: dict = {}
 
-    def conv2d(bb, call):
-        x, w = call.args
-        a = call.attrs
-        dims_x, dims_w = _dims(x), _dims(w)
-        pt, pl, pb, pr = (int(p) for p in a.padding)
-        if not (_int8(x) and _int8(w) and str(a.out_dtype) == "int32" and int(a.groups) == 1
-                and tuple(int(d) for d in a.dilation) == (1, 1) and str(a.data_layout) == "NCHW"
-                and str(a.kernel_layout) == "OIHW" and (pt, pl) == (pb, pr) and dims_x and dims_w):
-            return call
-        wl = Workload.conv2d(dims_x[0], dims_x[1], dims_x[2], dims_x[3], dims_w[0], (dims_w[2], dims_w[3]),
-                             tuple(int(s) for s in a.strides), (pt, pl))
-        return _emit(bb, cfg, wl, x, w, False, call, knobs, cache)
+    def legalize_op(bb, call):
+        wl = workload_of(call)
+        if wl is None:
+            return call  # TVM's default CPU legalization
+        return _emit(bb, cfg, wl, call.args[0], call.args[1], call.op.name == "relax.matmul", call, knobs, cache)
 
-    def matmul(bb, call):
-        x, w = call.args
-        dx, dw = _dims(x), _dims(w)
-        if not (_int8(x) and _int8(w) and str(call.attrs.out_dtype) == "int32" and dx and dw):
-            return call
-        if len(dx) == 2 and len(dw) == 2:
-            wl = Workload.dense(dx[0], dx[1], dw[1])
-        elif len(dx) == 3 and len(dw) == 3 and dx[0] == dw[0]:
-            wl = Workload.batch_matmul(dx[0], dx[1], dx[2], dw[2])
-        else:
-            return call
-        return _emit(bb, cfg, wl, x, w, True, call, knobs, cache)
-
-    legalize = relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": conv2d,
-                                                                   "relax.matmul": matmul})
+    legalize = relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": legalize_op,
+                                                                   "relax.matmul": legalize_op})
 
     @tvm.transform.module_pass(opt_level=0, name="tvm_codesign.offload")
     def _offload(mod, ctx):
