@@ -12,6 +12,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
+from .frontend import onnx_qdq
+from .frontend.onnx_import import ModelImportError
 from .frontend import quantize as Q
 from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
@@ -29,16 +31,21 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
                 raise ValueError("a torch.nn.Module needs example_inputs (or calibration) to be exported")
             from tvm.relax.frontend.torch import from_exported_program
             ex = tuple(torch.as_tensor(np.asarray(a)) for a in example_inputs)
-            ep = torch.export.export(model.eval(), ex)
-            return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+            name = type(model).__name__
+            try:
+                ep = torch.export.export(model.eval(), ex)
+            except Exception as e:  # noqa: BLE001 - torch raises many kinds
+                raise ModelImportError(f"torch.export of {name} failed: {str(e).splitlines()[0]}") from e
+            try:
+                return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
+            except Exception as e:  # noqa: BLE001 - e.g. an aten op TVM does not convert (named in the message)
+                raise ModelImportError(f"TVM's PyTorch importer failed on {name}: {e}") from e
     except ImportError:
         pass
     import onnx
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        model = onnx.load(str(model))
-    if isinstance(model, onnx.ModelProto):
-        from tvm.relax.frontend.onnx import from_onnx
-        return from_onnx(model, shape_dict=input_shapes)
+    if isinstance(model, (str, onnx.ModelProto)) or hasattr(model, "__fspath__"):
+        from .frontend.onnx_import import import_onnx
+        return import_onnx(model, input_shapes)
     raise TypeError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model or path, "
                     "or a Relax IRModule")
 
@@ -129,7 +136,8 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
-    mod = Q.prepare(_import(model, input_shapes, example_inputs))
+    mod, _ = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs))  # already-quantised groups
+    mod = Q.prepare(mod)
     func = mod["main"]
     if Q._targets(func):
         if not calibration:

@@ -1,0 +1,205 @@
+"""Already-quantised ONNX models (QDQ format) onto the accelerator with integer kernels.
+
+onnxruntime's quantiser writes ``DequantizeLinear -> Conv / Gemm / MatMul (+ bias) -> QuantizeLinear``
+groups, which onnxruntime executes as integer kernels (QLinearConv / QGemm / QLinearMatMul).
+``rewrite(mod)`` finds those groups in the imported Relax module and reproduces that integer arithmetic:
+
+    acc   = sum (x_q - x_zp) * (w_q - w_zp) + b_q                 int32, exact (the accelerator)
+    y_q   = saturate(round_half_even(float32(acc) * M[o]) + y_zp)  on the CPU
+    M[o]  = float32(float32(x_scale * w_scale[o]) / y_scale)       per output channel (or per tensor)
+
+The accelerator multiplies int8 x int8, so operands are offset into int8: x' = x_q - c with c = 128 for
+uint8 activations (0 for int8), padding is applied on the CPU with the value x_zp - c (the real zero), and
+the offset's contribution (x_zp - c) * sum(w') is folded into the int32 bias. Weights w' = w_q - w_zp
+must fit int8 (true for onnxruntime's symmetric int8 weights); groups that do not fit, or whose conv the
+accelerator does not take (groups > 1, dilation), keep onnxruntime's float QDQ semantics on the CPU.
+
+Rounding rules: round half to even (as onnxruntime's requantisation), float32 arithmetic throughout,
+int32 accumulation without overflow. On AVX2 machines without VNNI, onnxruntime's u8 x s8 kernels sum
+pairs of products in int16 with saturation (VPMADDUBSW), so onnxruntime itself can differ from the exact
+result; tests report how many elements differ and by how much.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.ir.expr import Constant
+
+_OPS = ("relax.nn.conv2d", "relax.matmul")
+
+
+def _op(e) -> str | None:
+    return getattr(getattr(e, "op", None), "name", None) if isinstance(e, relax.Call) else None
+
+
+def _const(e) -> np.ndarray | None:
+    return e.value.numpy() if isinstance(e, Constant) else None
+
+
+class _Graph:
+    """Var -> bound value for the main function, to walk producers."""
+
+    def __init__(self, func: relax.Function):
+        self.value = {}
+        for block in func.body.blocks:
+            for bd in block.bindings:
+                self.value[bd.var] = bd.value
+
+    def resolve(self, e):
+        while isinstance(e, relax.Var) and e in self.value:
+            e = self.value[e]
+        return e
+
+    def dequantize(self, e):
+        """(data expr, scale ndarray, zero point ndarray, axis) if ``e`` is a dequantize with constant params."""
+        e = self.resolve(e)
+        if _op(e) != "relax.dequantize":
+            return None
+        s, z = _const(e.args[1]), _const(e.args[2])
+        if s is None or z is None:
+            return None
+        return e.args[0], s.astype(np.float32), z.astype(np.int64), int(e.attrs.axis)
+
+    def const_weight(self, e) -> tuple[np.ndarray, np.ndarray] | None:
+        """Integer weight (w_q - w_zp, int64) and its float32 scale per output channel, through an optional
+        permute_dims (Gemm's transposed weight) of a dequantized constant."""
+        e = self.resolve(e)
+        perm = False
+        if _op(e) == "relax.permute_dims":
+            perm = [int(a) for a in e.attrs.axes] if e.attrs.axes is not None else None  # None: reverse
+            e = self.resolve(e.args[0])
+        dq = self.dequantize(e)
+        if dq is None or _const(dq[0]) is None:
+            return None
+        wq, s, z, axis = dq
+        w = _const(wq).astype(np.int64)
+        shape = [1] * w.ndim
+        if s.size > 1:
+            shape[axis] = -1
+        w = w - z.reshape(shape) if z.size > 1 else w - z.reshape(())
+        s = np.broadcast_to(s.reshape(shape), w.shape) if s.size > 1 else s.reshape(())
+        if perm is not False:
+            w = np.transpose(w, perm)
+            s = np.transpose(s, perm) if s.ndim else s
+        return w, s
+
+
+def _out_scale(w: np.ndarray, s: np.ndarray, conv: bool) -> np.ndarray:
+    """The per-output-channel weight scale vector (length O) from a broadcast scale array."""
+    if s.ndim == 0:
+        return np.full(w.shape[0] if conv else w.shape[-1], s, np.float32)
+    return (s[:, 0, 0, 0] if conv else s[0, :]).astype(np.float32)
+
+
+def rewrite(mod: tvm.IRModule) -> tuple[tvm.IRModule, int]:
+    """Integer execution of QDQ conv/matmul groups in ``main``; returns (module, number of groups)."""
+    func = mod["main"]
+    g = _Graph(func)
+    new_blocks, n = [], 0
+    for block in func.body.blocks:
+        bindings = []
+        for bd in block.bindings:
+            v = bd.value
+            if _op(v) == "relax.quantize":
+                r = _integer_group(g, v)
+                if r is not None:
+                    bd, n = relax.VarBinding(bd.var, r), n + 1
+            bindings.append(bd)
+        new_blocks.append(relax.DataflowBlock(bindings) if isinstance(block, relax.DataflowBlock)
+                          else relax.BindingBlock(bindings))
+    if not n:
+        return mod, 0
+    out = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
+    out["main"] = relax.Function(func.params, relax.SeqExpr(new_blocks, func.body.body), func.ret_ty,
+                                 attrs=func.attrs)
+    out = relax.transform.Normalize()(out)
+    return relax.transform.DeadCodeElimination()(out), n
+
+
+def _integer_group(g: _Graph, q: relax.Call):
+    """The integer replacement of ``quantize(op(dequantize(x), dequantize(w)) [+ bias])``, or None."""
+    ys, yz = _const(q.args[1]), _const(q.args[2])
+    if ys is None or yz is None or ys.size != 1 or yz.size != 1:
+        return None
+    y = g.resolve(q.args[0])
+    bias = None
+    if _op(y) == "relax.add":
+        a, b = g.resolve(y.args[0]), g.resolve(y.args[1])
+        core, bexpr = (a, b) if _op(a) in _OPS else (b, a)
+        bexpr = g.resolve(bexpr)
+        if _op(bexpr) == "relax.reshape":
+            bexpr = g.resolve(bexpr.args[0])
+        bdq = g.dequantize(bexpr)
+        if bdq is None or _const(bdq[0]) is None or np.any(bdq[2] != 0):
+            return None
+        bias, bias_scale = _const(bdq[0]).astype(np.int64).reshape(-1), bdq[1].reshape(-1)
+        y = core
+    if _op(y) not in _OPS:
+        return None
+    conv = _op(y) == "relax.nn.conv2d"
+    xdq = g.dequantize(y.args[0])
+    wts = g.const_weight(y.args[1])
+    if xdq is None or wts is None or xdq[1].size != 1 or xdq[2].size != 1:
+        return None
+    xq, xs, xz = xdq[0], xdq[1].reshape(()), int(xdq[2].reshape(()))
+    w, wsb = wts
+    cp = conv_params(y.attrs) if conv else None
+    if str(xq.ty.dtype) not in ("uint8", "int8") or not fits(w, conv) or (conv and cp is None):
+        return None  # e.g. w - w_zp does not fit int8, or a depthwise conv: stays float QDQ on the CPU
+    ws = _out_scale(w, wsb, conv)
+    O = ws.size
+    if bias is None:
+        bias = np.zeros(O, np.int64)
+    elif bias.size != O or not np.allclose(bias_scale, xs * ws, rtol=1e-6):
+        return None  # a bias not quantised with x_scale * w_scale: not an integer group
+
+    acc = integer_op(xq, xz, w, cp)
+    bshape = (1, O, 1, 1) if conv else (O,)
+    if np.any(bias != 0):
+        acc = relax.op.add(acc, relax.const(bias.astype(np.int32).reshape(bshape)))
+    m = (np.float32(xs) * ws).astype(np.float32) / np.float32(ys.reshape(()))
+    op = relax.op
+    scaled = op.multiply(op.astype(acc, "float32"), relax.const(m.astype(np.float32).reshape(bshape)))
+    return op.quantize(scaled, relax.const(np.float32(1.0)), relax.const(yz.reshape(()).astype(yz.dtype)),
+                       axis=1 if conv else -1, out_dtype=str(q.attrs.out_dtype))
+
+
+def conv_params(attrs) -> dict | None:
+    """strides/padding of a relax conv2d the accelerator takes (NCHW/OIHW, groups 1, no dilation), else None."""
+    if int(attrs.groups) != 1 or tuple(int(d) for d in attrs.dilation) != (1, 1) or str(attrs.data_layout) != "NCHW" \
+            or str(attrs.kernel_layout) != "OIHW":
+        return None
+    return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding]}
+
+
+def fits(w: np.ndarray, conv: bool) -> bool:
+    """w - w_zp fits int8 and has the rank of a conv (OIHW) or matmul (K x N) weight."""
+    return w.min() >= -128 and w.max() <= 127 and w.ndim == (4 if conv else 2)
+
+
+def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
+    """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding) or matmul the
+    accelerator takes.
+
+    x_q (uint8 or int8) is offset to int8 x' = x_q - c (c = 128 for uint8); padding is done on the CPU with
+    x_zp - c when that is not 0; the offset's share (x_zp - c) * sum(w) is subtracted as an int32 constant.
+    """
+    op = relax.op
+    c = 128 if str(xq.ty.dtype) == "uint8" else 0
+    xi = op.astype(op.subtract(op.astype(xq, "int32"), relax.const(c, "int32")), "int8") if c else xq
+    off = int(xz) - c  # x_q - x_zp = x' - off
+    w8 = relax.const(w.astype(np.int8))
+    if conv is not None:
+        pt, pl, pb, pr = pads = conv["padding"]
+        if off and any(pads):  # pad with the real zero on the CPU, convolve without padding
+            xi = op.nn.pad(xi, [0, 0, 0, 0, pt, pb, pl, pr], pad_value=float(off))
+            pads = [0, 0, 0, 0]
+        acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, out_dtype="int32")
+        corr = (off * w.astype(np.int64).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+    else:
+        acc = op.matmul(xi, w8, out_dtype="int32")
+        corr = off * w.astype(np.int64).sum(axis=0)
+    if off:
+        acc = op.subtract(acc, relax.const(corr.astype(np.int32)))
+    return acc
