@@ -1,5 +1,6 @@
-"""The built-in models (tvm_codesign/models.py) end to end: PyTorch and ONNX, float -> PTQ int8 on the accelerator,
-compared with torch and onnxruntime (cosine similarity of outputs, top-1 agreement)."""
+"""The built-in models (tvm_codesign/models.py) end to end: PyTorch and ONNX, float -> PTQ int8 on the accelerator
+(compared with torch / onnxruntime fp32: cosine similarity, top-1 agreement), and onnxruntime-quantised QDQ models
+(compared bit for bit with onnxruntime running the same QDQ graph)."""
 import io
 
 import numpy as np
@@ -68,3 +69,29 @@ def test_builtin_table():
     dw = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d) and c.groups > 1]
     assert len(dw) == 17 and all(c.groups == c.in_channels == c.out_channels for c in dw)
     assert models.transformer_encoder()(torch.zeros(2, 8, 64)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_qdq_bit_exact(name, tmp_path):
+    from onnxruntime import quantization as q
+    build, shape = ZOO[name]
+    model = build()
+    onnx.save(to_onnx(model, shape), tmp_path / "f.onnx")
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{"x": x} for x in inputs(shape, 4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    q.quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=q.QuantFormat.QDQ,
+                      per_channel=True)
+    qdq = onnx.load(tmp_path / "q.onnx")
+    cm = tc.compile(qdq, "vta_default")  # no calibration: the model carries its own scales
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph's own semantics
+    sess = ort.InferenceSession(qdq.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    for x in inputs(shape, 3, first=100):
+        assert np.array_equal(cm(x), sess.run(None, {"x": x})[0])
+    assert cm.offloaded_mac_fraction >= (0.99 if name == "mobilenet_v2" else 1.0)  # depthwise stays on the CPU

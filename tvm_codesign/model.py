@@ -136,10 +136,10 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
-    mod, _ = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs))  # already-quantised groups
+    mod, n_qdq = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs))  # already-quantised groups
     mod = Q.prepare(mod)
     func = mod["main"]
-    if Q._targets(func):
+    if not n_qdq and Q._targets(func):  # a QDQ model says itself what is quantised: its float ops stay float
         if not calibration:
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")

@@ -140,9 +140,13 @@ def _integer_group(g: _Graph, q: relax.Call):
     conv = _op(y) == "relax.nn.conv2d"
     xdq = g.dequantize(y.args[0])
     wts = g.const_weight(y.args[1])
-    if xdq is None or wts is None or xdq[1].size != 1 or xdq[2].size != 1:
+    if xdq is None or xdq[1].size != 1 or xdq[2].size != 1:
         return None
     xq, xs, xz = xdq[0], xdq[1].reshape(()), int(xdq[2].reshape(()))
+    if wts is None and not conv and bias is None:  # activation x activation (attention)
+        return _activation_matmul(g, xq, xs, xz, y.args[1], ys, yz, str(q.attrs.out_dtype))
+    if wts is None:
+        return None
     w, wsb = wts
     cp = conv_params(y.attrs) if conv else None
     if str(xq.ty.dtype) not in ("uint8", "int8") or not fits(w, conv) or (conv and cp is None):
@@ -159,10 +163,52 @@ def _integer_group(g: _Graph, q: relax.Call):
     if np.any(bias != 0):
         acc = relax.op.add(acc, relax.const(bias.astype(np.int32).reshape(bshape)))
     m = (np.float32(xs) * ws).astype(np.float32) / np.float32(ys.reshape(()))
+    return _requantize(acc, m.reshape(bshape), yz, 1 if conv else -1, str(q.attrs.out_dtype))
+
+
+def _requantize(acc, m: np.ndarray, yz: np.ndarray, axis: int, out_dtype: str) -> relax.Expr:
+    """saturate(round_half_even(float32(acc) * m) + y_zp): onnxruntime's requantisation, on the CPU."""
     op = relax.op
-    scaled = op.multiply(op.astype(acc, "float32"), relax.const(m.astype(np.float32).reshape(bshape)))
+    scaled = op.multiply(op.astype(acc, "float32"), relax.const(m.astype(np.float32)))
     return op.quantize(scaled, relax.const(np.float32(1.0)), relax.const(yz.reshape(()).astype(yz.dtype)),
-                       axis=1 if conv else -1, out_dtype=str(q.attrs.out_dtype))
+                       axis=axis, out_dtype=out_dtype)
+
+
+def _activation_matmul(g: _Graph, aq, as_, az: int, b, ys, yz, out_dtype: str):
+    """quantize(matmul(dequantize(a), dequantize(b))) with both operands activations (per-tensor params):
+    sum (a - az)(b - bz) = sum a'b' - oa * colsum(b') - ob * rowsum(a') + K * oa * ob, with a' = a - ca,
+    b' = b - cb int8 (c = 128 for uint8) and oa = az - ca, ob = bz - cb; the sums run on the CPU in int32."""
+    bdq = g.dequantize(b)
+    if bdq is None or bdq[1].size != 1 or bdq[2].size != 1:
+        return None
+    bq, bs, bz = bdq[0], bdq[1].reshape(()), int(bdq[2].reshape(()))
+    try:
+        da, db = [int(d) for d in aq.ty.shape], [int(d) for d in bq.ty.shape]
+    except (TypeError, AttributeError):
+        return None
+    if str(aq.ty.dtype) not in ("uint8", "int8") or str(bq.ty.dtype) not in ("uint8", "int8") \
+            or len(da) != len(db) or len(da) < 3 or da[:-2] != db[:-2]:
+        return None
+    op = relax.op
+
+    def offset(q, z):
+        c = 128 if str(q.ty.dtype) == "uint8" else 0
+        q8 = op.astype(op.subtract(op.astype(q, "int32"), relax.const(c, "int32")), "int8") if c else q
+        return q8, z - c
+
+    a8, oa = offset(aq, az)
+    b8, ob = offset(bq, bz)
+    acc = op.matmul(a8, b8, out_dtype="int32")
+    if oa:
+        acc = op.subtract(acc, op.multiply(relax.const(oa, "int32"), op.sum(op.astype(b8, "int32"), axis=[-2],
+                                                                          keepdims=True)))
+    if ob:
+        acc = op.subtract(acc, op.multiply(relax.const(ob, "int32"), op.sum(op.astype(a8, "int32"), axis=[-1],
+                                                                          keepdims=True)))
+    if oa and ob:
+        acc = op.add(acc, relax.const(da[-1] * oa * ob, "int32"))
+    m = np.float32(np.float32(as_) * np.float32(bs)) / np.float32(ys.reshape(()))
+    return _requantize(acc, np.asarray(m, np.float32), yz, -1, out_dtype)
 
 
 def conv_params(attrs) -> dict | None:
