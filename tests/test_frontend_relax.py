@@ -108,6 +108,27 @@ def test_leading_dims_fold_into_rows_and_groups(cfg):
     assert np.array_equal(z.numpy(), a.astype(np.int32) @ b.astype(np.int32))
 
 
+@pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4"])
+def test_rgb_stem_folds_kernel_columns_into_channels(cfg):
+    """3 input channels x 7 kernel columns -> 21 channels: 2 BLOCK_IN blocks per kernel row instead of 7."""
+    @I.ir_module
+    class Stem:
+        @R.function
+        def main(x: R.Tensor((2, 3, 19, 17), "int8"), w: R.Tensor((24, 3, 7, 7), "int8")):
+            with R.dataflow():
+                o = R.nn.conv2d(x, w, strides=(2, 2), padding=(3, 3), out_dtype="int32")
+                R.output(o)
+            return o
+
+    mod = offload(cfg)(Stem)
+    (k,) = offloaded(mod)
+    assert (k["workload"]["ci"], k["workload"]["kh"], k["workload"]["kw"], tuple(k["workload"]["pad"])) == \
+        (21, 7, 1, (0, 0))
+    x, w = i8(2, 3, 19, 17), i8(24, 3, 7, 7)
+    wl = tc.Workload.conv2d(2, 3, 19, 17, 24, 7, 2, 3)
+    assert np.array_equal(run(mod, x, w), wl.reference(x, w))
+
+
 def test_what_the_accelerator_does_not_take_stays_on_the_cpu():
     @I.ir_module
     class Other:

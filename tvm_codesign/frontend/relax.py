@@ -46,32 +46,57 @@ def _unflat(i, dims: list[int]) -> list:
     return out[::-1]
 
 
-def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int]) -> tirx.PrimFunc:
+def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
+    """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
+    Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
+    = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain."""
+    if wl.kind != "conv2d" or wl.kw == 1:
+        return None
+    blocks = lambda c: -(-c // cfg.block_in)
+    if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
+        return None
+    return Workload.conv2d(wl.n, wl.ci * wl.kw, wl.h + 2 * wl.pad[0], wl.ow, wl.co, (wl.kh, 1), (wl.stride[0], 1),
+                           0, bias=wl.bias, shift=wl.shift, relu=wl.relu, clip=wl.clip, out_dtype=wl.out_dtype,
+                           saturate=wl.saturate)
+
+
+def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Workload | None = None) -> tirx.PrimFunc:
     """User data (NCHW; (..., M, K) for dense; (..., M, K) for batch matmul) -> packed
-    (G, N/b, C/BI, H, W, b, BI), zero-padded."""
+    (G, N/b, C/BI, H, W, b, BI) of the kernel's workload ``kwl`` (default ``wl``; or ``fold_kw(wl)``), zero-padded."""
+    kwl = kwl or wl
     x = te.placeholder(shape, "int8", name="x")
     B, BI = cfg.batch, cfg.block_in
     zero = tirx.const(0, "int8")
 
     def at(g, n, c, h, w):
+        if kwl is not wl:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
+            ci, j, col, row = c // wl.kw, c % wl.kw, w * wl.stride[1] + c % wl.kw - wl.pad[1], h - wl.pad[0]
+            inside = tirx.all(row >= 0, row < wl.h, col >= 0, col < wl.w)
+            return tirx.if_then_else(inside, x[n, ci, tirx.max(tirx.min(row, wl.h - 1), 0),
+                                               tirx.max(tirx.min(col, wl.w - 1), 0)], zero)
         if wl.kind == "conv2d":
             return x[n, c, h, w]
         if wl.kind == "dense":
             return x[(*_unflat(n, shape[:-1]), c)]
         return x[(*_unflat(g, shape[:-2]), n, c)]
 
-    out = te.compute(packed_shapes(wl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
-        tirx.all(n * B + b < wl.n, c * BI + i < wl.ci), at(g, n * B + b, c * BI + i, h, w), zero), name="packed")
+    out = te.compute(packed_shapes(kwl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
+        tirx.all(n * B + b < kwl.n, c * BI + i < kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero), name="packed")
     return te.create_prim_func([x, out])
 
 
-def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool) -> tirx.PrimFunc:
-    """User weights (OIHW, or K x N / ... x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI)."""
+def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool,
+                 kwl: Workload | None = None) -> tirx.PrimFunc:
+    """User weights (OIHW, or K x N / ... x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI) of the
+    kernel's workload ``kwl`` (default ``wl``; or ``fold_kw(wl)``)."""
+    kwl = kwl or wl
     w = te.placeholder(shape, "int8", name="w")
     BI, BO = cfg.block_in, cfg.block_out
     zero = tirx.const(0, "int8")
 
     def at(g, o, c, kh, kw):
+        if kwl is not wl:
+            return w[o, c // wl.kw, kh, c % wl.kw]
         if wl.kind == "conv2d":
             return w[o, c, kh, kw]
         if wl.kind == "dense":
@@ -79,8 +104,8 @@ def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: boo
         lead = _unflat(g, shape[:-2])
         return w[(*lead, c, o)] if kn else w[(*lead, o, c)]
 
-    out = te.compute(packed_shapes(wl, cfg)["weight"], lambda g, o, c, kh, kw, bo, bi: tirx.if_then_else(
-        tirx.all(o * BO + bo < wl.co, c * BI + bi < wl.ci), at(g, o * BO + bo, c * BI + bi, kh, kw), zero),
+    out = te.compute(packed_shapes(kwl, cfg)["weight"], lambda g, o, c, kh, kw, bo, bi: tirx.if_then_else(
+        tirx.all(o * BO + bo < kwl.co, c * BI + bi < kwl.ci), at(g, o * BO + bo, c * BI + bi, kh, kw), zero),
         name="packed")
     return te.create_prim_func([w, out])
 
@@ -108,16 +133,18 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
 
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict) -> relax.Expr:
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
+    kwl = fold_kw(wl, cfg) or wl  # the workload the kernel runs
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k = knobs(wl, cfg) if callable(knobs) else default(wl, cfg)
-        ident = json.dumps([wl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
+        k = knobs(kwl, cfg) if callable(knobs) else default(kwl, cfg)
+        ident = json.dumps([wl.to_dict(), kwl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
         name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
-        cache[key] = (add(schedule(wl, cfg, k).mod["main"], ""), add(_pack_data(wl, cfg, _dims(x)), "_pack_x"),
-                      add(_pack_weight(wl, cfg, _dims(w), kn), "_pack_w"), add(_unpack(wl, cfg, _dims(call)),
-                                                                                "_unpack"))
+        cache[key] = (add(schedule(kwl, cfg, k).mod["main"], ""),
+                      add(_pack_data(wl, cfg, _dims(x), kwl), "_pack_x"),
+                      add(_pack_weight(wl, cfg, _dims(w), kn, kwl), "_pack_w"),
+                      add(_unpack(kwl, cfg, _dims(call)), "_unpack"))
     gk, gd, gw, gu = cache[key]
-    sh = packed_shapes(wl, cfg)
+    sh = packed_shapes(kwl, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
     po = bb.emit(relax.call_tir(gk, [px, pw], relax.TensorType(sh["out"], wl.out_dtype)))
