@@ -209,7 +209,7 @@ class AcceleratorConfig:
         d.pop("name"), d.pop("description")
         return d
 
-    @property
+    @cached_property
     def key(self) -> str:
         """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``."""
         blob = json.dumps(self.hardware_dict, sort_keys=True).encode()

@@ -40,6 +40,8 @@ class Srams:
                                  (Mem.ACC, "acc", cfg.acc_depth)):
             dt, shape = elem_type(cfg, mem)
             setattr(self, name, np.zeros((depth,) + shape, dt))
+        self.loads = {Mem.INP: 0, Mem.WGT: 0}  # LOADs so far: GEMM operands gathered since then are still valid
+        self.gathered: dict = {}  # "x" / "y" -> (index array, loads count, float operand)
 
     def by_mem(self, mem: int) -> np.ndarray:
         return {Mem.UOP: self.uop, Mem.WGT: self.wgt, Mem.INP: self.inp, Mem.ACC: self.acc, Mem.OUT: self.acc}[mem]
@@ -115,6 +117,8 @@ def _load(cfg, st: Srams, views, i, c):
         st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
         return [], [("uop", base, base + y * x)]
     buf = st.by_mem(mem)
+    if mem in st.loads:
+        st.loads[mem] += 1
     dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
     if y0 or y1 or x0 or x1:
         dst[...] = 0
@@ -221,11 +225,25 @@ def _accumulate(st: Srams, dst, xi, yi, zi, chunk):
     """One float32 matmul of the gathered operands (per ``chunk`` of the dot length, so every partial sum is
     exact; chunks add in float64, exact below 2**53), each dst's block added with 32-bit wrap."""
     ft = np.float32 if chunk else np.float64
-    x, y = st.inp.reshape(-1)[xi].astype(ft), st.wgt.reshape(-1)[yi].astype(ft)
+    x, y = _operand(st, "x", Mem.INP, st.inp, xi, ft), _operand(st, "y", Mem.WGT, st.wgt, yi, ft)
     z = x @ y if not chunk or x.shape[1] <= chunk else sum(
         (x[:, a:a + chunk] @ y[a:a + chunk]).astype(np.float64) for a in range(0, x.shape[1], chunk))
-    blk = z.reshape(-1)[zi].astype(np.int64)
-    st.acc[dst] = (st.acc[dst] + blk).astype(st.acc.dtype)
+    blk = z.reshape(-1)[zi]
+    if z.dtype == np.float32 and st.acc.dtype == np.int32:  # |blk| < 2**24: int32 addition wraps like the hardware
+        st.acc[dst] += blk.astype(np.int32)
+    else:
+        st.acc[dst] = (st.acc[dst] + blk.astype(np.int64)).astype(st.acc.dtype)
+
+
+def _operand(st: Srams, key: str, mem: int, buf: np.ndarray, idx: np.ndarray, ft) -> np.ndarray:
+    """buf.flat[idx] as ``ft``, reused while no LOAD has written ``buf`` since the same gather (weights stay
+    resident across many GEMMs; only LOADs write inp/wgt)."""
+    hit = st.gathered.get(key)
+    if hit is not None and hit[0] is idx and hit[1] == st.loads[mem] and hit[2].dtype == ft:
+        return hit[2]
+    v = buf.reshape(-1)[idx].astype(ft)
+    st.gathered[key] = (idx, st.loads[mem], v)
+    return v
 
 
 _HASH = np.random.default_rng(12345).integers(1, 1 << 62, 1 << 16, dtype=np.int64) | 1
