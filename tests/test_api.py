@@ -71,6 +71,21 @@ def test_epilogue_variants(epi):
     check(tc.Workload.conv2d(1, 24, 10, 10, 40, 3, 1, 1, **epi), "vta_default")
 
 
+@pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4", "edge_tiny"])
+@pytest.mark.parametrize("epi", [dict(bias=True, multiplier=1234, shift=18, relu=True, out_dtype="int8"),
+                                 dict(multiplier=77, shift=9, out_dtype="int8"),
+                                 dict(bias=True, multiplier=30000, shift=24, clip=(-100, 90), out_dtype="int8")])
+def test_integer_requantisation_multiply_shift(cfg, epi):
+    """(acc + bias) * M >> s on the ALU, wrapping at 32 bits like the hardware (the last case overflows often)."""
+    check(tc.Workload.conv2d(1, 24, 10, 10, 40, 3, 1, 1, **epi), cfg)
+    check(tc.Workload.dense(9, 70, 33, **epi), cfg)
+
+
+def test_multiplier_must_fit_the_alu_immediate():
+    with pytest.raises(K.KnobError, match="multiplier 40000 exceeds the ALU immediate"):
+        tc.build(tc.Workload.dense(4, 16, 16, multiplier=40000, shift=3), "vta_default")
+
+
 def test_every_knob_order_and_vthread_count_is_exact():
     wl = tc.Workload.conv2d(2, 32, 8, 8, 32, 3, 1, 1, bias=True, shift=6, out_dtype="int8")
     for order in ("nchw", "whcn", "cnhw", "hwnc"):

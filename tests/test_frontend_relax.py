@@ -129,6 +129,41 @@ def test_rgb_stem_folds_kernel_columns_into_channels(cfg):
     assert np.array_equal(run(mod, x, w), wl.reference(x, w))
 
 
+@pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4"])
+def test_requantisation_epilogue_fuses_into_the_kernel(cfg):
+    """conv/matmul -> + bias -> * M -> >> s -> clip -> int8 is one kernel with an int8 store, equal to TVM's CPU
+    build of the same ops (32-bit wrapping included)."""
+    rng = np.random.default_rng(3)
+    b1 = rng.integers(-5000, 5000, (1, 24, 1, 1)).astype(np.int32)
+    b2 = rng.integers(-5000, 5000, (10,)).astype(np.int32)
+
+    @I.ir_module
+    class Requant:
+        @R.function
+        def main(x: R.Tensor((1, 20, 9, 9), "int8"), w: R.Tensor((24, 20, 3, 3), "int8"),
+                 m: R.Tensor((600, 10), "int8")):
+            with R.dataflow():
+                y = R.nn.conv2d(x, w, strides=(2, 2), padding=(1, 1), out_dtype="int32")
+                y = R.add(y, R.const(b1))
+                y = R.multiply(y, R.const(150, "int32"))
+                y = R.right_shift(y, R.const(17, "int32"))
+                q = R.astype(R.clip(y, 0, 127), "int8")
+                f = R.reshape(q, (1, 600))
+                o = R.matmul(f, m, out_dtype="int32")
+                o = R.add(o, R.const(b2))
+                o = R.right_shift(o, R.const(11, "int32"))
+                o = R.astype(R.clip(o, -128, 127), "int8")
+                R.output(o)
+            return o
+
+    mod = offload(cfg)(Requant)
+    wls = [k["workload"] for k in offloaded(mod)]
+    assert [(w["kind"], w["bias"], w["multiplier"], w["shift"], tuple(w["clip"]), w["out_dtype"]) for w in wls] == \
+        [("conv2d", True, 150, 17, (0, 127), "int8"), ("dense", True, 1, 11, (-128, 127), "int8")]
+    args = i8(1, 20, 9, 9), i8(24, 20, 3, 3), i8(600, 10)
+    assert np.array_equal(run(mod, *args), run(Requant, *args))
+
+
 def test_what_the_accelerator_does_not_take_stays_on_the_cpu():
     @I.ir_module
     class Other:

@@ -250,3 +250,23 @@ def test_large_accumulation_uses_float64_path_exactly():
     g = tiled_gemm(CFG, a, w, tile_m=4, tile_n=1, tile_k=128)
     Simulator(CFG).run(g.program, g.dram)
     assert np.array_equal(g.result(), reference(a, w))
+
+
+def test_rerun_with_other_micro_ops_rebuilds_the_decoded_plans():
+    """The simulator reuses each program's decoded GEMM/ALU plans across runs; new micro-ops in DRAM (the same
+    instructions) must be decoded again, not served from the first run."""
+    rng = np.random.default_rng(7)
+    a, w = rand(rng, (2, 1, 16)), rand(rng, (2, 16, 16))
+    b = ProgramBuilder(CFG)
+    ia, iw, iu, io = b.put(a, Mem.INP), b.put(w, Mem.WGT), b.put_uops([(0, 0, 0)]), b.alloc(1, Mem.ACC)
+    b.emit(load(Mem.UOP, 0, iu), load(Mem.INP, 0, ia, x=2), load(Mem.WGT, 0, iw, x=2),
+           Gemm(uop_bgn=0, uop_end=1, reset=True), Gemm(uop_bgn=0, uop_end=1), store(Mem.ACC, 0, io), Finish())
+    prog, first = b.program(), b.dram()
+    other = first.copy()
+    alt = ProgramBuilder(CFG)
+    alt.put(a, Mem.INP), alt.put(w, Mem.WGT)
+    alt.put_uops([(0, 1, 1)])  # same place in DRAM: reads the second input and weight blocks
+    other[:len(alt.dram())] = alt.dram()
+    for dram, k in ((first, 0), (other, 1), (first.copy(), 0)):
+        run(CFG, prog, dram)
+        assert np.array_equal(b.read(dram, io, 1, Mem.ACC)[0], a[k].astype(np.int32) @ w[k].astype(np.int32).T)

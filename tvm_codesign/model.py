@@ -12,7 +12,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .frontend import onnx_qdq
+from .frontend import epilogue, onnx_qdq
 from .frontend.onnx_import import ModelImportError
 from .frontend import quantize as Q
 from .frontend.relax import offload, offloaded, workload_of
@@ -126,10 +126,13 @@ def _macs(call) -> int:
 
 
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
-            knobs=None) -> CompiledModel:
+            knobs=None, requant="alu") -> CompiledModel:
     """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
 
-    Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples).
+    Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
+    ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
+    ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
+    quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
     """
     cfg = AcceleratorConfig.load(target)
     t0 = time.perf_counter()
@@ -143,11 +146,14 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
         if not calibration:
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
-        mod = Q.quantize(mod, Q.calibrate(mod, calibration))
+        mod = Q.quantize(mod, Q.calibrate(mod, calibration), requant)
     cpu_ops, cpu_macs, total_macs = Counter(), Counter(), 0
+    inside = {v for f in epilogue.find(Q._main(mod), workload_of).values() for v in f.members}  # fused epilogues
     for block in Q._main(mod).body.blocks:
         for bd in block.bindings:
             op = getattr(getattr(bd.value, "op", None), "name", None)
+            if bd.var in inside and op not in Q.TARGET_OPS:
+                continue
             if op in Q.TARGET_OPS:
                 total_macs += _macs(bd.value)
                 if workload_of(bd.value) is None:  # e.g. depthwise conv2d: stays on the CPU, listed as such

@@ -16,6 +16,8 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
+from . import requant
+
 TARGET_OPS = ("relax.nn.conv2d", "relax.matmul")
 
 
@@ -56,9 +58,14 @@ def _targets(func: relax.Function) -> list:
     return out
 
 
-def _calibrated(v: relax.Call) -> list:
-    """The operands whose range calibration measures: the input, and a non-constant second operand."""
-    return [v.args[0]] + ([] if isinstance(v.args[1], Constant) else [v.args[1]])
+def _calibrated(g: requant.Graph, b) -> list:
+    """What calibration measures for a target: its input and, for activation x activation, the second operand;
+    for a constant weight, the output of its bias/activation chain and the pre-activation (requant.py)."""
+    v = b.value
+    if not isinstance(v.args[1], Constant):
+        return [v.args[0], v.args[1]]
+    ch = requant.chain(g, b.var, v)
+    return [v.args[0], ch.last, ch.pre]
 
 
 _PREPARED = "tvm_codesign.prepared"
@@ -84,7 +91,8 @@ def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
     targets = _targets(func)
     if not targets:
         return []
-    probes = [e for b in targets for e in _calibrated(b.value)]
+    g = requant.Graph(func)
+    probes = [e for b in targets for e in _calibrated(g, b)]
     body = relax.SeqExpr(func.body.blocks, relax.Tuple(probes))
     probe = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
     probe["main"] = relax.Function(func.params, body, relax.TupleType([e.ty for e in probes]))  # keeps the
@@ -98,31 +106,45 @@ def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
             amax[i] = max(amax[i], float(np.abs(outs[i].numpy()).max()))
     out, i = [], 0
     for b in targets:
-        n = len(_calibrated(b.value))
+        n = len(_calibrated(g, b))
         out.append(amax[i:i + n].tolist())
         i += n
     return out
 
 
-def quantize(mod: tvm.IRModule, amax: list[list[float]]) -> tvm.IRModule:
-    """Rewrite the float targets (same order as ``calibrate``) into int8 ops with float rescaling."""
+def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu") -> tvm.IRModule:
+    """Rewrite the float targets (same order as ``calibrate``) into int8 ops. ``requant_on="alu"``: constant-weight
+    layers requantise to int8 on the accelerator (requant.py, per-tensor weights); ``"cpu"``: per-channel weights
+    and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU."""
+    if requant_on not in ("alu", "cpu"):
+        raise ValueError(f"requant_on must be 'alu' or 'cpu', got {requant_on!r}")
     func = _main(mod)
-    targets = [b.var for b in _targets(func)]
+    targets = _targets(func)
     if len(targets) != len(amax):
         raise ValueError(f"calibration has {len(amax)} entries but the model has {len(targets)} targets")
-    new_blocks, k = [], 0
-    for block in func.body.blocks:
-        bindings = []
-        for bd in block.bindings:
-            if k < len(targets) and bd.var.same_as(targets[k]):
-                bd = relax.VarBinding(bd.var, _rewrite(bd.value, amax[k]))
-                k += 1
-            bindings.append(bd)
-        new_blocks.append(relax.BindingBlock(bindings))
+    g = requant.Graph(func)
+    replace = {}  # binding var -> [new bindings]
+    ints = {}  # float var -> (int8 var, scale) of layers requantised on the accelerator
+    for b, a in zip(targets, amax):
+        if requant_on == "alu" and isinstance(b.value.args[1], Constant):
+            ch = requant.chain(g, b.var, b.value)
+            x = b.value.args[0]  # the previous layer's int8 result feeds this one directly (same tensor, scale)
+            xq, sx = ints[x] if x in ints else _quant(x, a[0])
+            q, sy = requant.requantize(xq, sx, b.value, ch, a[1], a[2])
+            qv = relax.Var(ch.last.name + "_q", relax.TensorType(ch.last.ty.shape, "int8"))
+            replace[ch.last] = [relax.VarBinding(qv, q), relax.VarBinding(
+                ch.last, relax.op.multiply(relax.op.astype(qv, "float32"), relax.const(np.float32(sy))))]
+            ints[ch.last] = (qv, sy)
+        else:
+            replace[b.var] = [relax.VarBinding(b.var, _rewrite(
+                b.value, a[:2] if not isinstance(b.value.args[1], Constant) else a[:1]))]
+    new_blocks = [relax.BindingBlock([n for bd in block.bindings for n in replace.get(bd.var, [bd])])
+                  for block in func.body.blocks]
     out = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
     out["main"] = relax.Function(func.params, relax.SeqExpr(new_blocks, func.body.body), func.ret_ty,
                                  attrs=func.attrs)
-    return relax.transform.Normalize()(out).with_attr(_PREPARED, True)
+    out = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
+    return out.with_attr(_PREPARED, True)
 
 
 def _quant(x: relax.Expr, amax: float) -> tuple[relax.Expr, float]:

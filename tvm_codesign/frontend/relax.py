@@ -12,16 +12,19 @@ default CPU legalization; ``offloaded(mod)`` lists what went where.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 
+import numpy as np
 import tvm
 from tvm import relax, te, tirx
 
 from ..hardware.config import AcceleratorConfig
+from . import epilogue
 from ..schedules.knobs import default
-from ..schedules.layout import packed_shapes
+from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
 
@@ -55,9 +58,8 @@ def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     blocks = lambda c: -(-c // cfg.block_in)
     if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
         return None
-    return Workload.conv2d(wl.n, wl.ci * wl.kw, wl.h + 2 * wl.pad[0], wl.ow, wl.co, (wl.kh, 1), (wl.stride[0], 1),
-                           0, bias=wl.bias, shift=wl.shift, relu=wl.relu, clip=wl.clip, out_dtype=wl.out_dtype,
-                           saturate=wl.saturate)
+    return dataclasses.replace(wl, ci=wl.ci * wl.kw, h=wl.h + 2 * wl.pad[0], w=wl.ow, kw=1, stride=(wl.stride[0], 1),
+                               pad=(0, 0))
 
 
 def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Workload | None = None) -> tirx.PrimFunc:
@@ -131,7 +133,8 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
     return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
 
 
-def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict) -> relax.Expr:
+def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
+          bias: np.ndarray | None = None) -> relax.Expr:
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = fold_kw(wl, cfg) or wl  # the workload the kernel runs
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
@@ -147,7 +150,8 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     sh = packed_shapes(kwl, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
-    po = bb.emit(relax.call_tir(gk, [px, pw], relax.TensorType(sh["out"], wl.out_dtype)))
+    args = [px, pw] + ([relax.const(pack_bias(kwl, cfg, bias))] if wl.bias else [])
+    po = bb.emit(relax.call_tir(gk, args, relax.TensorType(sh["out"], wl.out_dtype)))
     return relax.call_tir(gu, [po], call.ty)
 
 
@@ -179,19 +183,36 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
     cfg = AcceleratorConfig.load(config)
     cache: dict = {}
 
+    fused: dict = {}  # astype input var -> epilogue.Fused, for the module being legalized
+    cores: set = set()  # (data, weight) of fused convs/matmuls: emitted with their epilogue instead
+
     def legalize_op(bb, call):
         wl = workload_of(call)
-        if wl is None:
-            return call  # TVM's default CPU legalization
+        if wl is None or (hash(call.args[0]), hash(call.args[1])) in cores:
+            return call  # TVM's default CPU legalization (dead code once the fused epilogue replaces it)
         return _emit(bb, cfg, wl, call.args[0], call.args[1], call.op.name == "relax.matmul", call, knobs, cache)
 
-    legalize = relax.transform.LegalizeOps(customize_legalize_map={"relax.nn.conv2d": legalize_op,
-                                                                   "relax.matmul": legalize_op})
+    def legalize_astype(bb, call):
+        f = fused.get(call.args[0])
+        if f is None:
+            return call
+        return _emit(bb, cfg, f.workload, f.core.args[0], f.core.args[1], f.core.op.name == "relax.matmul", call,
+                     knobs, cache, f.bias)
+
+    legalize = relax.transform.LegalizeOps(customize_legalize_map={
+        "relax.nn.conv2d": legalize_op, "relax.matmul": legalize_op, "relax.astype": legalize_astype})
 
     @tvm.transform.module_pass(opt_level=0, name="tvm_codesign.offload")
     def _offload(mod, ctx):
         cache.clear()  # GlobalVars belong to one application of the pass
-        return relax.transform.FoldConstant()(legalize(mod))
+        fused.clear(), cores.clear()
+        if "main" in [gv.name_hint for gv in mod.functions]:
+            fused.update(epilogue.find(mod["main"], workload_of))
+            cores.update((hash(f.core.args[0]), hash(f.core.args[1])) for f in fused.values())
+        out = legalize(mod)
+        if fused:
+            out = relax.transform.DeadCodeElimination()(out)
+        return relax.transform.FoldConstant()(out)
 
     return _offload
 

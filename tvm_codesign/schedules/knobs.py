@@ -105,6 +105,17 @@ def requirements(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> dict:
     }
 
 
+def check_workload(wl: Workload, cfg: AcceleratorConfig) -> None:
+    """Raise KnobError if no knob vector can run ``wl`` on ``cfg`` (ALU immediates, DMA padding field)."""
+    imm_lim = (1 << (cfg.imm_bits - 1)) - 1
+    if wl.multiplier is not None and wl.multiplier > imm_lim:
+        raise KnobError("multiplier", f"requantisation multiplier {wl.multiplier} exceeds the ALU immediate "
+                        f"({imm_lim}, imm_bits {cfg.imm_bits})")
+    pad_lim = (1 << cfg.pad_bits) - 1
+    if max(wl.pad) > pad_lim:
+        raise KnobError("pad", f"padding {max(wl.pad)} exceeds the DMA pad field ({pad_lim})")
+
+
 def check(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> None:
     """Raise KnobError unless ``k`` fits every SRAM and ISA field of ``cfg`` for ``wl``."""
     d = dims(wl, cfg)
@@ -127,9 +138,7 @@ def check(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> None:
     if max(r["loop_extents"], default=1) > lim:
         raise KnobError("tile_h", f"a folded loop of {max(r['loop_extents'])} iterations exceeds {lim} "
                         f"(loop_iter_bits {cfg.loop_iter_bits})")
-    pad_lim = (1 << cfg.pad_bits) - 1
-    if max(wl.pad) > pad_lim:
-        raise KnobError("pad", f"padding {max(wl.pad)} exceeds the DMA pad field ({pad_lim})")
+    check_workload(wl, cfg)
     sh = packed_shapes(wl, cfg)
     strides = (wl.w, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2])
     if max(strides) >= 1 << cfg.dram_stride_bits:
@@ -180,6 +189,7 @@ def estimate_cycles(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> float:
 
 def default(wl: Workload, cfg: AcceleratorConfig) -> Knobs:
     """A good valid knob vector: the best of the space by ``estimate_cycles`` (two contexts)."""
+    check_workload(wl, cfg)
     sp = space(wl, cfg)
     best = None
     for tn, tc, th, tw, ti in itertools.product(sp["tile_n"], sp["tile_co"], sp["tile_h"], sp["tile_w"],

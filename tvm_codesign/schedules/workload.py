@@ -4,7 +4,8 @@ All three are one packed "grouped GEMM-conv":
 ``out[g, n, co, y, x] = sum_{ci, kh, kw} data[g, n, ci, y*sh + kh - ph, x*sw + kw - pw] * w[g, co, ci, kh, kw]``
 Dense is a 1x1 conv on a 1x1 image with batch M; batch matmul adds the group axis g. The epilogue runs
 on the ALU: + bias[co], then (with ``shift``) round half up and arithmetic shift right, then clip to
-[lo, hi] (relu raises lo to 0), then the store narrows to ``out_dtype``.
+[lo, hi] (relu raises lo to 0), then the store narrows to ``out_dtype``. With a ``multiplier`` M (integer
+requantisation) the stages are + bias, * M, then a floor shift: the caller folds rounding into the bias.
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class Workload:
     groups: int = 1           # batch-matmul batch
     bias: bool = False
     shift: int | None = None  # requantise: round half up, >> shift
+    multiplier: int | None = None  # requantise: * multiplier before a floor >> shift (an ALU immediate)
     relu: bool = False
     clip: tuple | None = None  # (lo, hi) before the store, either may be None; int8 outputs default to
     out_dtype: str = "int32"   # (-128, 127) unless saturate=False (then the store truncates)
@@ -59,6 +61,8 @@ class Workload:
             raise WorkloadError(f"kernel {self.kh}x{self.kw} larger than padded input {self.h}x{self.w}")
         if self.shift is not None and not 0 <= self.shift <= 31:
             raise WorkloadError(f"shift must be in [0, 31], got {self.shift}")
+        if self.multiplier is not None and (not isinstance(self.multiplier, (int, np.integer)) or self.multiplier < 1):
+            raise WorkloadError(f"multiplier must be a positive integer, got {self.multiplier!r}")
         if self.out_dtype == "int8" and self.clip is None and self.saturate:
             object.__setattr__(self, "clip", (-128, 127))
         if self.clip is not None:
@@ -106,7 +110,10 @@ class Workload:
         exact: additions wrap identically in any order). A symmetric clip [-v-1, v] is one CLIP.
         """
         st = [("add", None)] if self.bias else []
-        if self.shift:
+        if self.multiplier is not None:
+            st += ([("mul", int(self.multiplier))] if self.multiplier != 1 else []) + \
+                ([("shr", self.shift)] if self.shift else [])
+        elif self.shift:
             if not self.bias:
                 st.append(("add", 1 << (self.shift - 1)))
             st.append(("shr", self.shift))
@@ -128,7 +135,7 @@ class Workload:
     @property
     def bias_offset(self) -> int:
         """Added to every bias value when packing (the folded rounding constant)."""
-        return (1 << (self.shift - 1)) if self.bias and self.shift else 0
+        return (1 << (self.shift - 1)) if self.bias and self.shift and self.multiplier is None else 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -164,7 +171,9 @@ class Workload:
         acc = wrap(acc)
         if self.bias:
             acc = wrap(acc + bias.astype(np.int64).reshape(bshape))
-        if self.shift:
+        if self.multiplier is not None:
+            acc = wrap(acc * int(self.multiplier)) >> (self.shift or 0)
+        elif self.shift:
             acc = wrap(acc + (1 << (self.shift - 1))) >> self.shift
         lo, hi = self.bounds
         if lo is not None:

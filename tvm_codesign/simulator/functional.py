@@ -58,21 +58,31 @@ def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, race
     if not dram.flags.writeable:
         raise ValueError("dram must be writeable")
     st = srams or Srams(cfg)
-    t = program.table
-    cols = {k: v.tolist() for k, v in t.items()}
-    views = {m: typed_view(dram, cfg, m) for m in Mem}
     plans = _PLANS.setdefault(program, {})
+    if "cols" not in plans:
+        plans["cols"] = {k: v.tolist() for k, v in program.table.items()}
+    cols = plans["cols"]
+    views = {m: typed_view(dram, cfg, m) for m in Mem}
     log, static = [], True  # SRAM ranges of every instruction; all decoded plans reused
+    # From fresh SRAMs, the micro-op SRAM follows from the micro-op loads alone: while each loads what it loaded
+    # when the plans were made, every plan's micro-ops are unchanged (else each plan is compared with them).
+    same_uops = srams is None
     for i, op in enumerate(cols["opcode"]):
         if op == Opcode.GEMM or op == Opcode.ALU:
             uops = st.uop[cols["uop_bgn"][i]:cols["uop_end"][i]]
             hit = plans.get(i)
-            if hit is None or not np.array_equal(hit[0], uops):
+            if hit is None or not (same_uops or np.array_equal(hit[0], uops)):
                 static = False
                 hit = plans[i] = (uops.copy(), (_gemm_plan if op == Opcode.GEMM else _alu_plan)(cfg, st, i, cols))
             acc = (_gemm_run if op == Opcode.GEMM else _alu_run)(cfg, st, hit[1])
         elif op == Opcode.LOAD:
             acc = _load(cfg, st, views, i, cols)
+            if cols["mem"][i] == Mem.UOP:
+                loaded = st.uop[acc[1][0][1]:acc[1][0][2]]
+                prev = plans.get(("uop", i))
+                if prev is None or not np.array_equal(prev, loaded):
+                    same_uops = same_uops and prev is None
+                    plans[("uop", i)] = loaded.copy()
         elif op == Opcode.STORE:
             acc = _store(cfg, st, views, i, cols)
         else:
@@ -271,6 +281,8 @@ def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
         return x + v
     if op == AluOp.MUL:
         return x * v
+    if op == AluOp.SHR and np.ndim(v) == 0 and 0 <= v <= 63:
+        return x >> v
     if op == AluOp.SHR:
         v = np.broadcast_to(v, x.shape)
         return np.where(v >= 0, x >> np.clip(v, 0, 63), x << np.clip(-v, 0, 63))
@@ -304,7 +316,7 @@ def _alu_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
     while a < n:  # hazard-free runs execute as one vectorised step; without hazards there is one run
         later = np.flatnonzero(conflict[a + 1:] >= a)
         b = a + 1 + int(later[0]) if later.size else n
-        runs.append((D[a:b], None if use_imm else S[a:b]))
+        runs.append((_as_slice(D[a:b]), None if use_imm else _as_slice(S[a:b])))
         a = b
     reads = [("uop", c["uop_bgn"][i], c["uop_end"][i]), ("acc", *_rng(D))]
     if not use_imm:
@@ -312,9 +324,24 @@ def _alu_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
     return op, (np.int64(c["imm"][i]) if use_imm else None), runs, (reads, [("acc", *_rng(D))])
 
 
+def _as_slice(idx: np.ndarray):
+    """A contiguous ascending index run as a slice (a view instead of a gather/scatter), else the array."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+_INT32_SAFE = (AluOp.ADD, AluOp.MUL, AluOp.MIN, AluOp.MAX, AluOp.CLIP)  # wrap-around int32 ufuncs == the ALU
+
+
 def _alu_run(cfg: AcceleratorConfig, st: Srams, plan: tuple):
     op, imm, runs, access = plan
+    fast = st.acc.dtype == np.int32 and (op in _INT32_SAFE[:4] or (imm is not None and (
+        op == AluOp.CLIP or (op == AluOp.SHR and 0 <= imm <= 31))))
     for d, s in runs:
+        if fast:  # in int32 directly: two's-complement wrap is the documented ALU arithmetic
+            st.acc[d] = _alu_apply(op, st.acc[d], np.int32(imm) if s is None else st.acc[s])
+            continue
         x = st.acc[d].astype(np.int64)
         v = imm if s is None else st.acc[s].astype(np.int64)
         st.acc[d] = _alu_apply(op, x, v).astype(st.acc.dtype)
