@@ -111,3 +111,17 @@ def test_resnet18_ptq_every_conv_and_fc_offloaded():
     acc = [r for r in cm.profile() if r["device"] == "accelerator"]
     assert sum(r["calls"] for r in acc) == 21  # 20 convolutions + the classifier
     assert {"relax.nn.max_pool2d", "relax.add"} <= set(cm.cpu_ops)
+
+
+def test_schedules_pick_a_layers_knobs(cnn):
+    xs = samples((1, 3, 8, 8))
+    base = tc.compile(cnn, "vta_default", calibration=[(x,) for x in xs])
+    conv1 = tc.Workload(**base.kernels[0]["workload"])
+    mine = tc.Knobs(tile_h=2, tile_w=8, vthreads=1)
+    cm = tc.compile(cnn, "vta_default", calibration=[(x,) for x in xs], schedules={conv1: mine})
+    assert np.array_equal(cm(xs[0]), base(xs[0]))  # a schedule changes time, never results
+    import json
+    picked = [json.loads(str(cm.mod[k["name"]].attrs["tvm_codesign.knobs"])) for k in cm.kernels]
+    assert mine.to_dict() in picked
+    with pytest.raises(TypeError, match="schedules must be"):
+        tc.compile(cnn, "vta_default", calibration=[(x,) for x in xs], schedules=[mine])

@@ -18,6 +18,7 @@ from .frontend import quantize as Q
 from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
+from .schedules.knobs import Knobs
 from .schedules.workload import Workload
 
 
@@ -125,14 +126,26 @@ def _macs(call) -> int:
     return int(np.prod(out, dtype=np.int64)) * w[-2]
 
 
+def _schedule_picker(schedules):
+    """``schedules`` (None, a function or a {Workload: Knobs | dict} mapping) as a function for ``offload``."""
+    if schedules is None or callable(schedules):
+        return schedules
+    if not isinstance(schedules, dict):
+        raise TypeError(f"schedules must be a function or a dict of Workload -> Knobs, got {type(schedules).__name__}")
+    table = {wl: (k if isinstance(k, Knobs) else Knobs.from_dict(k)) for wl, k in schedules.items()}
+    return lambda wl, cfg: table.get(wl)
+
+
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
-            knobs=None, requant="alu") -> CompiledModel:
+            schedules=None, requant="alu", knobs=None) -> CompiledModel:
     """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
 
     Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
     ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
     ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
     quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
+    ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
+    layers it does not cover get the default schedule (``knobs`` is an older name for the same argument).
     """
     cfg = AcceleratorConfig.load(target)
     t0 = time.perf_counter()
@@ -161,7 +174,7 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
                     cpu_macs[op] += _macs(bd.value)
             elif op:
                 cpu_ops[op] += 1
-    mod = offload(cfg, knobs)(mod)
+    mod = offload(cfg, _schedule_picker(schedules if schedules is not None else knobs))(mod)
     cm = CompiledModel(mod, cfg, cpu_ops, total_macs, 0.0, cpu_macs)
     cm.compile_s = time.perf_counter() - t0
     return cm

@@ -138,7 +138,7 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = fold_kw(wl, cfg) or wl  # the workload the kernel runs
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k = knobs(kwl, cfg) if callable(knobs) else default(kwl, cfg)
+        k = (knobs(kwl, cfg) if callable(knobs) else None) or default(kwl, cfg)
         ident = json.dumps([wl.to_dict(), kwl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
         name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
@@ -179,7 +179,8 @@ def workload_of(call: relax.Call) -> Workload | None:
 
 def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tvm.transform.Pass:
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
-    constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick schedules."""
+    constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick a layer's schedule
+    (a Knobs, or None for the default)."""
     cfg = AcceleratorConfig.load(config)
     cache: dict = {}
 

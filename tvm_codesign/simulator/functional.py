@@ -161,7 +161,7 @@ def _check_range(idx: np.ndarray, depth: int, i: int, field: str, buf: str):
 
 
 def _gemm_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
-    """Decode a GEMM: ("reset", D, access), ("mm", dst, xi, yi, zi, float type, access) for one matmul,
+    """Decode a GEMM: ("reset", D, access), ("mm", dst, rows, colv, rinv, cinv, chunk, access) for one matmul,
     or ("events", dst, So, Wo, seg, access) for the general per-event pattern."""
     D, S, W = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"), (2, "wgt_out", "wgt_in")))
     _check_range(D, cfg.acc_depth, i, "dst", "acc")
@@ -206,7 +206,7 @@ def _gemm_run(cfg: AcceleratorConfig, st: Srams, plan: tuple):
     if kind == "reset":
         st.acc[plan[1]] = 0
     elif kind == "mm":
-        _accumulate(st, *plan[1:6])
+        _accumulate(cfg, st, *plan[1:7])
     else:  # general pattern: per-event products (exact: one BLOCK_IN dot product each), summed per dst
         _, dst, So, Wo, seg, _ = plan
         total = np.zeros((dst.size,) + st.acc.shape[1:], np.int64)
@@ -219,39 +219,37 @@ def _gemm_run(cfg: AcceleratorConfig, st: Srams, plan: tuple):
 
 
 def _mm_plan(cfg, dst, rows, rinv, colv, cinv) -> tuple:
-    """Flat gather indices for acc[dst[d]] += sum_k inp[rows[rinv[d], k]] . wgt[colv[cinv[d], k]]^T:
-    X (r*BATCH, k*BLOCK_IN) from inp, Y (k*BLOCK_IN, q*BLOCK_OUT) from wgt, and each dst's block of X @ Y."""
-    (r, k), q, bt, bi, bo = rows.shape, len(colv), cfg.batch, cfg.block_in, cfg.block_out
+    """acc[dst[d]] += sum_k inp[rows[rinv[d], k]] . wgt[colv[cinv[d], k]]^T as one matmul: the operand block
+    indices, each dst's (row, column) pair, and the dot length whose float32 partial sums are exact."""
     maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
-    chunk = (1 << 24) // maxprod  # dot length whose float32 partial sums are all exact (0: float64 throughout)
-    b_, i_, o_ = np.arange(bt), np.arange(bi), np.arange(bo)
-    xi = ((rows[:, None, :, None] * bt + b_[None, :, None, None]) * bi + i_).reshape(r * bt, k * bi)
-    yi = ((colv.T[:, None, :, None] * bo + o_) * bi + i_[None, :, None, None]).reshape(k * bi, q * bo)
-    zi = ((rinv[:, None, None] * bt + b_[None, :, None]) * q + cinv[:, None, None]) * bo + o_
-    return dst, xi, yi, zi, chunk
+    own = np.ascontiguousarray  # compact copies: a plan must not keep the instruction's full index arrays alive
+    return own(dst), own(rows), own(colv), own(rinv), own(cinv), (1 << 24) // maxprod  # chunk 0: float64
 
 
-def _accumulate(st: Srams, dst, xi, yi, zi, chunk):
-    """One float32 matmul of the gathered operands (per ``chunk`` of the dot length, so every partial sum is
-    exact; chunks add in float64, exact below 2**53), each dst's block added with 32-bit wrap."""
+def _accumulate(cfg, st: Srams, dst, rows, colv, rinv, cinv, chunk):
+    """One float32 matmul X (r*BATCH, k*BLOCK_IN) @ Y (k*BLOCK_IN, q*BLOCK_OUT) of the gathered blocks, per
+    ``chunk`` of the dot length so every partial sum is exact (chunks add in float64, exact below 2**53); each
+    dst's block is added with 32-bit wrap."""
+    (r, k), q, bt, bi, bo = rows.shape, len(colv), cfg.batch, cfg.block_in, cfg.block_out
     ft = np.float32 if chunk else np.float64
-    x, y = _operand(st, "x", Mem.INP, st.inp, xi, ft), _operand(st, "y", Mem.WGT, st.wgt, yi, ft)
+    x = _operand(st, "x", Mem.INP, rows, ft, lambda: st.inp[rows].astype(ft).transpose(0, 2, 1, 3).reshape(r * bt, -1))
+    y = _operand(st, "y", Mem.WGT, colv, ft, lambda: st.wgt[colv].astype(ft).transpose(1, 3, 0, 2).reshape(-1, q * bo))
     z = x @ y if not chunk or x.shape[1] <= chunk else sum(
         (x[:, a:a + chunk] @ y[a:a + chunk]).astype(np.float64) for a in range(0, x.shape[1], chunk))
-    blk = z.reshape(-1)[zi]
+    blk = z.reshape(r, bt, q, bo)[rinv, :, cinv, :]
     if z.dtype == np.float32 and st.acc.dtype == np.int32:  # |blk| < 2**24: int32 addition wraps like the hardware
         st.acc[dst] += blk.astype(np.int32)
     else:
         st.acc[dst] = (st.acc[dst] + blk.astype(np.int64)).astype(st.acc.dtype)
 
 
-def _operand(st: Srams, key: str, mem: int, buf: np.ndarray, idx: np.ndarray, ft) -> np.ndarray:
-    """buf.flat[idx] as ``ft``, reused while no LOAD has written ``buf`` since the same gather (weights stay
-    resident across many GEMMs; only LOADs write inp/wgt)."""
+def _operand(st: Srams, key: str, mem: int, idx: np.ndarray, ft, gather) -> np.ndarray:
+    """``gather()`` (the float operand read through block indices ``idx``), reused while no LOAD has written its
+    SRAM since the same gather: weights stay resident across many GEMMs, and only LOADs write inp/wgt."""
     hit = st.gathered.get(key)
     if hit is not None and hit[0] is idx and hit[1] == st.loads[mem] and hit[2].dtype == ft:
         return hit[2]
-    v = buf.reshape(-1)[idx].astype(ft)
+    v = gather()
     st.gathered[key] = (idx, st.loads[mem], v)
     return v
 
