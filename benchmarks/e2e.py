@@ -1,6 +1,6 @@
 """ResNet-18 end to end on one config: compile, simulate one inference, compare with onnxruntime fp32.
 
-    python benchmarks/e2e.py [--json] [--config vta_default] [--size 224]
+    python benchmarks/e2e.py [--json] [--config vta_default] [--size 224] [--requant alu|cpu]
 
 Needs onnxruntime (pip install onnxruntime). Last line with --json: one JSON object with compile_s,
 sim_wall_s (median of 3 inferences after the first: functional + timing; the first call also decodes every
@@ -29,6 +29,7 @@ def main() -> dict:
     ap.add_argument("--config", default="vta_default")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--calibration", type=int, default=4)
+    ap.add_argument("--requant", default="alu", choices=["alu", "cpu"], help="where int8 requantisation runs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     s = args.size
@@ -38,7 +39,7 @@ def main() -> dict:
     x = np.random.default_rng(1234).standard_normal((1, 3, s, s)).astype(np.float32)
 
     t0 = time.perf_counter()
-    cm = tc.compile(model, args.config, calibration=[(c,) for c in calib])
+    cm = tc.compile(model, args.config, calibration=[(c,) for c in calib], requant=args.requant)
     compile_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     cm(x)  # first call: links the module, decodes every instruction once
@@ -64,7 +65,7 @@ def main() -> dict:
         sess.run(None, {"x": x})
         times.append(time.perf_counter() - t0)
     ort_s = float(np.median(times))
-    out = {"config": args.config, "input": [1, 3, s, s], "compile_s": round(compile_s, 2),
+    out = {"config": args.config, "input": [1, 3, s, s], "requant": args.requant, "compile_s": round(compile_s, 2),
            "sim_wall_s": round(sim_s, 3), "first_call_wall_s": round(first_s, 3), "ort_fp32_wall_s": round(ort_s, 4), "ratio": round(sim_s / ort_s, 1),
            "simulated_latency_ms": round(cycles / cm.config.clock_mhz / 1e3, 3),
            "offloaded_mac_fraction": round(cm.offloaded_mac_fraction, 4),
