@@ -5,13 +5,12 @@ import io
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 
 import tvm_codesign as tc
 from tvm_codesign import models
-
-ort = pytest.importorskip("onnxruntime")
 
 # name -> (constructor, input shape); small widths keep compile time low, the structure is the real one
 ZOO = {

@@ -1,6 +1,5 @@
 """Model import errors name the node or input, and never fall through to a crash."""
 import numpy as np
-import onnx
 import pytest
 import torch
 from onnx import TensorProto, helper

@@ -2,14 +2,13 @@
 integer kernels on the accelerator and match onnxruntime bit for bit."""
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 from onnx import TensorProto, helper
+from onnxruntime import quantization as quant
 
 import tvm_codesign as tc
-
-ort = pytest.importorskip("onnxruntime")
-quant = pytest.importorskip("onnxruntime.quantization")
 
 SHAPE = (1, 3, 8, 8)
 

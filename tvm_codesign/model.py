@@ -13,8 +13,8 @@ import tvm
 from tvm import relax
 
 from .frontend import epilogue, onnx_qdq
-from .frontend.onnx_import import ModelImportError
 from .frontend import quantize as Q
+from .frontend.onnx_import import ModelImportError
 from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
@@ -35,11 +35,11 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
             name = type(model).__name__
             try:
                 ep = torch.export.export(model.eval(), ex)
-            except Exception as e:  # noqa: BLE001 - torch raises many kinds
+            except Exception as e:
                 raise ModelImportError(f"torch.export of {name} failed: {str(e).splitlines()[0]}") from e
             try:
                 return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
-            except Exception as e:  # noqa: BLE001 - e.g. an aten op TVM does not convert (named in the message)
+            except Exception as e:
                 raise ModelImportError(f"TVM's PyTorch importer failed on {name}: {e}") from e
     except ImportError:
         pass

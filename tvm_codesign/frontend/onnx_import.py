@@ -142,7 +142,7 @@ def import_onnx(model, input_shapes: dict | None = None):
     if not isinstance(model, onnx.ModelProto):
         try:
             model = onnx.load(str(model))
-        except Exception as e:  # noqa: BLE001 - protobuf / OS errors
+        except Exception as e:
             raise ModelImportError(f"cannot read an ONNX model from {str(model)!r}: {e}") from e
     g = model.graph
     given = dict(input_shapes or {})
@@ -162,5 +162,5 @@ def import_onnx(model, input_shapes: dict | None = None):
                                        "neither the accelerator nor TVM's CPU importer supports")
         try:
             return from_onnx(model, shape_dict=given or None)
-        except Exception as e:  # noqa: BLE001 - the importer raises many kinds
+        except Exception as e:
             raise ModelImportError(f"TVM's ONNX importer failed: {e}") from e

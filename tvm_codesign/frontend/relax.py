@@ -22,11 +22,11 @@ import tvm
 from tvm import relax, te, tirx
 
 from ..hardware.config import AcceleratorConfig
-from . import epilogue
 from ..schedules.knobs import default
 from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
+from . import epilogue
 
 
 def _dims(e) -> list[int] | None:
@@ -72,7 +72,7 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Work
 
     def at(g, n, c, h, w):
         if kwl is not wl:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
-            ci, j, col, row = c // wl.kw, c % wl.kw, w * wl.stride[1] + c % wl.kw - wl.pad[1], h - wl.pad[0]
+            ci, col, row = c // wl.kw, w * wl.stride[1] + c % wl.kw - wl.pad[1], h - wl.pad[0]
             inside = tirx.all(row >= 0, row < wl.h, col >= 0, col < wl.w)
             return tirx.if_then_else(inside, x[n, ci, tirx.max(tirx.min(row, wl.h - 1), 0),
                                                tirx.max(tirx.min(col, wl.w - 1), 0)], zero)

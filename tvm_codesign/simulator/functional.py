@@ -230,7 +230,7 @@ def _accumulate(cfg, st: Srams, dst, rows, colv, rinv, cinv, chunk):
     """One float32 matmul X (r*BATCH, k*BLOCK_IN) @ Y (k*BLOCK_IN, q*BLOCK_OUT) of the gathered blocks, per
     ``chunk`` of the dot length so every partial sum is exact (chunks add in float64, exact below 2**53); each
     dst's block is added with 32-bit wrap."""
-    (r, k), q, bt, bi, bo = rows.shape, len(colv), cfg.batch, cfg.block_in, cfg.block_out
+    r, q, bt, bo = rows.shape[0], len(colv), cfg.batch, cfg.block_out
     ft = np.float32 if chunk else np.float64
     x = _operand(st, "x", Mem.INP, rows, ft, lambda: st.inp[rows].astype(ft).transpose(0, 2, 1, 3).reshape(r * bt, -1))
     y = _operand(st, "y", Mem.WGT, colv, ft, lambda: st.wgt[colv].astype(ft).transpose(1, 3, 0, 2).reshape(-1, q * bo))
