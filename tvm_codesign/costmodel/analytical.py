@@ -1,0 +1,289 @@
+"""Fast analytical model of one compiled operator: cycles, DRAM bytes, energy, area, vectorised in numpy.
+
+A candidate is (config, layer, knobs) as columns of equal-length arrays (``CONFIG_FIELDS``,
+``LAYER_FIELDS``, ``KNOB_FIELDS``; build them with ``columns``). No TIR is built: the counts follow
+the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
+
+- tiles = G x the four outer tile loops; each tile: a GEMM reset, ``steps = CI/tile_ci`` reduction
+  steps (input and weight loads, one GEMM), one ALU instruction per epilogue stage (immediates split as
+  the emitter does), one store. With one step, operands and bias are loaded where their loops change
+  (``knobs.hoist_level``). A copy is 2-D DMAs: loops merge while contiguous in DRAM (padded loops never
+  merge), the innermost contiguous group is x, the next y, the rest unrolled (``_dma_shape``); padded
+  input tiles are clipped per tile position, summed exactly over edge windows (``_clipped_sums``).
+- Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (x alu_ii), DMA
+  port cycles y*ceil(x*bytes/bandwidth), DRAM latency, one cycle per padding element.
+- Overlap (pipeline.py ``overlap_cycles``): a tile period bounded by each module's and the DRAM port's
+  busy time and by the dependency cycles through ``vthreads`` SRAM contexts, plus prologue/epilogue.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CodesignError
+from ..hardware import energy as en
+from ..schedules import knobs as kn
+from ..schedules.layout import packed_shapes
+from .pipeline import overlap_cycles
+
+
+class CostModelError(CodesignError, ValueError):
+    """Bad input to the analytical model (missing column, wrong length, invalid value)."""
+
+
+CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_bits", "out_bits",
+                 "uop_bytes", "uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes",
+                 "imm_bits", "dram_bandwidth", "dram_latency", "issue_cycles", "gemm_fill_cycles",
+                 "alu_fill_cycles", "alu_ii", "queue_depth")
+LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "bias",
+                "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
+KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads")
+FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS
+_LOOPS = "nchw"
+
+
+def _alu_counts(wl, cfg) -> tuple[int, int, int]:
+    """ALU instructions per tile (all, register-operand, MUL), splitting immediates like lowering/emit.py."""
+    hi = (1 << (cfg.imm_bits - 1)) - 1
+    n = reg = mul = 0
+    for op, imm in wl.epilogue:
+        k = 1 if imm is None or op != "add" or -hi - 1 <= imm <= hi else -(-abs(imm) // hi)
+        n += k
+        reg += imm is None
+        mul += k * (op == "mul")
+    return n, reg, mul
+
+
+def columns(points) -> dict:
+    """[(Workload, AcceleratorConfig, Knobs), ...] -> dict of int64/float64 column arrays (``FIELDS``)."""
+    rows = []
+    for wl, cfg, k in points:
+        sh = packed_shapes(wl, cfg)
+        n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
+        rows.append([getattr(cfg, f) for f in CONFIG_FIELDS] + [
+            wl.groups, sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
+            wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], int(wl.bias), int(wl.out_dtype == "int8"),
+            n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
+            k.vthreads])
+    a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
+    return {f: (a[:, i] if f == "dram_bandwidth" else a[:, i].astype(np.int64)) for i, f in enumerate(FIELDS)}
+
+
+def _check(cols: dict) -> int:
+    missing = [f for f in FIELDS if f not in cols]
+    if missing:
+        raise CostModelError(f"missing candidate columns: {missing}")
+    lens = {f: np.shape(cols[f]) for f in FIELDS}
+    n = lens[FIELDS[0]]
+    bad = [f for f in FIELDS if lens[f] != n or len(n) != 1]
+    if bad:
+        raise CostModelError(f"columns must be 1-D of equal length {n}; {bad[0]} has shape {lens[bad[0]]}")
+    for f in FIELDS:
+        lo = 0 if f in ("ph", "pw", "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
+                        "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles") else 1
+        v = np.asarray(cols[f])
+        if v.size and (not np.all(np.isfinite(v)) or v.min() < lo):
+            raise CostModelError(f"column {f} must be >= {lo} (got min {v.min()})")
+    if n[0] and cols["order"].max() >= len(kn.ORDERS):
+        raise CostModelError(f"column order indexes knobs.ORDERS (0..{len(kn.ORDERS) - 1})")
+    for t, d in (("tile_n", "nb"), ("tile_co", "cob"), ("tile_h", "oh"), ("tile_w", "ow"), ("tile_ci", "cib")):
+        if n[0] and np.any(np.asarray(cols[d]) % np.asarray(cols[t])):
+            raise CostModelError(f"{t} must divide {d} for every candidate")
+    return n[0]
+
+
+def _dma_shape(loops):
+    """Loops [(extent, DRAM stride in elements)] outermost first (N-arrays) -> (DMAs per copy, x, y).
+
+    As lowering/emit.py: unit loops dropped, a loop merges into the group inside it when its stride is
+    the group's outermost stride x extent; x is the innermost group when DRAM-contiguous, y the next.
+    """
+    n = len(loops[0][0])
+    L = len(loops)
+    gext = np.ones((n, L), np.int64)     # group extents, innermost first
+    gstr = np.zeros((n, L), np.int64)    # stride of each group's innermost loop
+    ng = np.zeros(n, np.int64)
+    ob_str = np.zeros(n, np.int64)       # outermost loop of the current group: stride, extent
+    ob_ext = np.ones(n, np.int64)
+    rows = np.arange(n)
+    for ext, st in reversed(loops):
+        ext, st = np.broadcast_to(ext, (n,)), np.broadcast_to(st, (n,))
+        real = ext > 1
+        merge = real & (ng > 0) & (st == ob_str * ob_ext)
+        new = real & ~merge
+        idx = np.where(merge, ng - 1, ng)
+        cur = gext[rows, np.minimum(idx, L - 1)]
+        gext[rows, np.minimum(idx, L - 1)] = np.where(real, np.where(merge, cur * ext, ext), cur)
+        gstr[rows, np.minimum(idx, L - 1)] = np.where(new, st, gstr[rows, np.minimum(idx, L - 1)])
+        ng = ng + new
+        ob_str, ob_ext = np.where(real, st, ob_str), np.where(real, ext, ob_ext)
+    has_x = (ng > 0) & (gstr[:, 0] == 1)
+    x = np.where(has_x, gext[:, 0], 1)
+    yi = np.where(has_x, 1, 0)
+    has_y = ng > yi
+    y = np.where(has_y, gext[rows, np.minimum(yi, L - 1)], 1)
+    count = np.prod(gext, axis=1) // (x * y)
+    return count, x, y
+
+
+def _clipped_sums(J, T, p, size, limit, eb, bw):
+    """Over tile positions j < J of a window [j*T - p, j*T - p + size) clipped to [0, limit):
+    (sum of valid lengths, sum of ceil(valid * eb / bw)). Edge windows are evaluated, the interior counted."""
+    K = int(p.max(initial=0)) + 2
+    j = np.concatenate([np.arange(K), -1 - np.arange(K)])[None, :] + np.where(np.arange(2 * K) < K, 0, J[:, None])
+    first = np.arange(2 * K)[None, :] < K
+    use = (j >= 0) & (j < J[:, None]) & (first | (j >= K))
+    lo = np.maximum(j * T[:, None] - p[:, None], 0)
+    hi = np.minimum(j * T[:, None] - p[:, None] + size[:, None], limit[:, None])
+    v = np.maximum(hi - lo, 0)
+    c = np.ceil(v * eb[:, None] / bw[:, None]).astype(np.int64)
+    interior = np.maximum(J - 2 * K, 0)
+    full_c = np.ceil(size * eb / bw).astype(np.int64)
+    return (np.where(use, v, 0).sum(1) + interior * size, np.where(use, c, 0).sum(1) + interior * full_c)
+
+
+def _fold_uops(extents):
+    """Micro-ops of a tensorized nest (knobs._fold): product of the non-unit extents after the first two."""
+    seen = np.zeros(len(extents[0]), np.int64)
+    uops = np.ones(len(extents[0]), np.int64)
+    for e in extents:
+        e = np.asarray(e)
+        uops = np.where((e > 1) & (seen >= 2), uops * e, uops)
+        seen = seen + (e > 1)
+    return uops
+
+
+def counts(cols: dict) -> dict:
+    """Per candidate: instruction counts, per-module busy cycles, DRAM port cycles, bytes and activity."""
+    n = _check(cols)
+    c = {f: np.asarray(cols[f]) for f in FIELDS}
+    bw = c["dram_bandwidth"].astype(np.float64)
+    iss, lat = c["issue_cycles"], c["dram_latency"]
+    e_inp = c["batch"] * c["block_in"] * c["inp_bits"] // 8
+    e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
+    e_acc = c["batch"] * c["block_out"] * c["acc_bits"] // 8
+    e_out = np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8, e_acc)
+    tn, tco, th, tw, tci, v = (c[k] for k in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "vthreads"))
+    ext = np.stack([c["nb"] // tn, c["cob"] // tco, c["oh"] // th, c["ow"] // tw], 1)
+    nt = c["g"] * ext.prod(1)
+    steps = c["cib"] // tci
+    in_h, in_w = (th - 1) * c["sh"] + c["kh"], (tw - 1) * c["sw"] + c["kw"]
+    perm = np.array([[_LOOPS.index(ch) for ch in o] for o in kn.ORDERS])[c["order"]]  # position -> loop
+    ext_pos = np.take_along_axis(ext, perm, 1)
+    cum = np.concatenate([np.ones((n, 1), np.int64), np.cumprod(ext_pos, 1)], 1)  # cum[:, i]: loops above depth i
+
+    def events(deps):  # loads of an operand hoisted to the innermost outer loop it depends on
+        dep = np.isin(perm, [_LOOPS.index(d) for d in deps]) & (ext_pos > 1)
+        level = np.where(dep.any(1), 4 - np.argmax(dep[:, ::-1], 1), 0)
+        return c["g"] * cum[np.arange(n), level]
+
+    multi = steps > 1
+    n_inp = np.where(multi, nt * steps, events("nhw"))
+    n_wgt = np.where(multi, nt * steps, events("c"))
+    n_bias = np.where(c["bias"] == 1, events("c"), 0)
+    # input tiles: clipped per tile position when padded (h/w loops never merge), else _dma_shape
+    padded = (c["ph"] > 0) | (c["pw"] > 0)
+    sy, _ = _clipped_sums(ext[:, 2], th * c["sh"], c["ph"], in_h, c["h"], np.ones(n), np.ones(n))
+    sx, cx = _clipped_sums(ext[:, 3], tw * c["sw"], c["pw"], in_w, c["w"], e_inp, bw)
+    pos = ext[:, 2] * ext[:, 3]
+    cnt_u, x_u, y_u = _dma_shape([(tn, c["cib"] * c["h"] * c["w"]), (tci, c["h"] * c["w"]), (in_h, c["w"]),
+                                  (in_w, np.ones(n, np.int64))])
+    inp_dmas = np.where(padded, tn * tci, cnt_u) * n_inp
+    inp_port = np.where(padded, tn * tci * sy * cx / pos, cnt_u * y_u * np.ceil(x_u * e_inp / bw)) * n_inp
+    inp_valid = np.where(padded, tn * tci * sy * sx / pos, tn * tci * in_h * in_w) * n_inp  # elements from DRAM
+    inp_pad = tn * tci * in_h * in_w * n_inp - inp_valid
+    cnt_w, x_w, y_w = _dma_shape([(tco, c["cib"] * c["kh"] * c["kw"]), (tci, c["kh"] * c["kw"]), (c["kh"], c["kw"]),
+                                  (c["kw"], np.ones(n, np.int64))])
+    wgt_port = n_wgt * cnt_w * y_w * np.ceil(x_w * e_wgt / bw)
+    cnt_o, x_o, y_o = _dma_shape([(tn, c["cob"] * c["oh"] * c["ow"]), (tco, c["oh"] * c["ow"]), (th, c["ow"]),
+                                  (tw, np.ones(n, np.int64))])
+    out_port = nt * cnt_o * y_o * np.ceil(x_o * e_out / bw)
+    bias_port = n_bias * np.ceil(tco * e_acc / bw)
+    # micro-ops: one kernel per SRAM context combination in use (bounded by how often it occurs)
+    gemm_u = _fold_uops([th, tw, tn, tco, tci, c["kh"], c["kw"]])
+    reset_u = _fold_uops([th, tw, tn, tco])
+    alu_u = _fold_uops([tn, tco, th, tw])
+    va = np.minimum(v, nt)
+    vi = np.minimum(v, np.maximum(n_inp, n_wgt))
+    n_uops = va * reset_u + np.minimum(va * vi, nt * steps) * gemm_u + \
+        np.where(c["alu_insns"] > 0, va * alu_u, 0) + np.where(c["bias"] == 1, va * alu_u, 0)
+    uop_port = np.ceil(n_uops * c["uop_bytes"] / bw)
+    # compute module
+    gemm_ev = th * tw * tn * tco * tci * c["kh"] * c["kw"]
+    tile_ev = th * tw * tn * tco
+    gemm_t = iss + c["gemm_fill_cycles"] + gemm_ev
+    reset_t = iss + c["gemm_fill_cycles"] + tile_ev
+    alu_t = c["alu_insns"] * (iss + c["alu_fill_cycles"] + tile_ev * c["alu_ii"])
+    load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
+    port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
+    bias_t = n_bias * (iss + lat) + bias_port
+    return dict(
+        n=n, tiles=nt, steps=steps, vthreads=v, iss=iss, lat=lat, queue_depth=c["queue_depth"],
+        load_busy=load_dmas * (iss + lat) + port_load + inp_pad, load_dmas=load_dmas, port_load=port_load,
+        uop_t=iss + lat + uop_port, uop_port=uop_port, bias_t=bias_t, bias_port=bias_port, inp_port=inp_port, wgt_port=wgt_port,
+        n_inp=n_inp, n_wgt=n_wgt, n_bias=n_bias,
+        gemm_t=gemm_t, reset_t=reset_t, alu_t=alu_t,
+        store_busy=nt * cnt_o * (iss + lat) + out_port, store_dmas=nt * cnt_o, port_store=out_port,
+        dram_read={"UOP": n_uops * c["uop_bytes"], "INP": inp_valid * e_inp,
+                   "WGT": n_wgt * tco * tci * c["kh"] * c["kw"] * e_wgt, "ACC": n_bias * tco * e_acc},
+        dram_write=nt * tn * tco * th * tw * e_out,
+        mac_ev=nt * steps * gemm_ev, reset_ev=nt * tile_ev, alu_ev=nt * c["alu_insns"] * tile_ev,
+        alu_reg_ev=nt * c["alu_reg_insns"] * tile_ev, alu_mul_ev=nt * c["alu_mul_insns"] * tile_ev,
+        n_uops=n_uops, sram_inp_written=n_inp * tn * tci * in_h * in_w * e_inp, e_acc=e_acc,
+    )
+
+
+def _pl(points: dict, bits):
+    """hardware/energy.py's power law, vectorised over ``bits``."""
+    (b0, v0), (b1, v1) = sorted(points.items())
+    return v0 * (np.asarray(bits, np.float64) / b0) ** (np.log(v1 / v0) / np.log(b1 / b0))
+
+
+def evaluate(cols: dict) -> dict:
+    """Cycles, DRAM bytes, energy (pJ) and area (mm^2) of every candidate (arrays of length N)."""
+    k = counts(cols)
+    c = {f: np.asarray(cols[f]) for f in FIELDS}
+    macs_pc = c["batch"] * c["block_in"] * c["block_out"]
+    lanes = c["batch"] * c["block_out"]
+    mac_pj = _pl(en.MUL_PJ, np.maximum(c["inp_bits"], c["wgt_bits"])) + _pl(en.ADD_PJ, c["acc_bits"])
+    sram_pj = {b: en.SRAM_64BIT_PJ_AT_8KB / 8 * np.sqrt(c[f"{b}_buffer_bytes"] / 8192) for b in ("uop", "inp", "wgt", "acc")}
+    read = sum(k["dram_read"].values())
+    dram = read + k["dram_write"]
+    mac, reset, alu = k["mac_ev"], k["reset_ev"], k["alu_ev"]
+    e_acc, e_inp = k["e_acc"], c["batch"] * c["block_in"] * c["inp_bits"] // 8
+    e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
+    st_acc = k["dram_write"] // np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8,
+                                         e_acc) * e_acc
+    sram_bytes = {
+        "uop": (mac + reset + alu) * c["uop_bytes"] + k["dram_read"]["UOP"],
+        "inp": mac * e_inp + k["sram_inp_written"],
+        "wgt": mac * e_wgt + k["dram_read"]["WGT"],
+        "acc": (mac + alu + k["alu_reg_ev"]) * e_acc + st_acc + k["dram_read"]["ACC"] + (mac + reset + alu) * e_acc,
+    }
+    energy = {"mac": mac * macs_pc * mac_pj,
+              "alu": (alu - k["alu_mul_ev"]) * lanes * _pl(en.ADD_PJ, c["acc_bits"])
+              + k["alu_mul_ev"] * lanes * _pl(en.MUL_PJ, c["imm_bits"]),
+              "dram": dram * en.DRAM_PJ_PER_BYTE}
+    for b in ("uop", "inp", "wgt", "acc"):
+        energy[f"{b}_sram"] = sram_bytes[b] * sram_pj[b]
+    energy["total"] = sum(energy.values())
+    sram_mm2 = lambda cap: cap * 8 * en.SRAM_CELL_UM2 / en.SRAM_ARRAY_EFFICIENCY / 1e6
+    mac_um2 = _pl(en.MUL_UM2, np.maximum(c["inp_bits"], c["wgt_bits"])) + _pl(en.ADD_UM2, c["acc_bits"])
+    lane_um2 = 3 * _pl(en.ADD_UM2, c["acc_bits"]) + _pl(en.MUL_UM2, c["imm_bits"])
+    area = macs_pc * mac_um2 / 1e6 + lanes * lane_um2 / 1e6 + sum(
+        sram_mm2(c[f"{b}_buffer_bytes"]) for b in ("uop", "inp", "wgt", "acc"))
+    return {"cycles": overlap_cycles(k), "dram_read_bytes": read, "dram_write_bytes": k["dram_write"],
+            "dram_bytes": dram, "dram_read_by_mem": k["dram_read"], "macs": mac * macs_pc,
+            "energy_pj": energy["total"], "energy_by_part_pj": energy, "area_mm2": area}
+
+
+def predict(wl, cfg, knobs=None) -> dict:
+    """Scalar convenience: the model's figures for one (Workload, AcceleratorConfig, Knobs) as plain floats."""
+    k = knobs if knobs is not None else kn.default(wl, cfg)
+    if isinstance(k, dict):
+        k = kn.Knobs.from_dict(k)
+    kn.check(wl, cfg, k)
+    r = evaluate(columns([(wl, cfg, k)]))
+    flat = lambda d: {m: float(a[0]) for m, a in d.items()}
+    return {"cycles": float(r["cycles"][0]), "dram_bytes": float(r["dram_bytes"][0]),
+            "dram_read_bytes": flat(r["dram_read_by_mem"]), "dram_write_bytes": float(r["dram_write_bytes"][0]),
+            "macs": float(r["macs"][0]), "energy_pj": flat(r["energy_by_part_pj"]), "area_mm2": float(r["area_mm2"][0])}

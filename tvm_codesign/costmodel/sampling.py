@@ -1,0 +1,63 @@
+"""Random (config, layer, schedule) points for validating the analytical model against the simulator."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..hardware.config import AcceleratorConfig, preset_names
+from ..schedules import knobs as kn
+from ..schedules.workload import Workload
+
+
+def random_workload(rng: np.random.Generator) -> Workload:
+    """A small random layer: conv 1x1/3x3/7x7 (strides 1/2, padding), dense or batch matmul, random epilogue."""
+    kind = rng.choice(["conv2d", "conv2d", "conv2d", "dense", "batch_matmul"])
+    out = str(rng.choice(["int8", "int32"]))
+    ep = dict(bias=bool(rng.random() < 0.5), relu=bool(rng.random() < 0.4), out_dtype=out)
+    if rng.random() < 0.5:
+        ep["shift"] = int(rng.integers(1, 9))
+    ch = lambda: int(rng.choice([8, 16, 24, 32, 48, 64]))
+    if kind == "conv2d":
+        k = int(rng.choice([1, 3, 3, 7]))
+        s = int(rng.choice([1, 2]))
+        p = int(rng.choice([0, k // 2])) if k > 1 else 0
+        hw = int(rng.choice([7, 8, 12, 14, 16]))
+        hw = max(hw, k)
+        return Workload.conv2d(int(rng.choice([1, 1, 2, 4])), ch(), hw, hw, ch(), k, stride=s, pad=p, **ep)
+    if kind == "dense":
+        return Workload.dense(int(rng.choice([1, 4, 8, 16, 32])), ch() * 2, ch() * 2, **ep)
+    return Workload.batch_matmul(int(rng.integers(1, 4)), int(rng.choice([4, 8, 16])), ch(), ch(), **ep)
+
+
+def random_knobs(wl: Workload, cfg: AcceleratorConfig, rng: np.random.Generator, tries: int = 200):
+    """A uniformly drawn valid knob vector (rejection sampling over ``knobs.space``), or None."""
+    sp = kn.space(wl, cfg)
+    for _ in range(tries):
+        k = kn.Knobs(*(int(rng.choice(sp[f])) for f in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")),
+                     str(rng.choice(sp["order"])), int(rng.choice(sp["vthreads"])))
+        if kn.is_valid(wl, cfg, k):
+            return k
+    return None
+
+
+def random_points(n: int, seed: int = 0, max_tiles: int = 256) -> list:
+    """``n`` (Workload, AcceleratorConfig, Knobs) triples over all presets; at most ``max_tiles`` reduction steps."""
+    rng = np.random.default_rng(seed)
+    cfgs = [AcceleratorConfig.load(p) for p in preset_names()]
+    out = []
+    while len(out) < n:
+        cfg = cfgs[int(rng.integers(len(cfgs)))]
+        wl = random_workload(rng)
+        try:
+            kn.check_workload(wl, cfg)
+        except kn.KnobError:
+            continue
+        k = random_knobs(wl, cfg, rng)
+        if k is None:
+            continue
+        d = kn.dims(wl, cfg)
+        steps = wl.groups * (d["n"] // k.tile_n) * (d["co"] // k.tile_co) * (d["h"] // k.tile_h) * \
+            (d["w"] // k.tile_w) * (d["ci"] // k.tile_ci)
+        if steps > max_tiles:
+            continue
+        out.append((wl, cfg, k))
+    return out
