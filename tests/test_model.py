@@ -95,6 +95,8 @@ def test_errors_say_what_to_do(cnn):
         tc.compile(cnn, "vta_default")
     with pytest.raises(TypeError, match="cannot compile a dict"):
         tc.compile({"not": "a model"}, "vta_default")
+    with pytest.raises(ValueError, match="requant must be"):
+        tc.compile(cnn, "vta_default", calibration=samples((1, 3, 8, 8), 1), requant="gpu")
 
 
 def test_resnet18_ptq_every_conv_and_fc_offloaded():

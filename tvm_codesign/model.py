@@ -147,6 +147,8 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
     layers it does not cover get the default schedule (``knobs`` is an older name for the same argument).
     """
+    if requant not in ("alu", "cpu"):
+        raise ValueError(f"requant must be 'alu' (on the accelerator) or 'cpu', got {requant!r}")
     cfg = AcceleratorConfig.load(target)
     t0 = time.perf_counter()
     if example_inputs is None and calibration:
