@@ -1,0 +1,74 @@
+"""Hardware design spaces (hardware/space.py): shipped spaces, indexing, sampling, constraints, clear errors."""
+import json
+
+import numpy as np
+import pytest
+
+from tvm_codesign.errors import ConfigError
+from tvm_codesign.hardware import energy
+from tvm_codesign.hardware.space import DesignSpace
+
+
+def test_shipped_spaces():
+    edge, small = DesignSpace.load("edge"), DesignSpace.load("small")
+    assert edge.size >= 10_000 and edge.params["inp_buffer_bytes"] == (8192, 16384, 32768, 65536, 131072)
+    assert small.size == 243  # enumerable: exhaustive baselines
+    assert edge.base.name == "vta_default" and edge.constraints == {"area_mm2_max": 3.0}
+
+
+def test_index_round_trip_and_config():
+    sp = DesignSpace.load("small")
+    d = sp.digits(np.arange(sp.size))
+    assert len({tuple(r) for r in d}) == sp.size and (d < sp.radices).all()
+    i = int(np.ravel_multi_index(tuple(d[100]), tuple(sp.radices)))
+    assert i == 100
+    cfg = sp.config(100)
+    for (field, choices), k in zip(sp.params.items(), d[100]):
+        assert getattr(cfg, field) == choices[k]
+    assert cfg.queue_depth == sp.base.queue_depth  # everything else from the base
+
+
+def test_sampling_is_seeded_distinct_and_feasible():
+    sp = DesignSpace.load("edge")
+    a, b = sp.sample(300, seed=3), sp.sample(300, seed=3)
+    assert [i for i, _ in a] == [i for i, _ in b] and len({i for i, _ in a}) == 300
+    assert all(energy.area_mm2(c)["total"] <= 3.0 for _, c in a)
+    assert [i for i, _ in sp.sample(300, seed=4)] != [i for i, _ in a]
+
+
+def test_constraint_excludes_points():
+    params = {k: list(v) for k, v in DesignSpace.load("small").params.items()}
+    free = DesignSpace.from_dict({"params": params})
+    tight = DesignSpace.from_dict({"params": params, "constraints": {"area_mm2_max": 1.5}})
+    kept = tight.sample(free.size)
+    assert 0 < len(kept) < len(free.sample(free.size))
+    assert all(energy.area_mm2(c)["total"] <= 1.5 for _, c in kept)
+
+
+@pytest.mark.parametrize("spec,field", [
+    ({"params": {"bogus": [1]}}, "bogus"),
+    ({"params": {"block_in": []}}, "block_in"),
+    ({"params": {"block_in": [16.5]}}, "block_in"),
+    ({"params": {"inp_buffer_bytes": {"pow2": [17, 13]}}}, "inp_buffer_bytes"),
+    ({"params": {"block_in": [16]}, "constraints": {"power_max": 1}}, "power_max"),
+    ({"params": {"block_in": [16]}, "extra": 1}, "extra"),
+    ({}, "params"),
+])
+def test_bad_spaces_name_the_field(spec, field):
+    with pytest.raises(ConfigError) as e:
+        DesignSpace.from_dict(spec)
+    assert e.value.field == field
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no design space named 'nope'"):
+        DesignSpace.load("nope")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        DesignSpace.load(bad)
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps({"name": "g", "params": {"dram_bandwidth": [4, 8]}}))
+    assert DesignSpace.load(good).config(1).dram_bandwidth == 8.0
+    with pytest.raises(ConfigError, match="point indices"):
+        DesignSpace.load(good).config(2)

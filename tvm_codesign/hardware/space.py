@@ -1,0 +1,131 @@
+"""Hardware design spaces: which config fields vary and over what, as data (``targets/spaces/*.json``).
+
+    {"name": "edge", "base": "vta_default",
+     "params": {"block_in": [8, 16, 32], "inp_buffer_bytes": {"pow2": [13, 17]}, "dram_bandwidth": [4, 8, 16]},
+     "constraints": {"area_mm2_max": 3.0}}
+
+A param is a list of choices or ``{"pow2": [lo, hi]}`` (2^lo .. 2^hi); every other field comes from ``base``.
+A point is one index per param (mixed radix over the choices), so a space can be enumerated, sampled and
+searched by index. Points whose config is invalid (``ConfigError``) or breaks a constraint are infeasible.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from . import energy
+from .config import AcceleratorConfig, target_dirs
+
+CONSTRAINTS = ("area_mm2_max",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignSpace:
+    name: str
+    base: AcceleratorConfig
+    params: dict           # field -> tuple of choices
+    constraints: dict
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DesignSpace":
+        if not isinstance(d, dict) or not isinstance(d.get("params"), dict) or not d["params"]:
+            raise ConfigError("params", "a design space needs a non-empty 'params' object")
+        unknown = set(d) - {"name", "description", "base", "params", "constraints"}
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown key in a design space (known: name, description, base, "
+                              "params, constraints)")
+        base = AcceleratorConfig.load(d.get("base", "vta_default"))
+        fields = {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description"}
+        params = {}
+        for field, spec in d["params"].items():
+            if field not in fields:
+                raise ConfigError(field, f"not a hardware field; known: {sorted(fields)}")
+            if isinstance(spec, dict) and set(spec) == {"pow2"} and len(spec["pow2"]) == 2:
+                lo, hi = (int(v) for v in spec["pow2"])
+                if not 0 <= lo <= hi <= 40:
+                    raise ConfigError(field, f"pow2 range {spec['pow2']} must satisfy 0 <= lo <= hi <= 40")
+                choices = tuple(1 << e for e in range(lo, hi + 1))
+            elif isinstance(spec, list) and spec:
+                choices = tuple(spec)
+            else:
+                raise ConfigError(field, f"expected a non-empty list of choices or {{'pow2': [lo, hi]}}, got {spec!r}")
+            kind = type(getattr(base, field))
+            for c in choices:
+                if isinstance(c, bool) or not isinstance(c, (int, float)) or (kind is int and c != int(c)):
+                    raise ConfigError(field, f"choice {c!r} is not a {kind.__name__}")
+            params[field] = tuple(kind(c) for c in choices)
+        constraints = dict(d.get("constraints", {}))
+        for k in constraints:
+            if k not in CONSTRAINTS:
+                raise ConfigError(k, f"unknown constraint; known: {list(CONSTRAINTS)}")
+        return cls(str(d.get("name", "space")), base, params, constraints)
+
+    @classmethod
+    def load(cls, name_or_path) -> "DesignSpace":
+        """A shipped space by name (``targets/spaces/<name>.json``) or a JSON file by path."""
+        p = Path(name_or_path)
+        if not p.suffix:
+            found = [d / "spaces" / f"{p.name}.json" for d in target_dirs() if (d / "spaces" / f"{p.name}.json").is_file()]
+            if not found:
+                known = sorted({q.stem for d in target_dirs() for q in (d / "spaces").glob("*.json")})
+                raise ConfigError("space", f"no design space named {p.name!r}; available: {known}")
+            p = found[0]
+        try:
+            return cls.from_dict(json.loads(p.read_text()))
+        except FileNotFoundError:
+            raise ConfigError("space", f"file {str(p)!r} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError("space", f"{p} is not valid JSON: {e}") from None
+
+    @property
+    def size(self) -> int:
+        return math.prod(len(c) for c in self.params.values())
+
+    @property
+    def radices(self) -> np.ndarray:
+        return np.array([len(c) for c in self.params.values()], np.int64)
+
+    def digits(self, index) -> np.ndarray:
+        """Flat point indices -> (n, n_params) choice indices (mixed radix, first param most significant)."""
+        idx = np.atleast_1d(np.asarray(index, np.int64))
+        if np.any((idx < 0) | (idx >= self.size)):
+            raise ConfigError("index", f"point indices must be in [0, {self.size})")
+        out = np.zeros((idx.size, len(self.params)), np.int64)
+        for j, r in reversed(list(enumerate(self.radices))):
+            out[:, j], idx = idx % r, idx // r
+        return out
+
+    def config(self, index: int) -> AcceleratorConfig:
+        """The config of one point (ConfigError if the combination is invalid)."""
+        d = self.digits(index)[0]
+        values = {f: c[k] for (f, c), k in zip(self.params.items(), d)}
+        return self.base.replace(name=f"{self.name}_{int(index)}", **values)
+
+    def feasible(self, cfg: AcceleratorConfig) -> bool:
+        lim = self.constraints.get("area_mm2_max")
+        return lim is None or energy.area_mm2(cfg)["total"] <= lim
+
+    def sample(self, n: int, seed: int = 0) -> list[tuple[int, AcceleratorConfig]]:
+        """Up to ``n`` distinct feasible points (index, config), drawn uniformly with a fixed seed."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(self.size) if self.size <= 1 << 22 else rng.integers(0, self.size, 4 * n)
+        out, seen = [], set()
+        for i in order:
+            i = int(i)
+            if i in seen:
+                continue
+            seen.add(i)
+            try:
+                cfg = self.config(i)
+            except ConfigError:
+                continue
+            if self.feasible(cfg):
+                out.append((i, cfg))
+                if len(out) == n:
+                    break
+        return out
