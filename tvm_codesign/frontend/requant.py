@@ -98,7 +98,7 @@ def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: f
     m = max(1, round(scale * 2 ** s))
     o = wq.shape[0] if conv else wq.shape[-1]
     b = np.round(ch.bias / (sx * sw)) if ch.bias is not None else np.zeros(o)
-    b = (b + (round(2 ** (s - 1) / m) if s else 0)).astype(np.int32)
+    b = np.clip(b + (round(2 ** (s - 1) / m) if s else 0), -2 ** 31, 2 ** 31 - 1).astype(np.int32)  # no silent wrap
     if conv:
         a = call.attrs
         acc = op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,
