@@ -1,0 +1,77 @@
+"""Every valid knob vector of a (layer, config) as numpy columns, for the analytical model (no Python loop per
+candidate). Validity is ``schedules.knobs.check`` restated over arrays; tests hold the two equal."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..costmodel import analytical as A
+from ..hardware.config import AcceleratorConfig
+from ..schedules import knobs as kn
+from ..schedules.workload import Workload
+
+
+def _fold(ext: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``knobs._fold`` over arrays: the first two non-unit extents (1 if absent) and the product of the rest."""
+    e = np.stack(ext, 1)
+    real = e > 1
+    rank = np.cumsum(real, 1)
+    first = np.where(real & (rank == 1), e, 1).prod(1)
+    second = np.where(real & (rank == 2), e, 1).prod(1)
+    rest = np.where(real & (rank > 2), e, 1).prod(1)
+    return first, second, rest
+
+
+def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTHREADS) -> dict:
+    """Columns (``analytical.FIELDS``) of every knob vector over ``orders`` x ``vthreads`` that passes
+    ``knobs.check``; an empty grid if the workload itself cannot run (``knobs.check_workload``)."""
+    try:
+        kn.check_workload(wl, cfg)
+    except kn.KnobError:
+        return {f: np.zeros(0, np.int64) for f in A.FIELDS}
+    sp = kn.space(wl, cfg)
+    axes = [np.asarray(sp[t]) for t in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")]
+    axes += [np.array([kn.ORDERS.index(o) for o in orders]), np.asarray(vthreads)]
+    mesh = [m.ravel() for m in np.meshgrid(*axes, indexing="ij")]
+    tn, tc, th, tw, ti, order, v = mesh
+    sy, sx = wl.stride
+    in_h, in_w = (th - 1) * sy + wl.kh, (tw - 1) * sx + wl.kw
+    n_alu = len(wl.epilogue)
+    one = np.ones_like(tn)
+    g_f1, g_f2, g_u = _fold([th, tw, tn, tc, ti, one * wl.kh, one * wl.kw])
+    r_f1, r_f2, r_u = _fold([th, tw, tn, tc])
+    a_f1, a_f2, a_u = _fold([tn, tc, th, tw])
+    ok = (tn * ti * in_h * in_w * v <= cfg.inp_depth)
+    ok &= tc * ti * wl.kh * wl.kw * v <= cfg.wgt_depth
+    ok &= (tn * tc * th * tw + (tc if wl.bias else 0)) * v <= cfg.acc_depth
+    ok &= v * v * g_u + v * r_u + n_alu * v * a_u <= cfg.uop_depth
+    lim = (1 << cfg.loop_iter_bits) - 1
+    ok &= np.max(np.stack([g_f1, g_f2, r_f1, r_f2, a_f1, a_f2]), 0) <= lim
+    # DRAM stride field: a property of the layer and config, as in knobs.check
+    sh = kn.packed_shapes(wl, cfg)
+    if max(wl.w, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2]) >= 1 << cfg.dram_stride_bits:
+        ok[:] = False
+    base = A.columns([(wl, cfg, kn.Knobs())])
+    cols = {f: np.repeat(base[f], int(ok.sum())) for f in A.FIELDS}
+    for f, a in zip(A.KNOB_FIELDS, (tn, tc, th, tw, ti, order, v)):
+        cols[f] = a[ok].astype(np.int64)
+    return cols
+
+
+def knobs_at(cols: dict, i: int) -> kn.Knobs:
+    """The Knobs of row ``i`` of a grid."""
+    return kn.Knobs(int(cols["tile_n"][i]), int(cols["tile_co"][i]), int(cols["tile_h"][i]), int(cols["tile_w"][i]),
+                    int(cols["tile_ci"][i]), kn.ORDERS[int(cols["order"][i])], int(cols["vthreads"][i]))
+
+
+def best(wl: Workload, cfg: AcceleratorConfig, objective: str = "cycles") -> tuple[kn.Knobs, dict]:
+    """The knob vector the analytical model ranks first for one layer, and its predicted figures."""
+    cols = grid(wl, cfg)
+    n = len(cols["tile_n"])
+    if n == 0:
+        raise kn.KnobError("tile_n", f"no valid schedule of {wl.describe()} fits {cfg.name}")
+    r = A.evaluate(cols)
+    score = r[objective] if objective != "edp" else r["cycles"] * r["energy_pj"]
+    i = int(np.lexsort((-(cols["tile_h"] * cols["tile_w"]), score))[0])  # ties: bigger output tiles
+    return knobs_at(cols, i), {k: (v[i] if isinstance(v, np.ndarray) else v) for k, v in r.items()
+                               if isinstance(v, np.ndarray) and v.shape == (n,)}
+
