@@ -1,7 +1,6 @@
 """Knob grids (tuner/knob_grid.py): exactly the vectors knobs.check accepts; the analytical pick beats the default."""
 import itertools
 
-import numpy as np
 import pytest
 
 import tvm_codesign as tc
