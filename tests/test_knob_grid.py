@@ -4,6 +4,7 @@ import itertools
 import pytest
 
 import tvm_codesign as tc
+from tvm_codesign.costmodel import analytical as A
 from tvm_codesign.schedules import knobs as kn
 from tvm_codesign.schedules.resnet import resnet18_convs
 from tvm_codesign.tuner import knob_grid as G
@@ -17,13 +18,27 @@ LAYERS = [tc.Workload.conv2d(1, 64, 14, 14, 96, 3, 1, 1, bias=True, shift=8, out
 @pytest.mark.parametrize("wl", LAYERS, ids=lambda w: w.kind)
 def test_grid_is_exactly_the_valid_knobs(wl, cfg):
     cfg = tc.AcceleratorConfig.load(cfg)
-    cols = G.grid(wl, cfg, orders=("nchw", "hwnc"), vthreads=(1, 2, 4))
+    cols = G.grid(wl, cfg, orders=("nchw", "hwnc"), vthreads=(1, 2, 4), distinct=False)
     got = {G.knobs_at(cols, i) for i in range(len(cols["tile_n"]))}
     sp = kn.space(wl, cfg)
     want = {k for k in (kn.Knobs(*t, o, v) for t in itertools.product(
         sp["tile_n"], sp["tile_co"], sp["tile_h"], sp["tile_w"], sp["tile_ci"]) for o in ("nchw", "hwnc")
         for v in (1, 2, 4)) if kn.is_valid(wl, cfg, k)}
     assert got == want and got
+
+
+@pytest.mark.parametrize("cfg", ["vta_default", "edge_tiny"])
+def test_distinct_orders_lose_no_schedule(cfg):
+    """Dropping orders that differ only in single-trip loops keeps every tiling and every model figure."""
+    cfg = tc.AcceleratorConfig.load(cfg)
+    for wl in LAYERS[:2]:
+        full, few = G.grid(wl, cfg, distinct=False), G.grid(wl, cfg)
+        assert 0 < len(few["tile_n"]) < len(full["tile_n"])
+        tilings = lambda c: {tuple(int(c[f][i]) for f in A.KNOB_FIELDS if f != "order") for i in range(len(c["tile_n"]))}
+        assert tilings(full) == tilings(few)
+        figures = lambda c: {(tuple(int(c[f][i]) for f in A.KNOB_FIELDS if f != "order"), r["cycles"][i], r["energy_pj"][i])
+                             for r in [A.evaluate(c)] for i in range(len(c["tile_n"]))}
+        assert figures(full) == figures(few)
 
 
 def test_analytical_pick_beats_the_default_schedule():

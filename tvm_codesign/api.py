@@ -11,6 +11,7 @@ from .runtime import entry
 from .runtime.kernel import CompiledKernel
 from .schedules import layout
 from .schedules.knobs import Knobs, default
+from .schedules.store import lookup
 from .schedules.schedule import schedule
 from .schedules.workload import Workload
 from .simulator import SimStats
@@ -81,7 +82,8 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
     """Compile ``op`` (a Workload, or a TIR PrimFunc/IRModule of an int8 matmul or NCHW conv2d) for a config.
 
     ``target_``/``config``: a preset name, AcceleratorConfig, JSON path or tvm_codesign target (default
-    ``vta_default``). ``knobs``: a schedule (None = the default schedule for this layer).
+    ``vta_default``). ``knobs``: a schedule (None = the tuned one in ``schedules/<config>/`` if there is one, else the
+    default schedule for this layer).
     """
     spec = config if config is not None else target_
     if isinstance(spec, tvm.target.Target):
@@ -95,7 +97,7 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
         from .frontend.tir import recognise
         rec = recognise(op)
         wl = rec.workload
-    k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or default(wl, cfg))
+    k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or lookup(wl, cfg) or default(wl, cfg))
     t0 = time.perf_counter()
     sch = schedule(wl, cfg, k)
     entry.LAST[0] = None

@@ -136,21 +136,10 @@ def _schedule_picker(schedules):
     return lambda wl, cfg: table.get(wl)
 
 
-def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
-            schedules=None, requant="alu", knobs=None) -> CompiledModel:
-    """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
-
-    Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
-    ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
-    ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
-    quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
-    ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
-    layers it does not cover get the default schedule (``knobs`` is an older name for the same argument).
-    """
+def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm.IRModule:
+    """Import, rewrite already-quantised groups, and quantise float conv2d / matmul layers (PTQ)."""
     if requant not in ("alu", "cpu"):
         raise ValueError(f"requant must be 'alu' (on the accelerator) or 'cpu', got {requant!r}")
-    cfg = AcceleratorConfig.load(target)
-    t0 = time.perf_counter()
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
@@ -162,6 +151,43 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
         mod = Q.quantize(mod, Q.calibrate(mod, calibration), requant)
+    return mod
+
+
+def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, requant="alu") -> list:
+    """The accelerator layers of a model as ``compile`` would offload them: [(Workload, count), ...] in program
+    order, identical layers counted (what the co-design tuner optimises; no kernel is built)."""
+    mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
+    main = Q._main(mod)
+    fused = epilogue.find(main, workload_of)
+    cores = {f.core for f in fused.values()}
+    counts: dict = {}
+    for block in main.body.blocks:
+        for bd in block.bindings:
+            wl = None
+            if bd.var in fused:
+                wl = fused[bd.var].workload
+            elif getattr(getattr(bd.value, "op", None), "name", None) in Q.TARGET_OPS and bd.value not in cores:
+                wl = workload_of(bd.value)
+            if wl is not None:
+                counts[wl] = counts.get(wl, 0) + 1
+    return list(counts.items())
+
+
+def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
+            schedules=None, requant="alu", knobs=None) -> CompiledModel:
+    """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
+
+    Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
+    ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
+    ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
+    quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
+    ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
+    layers it does not cover get the default schedule (``knobs`` is an older name for the same argument).
+    """
+    cfg = AcceleratorConfig.load(target)
+    t0 = time.perf_counter()
+    mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
     cpu_ops, cpu_macs, total_macs = Counter(), Counter(), 0
     inside = {v for f in epilogue.find(Q._main(mod), workload_of).values() for v in f.members}  # fused epilogues
     for block in Q._main(mod).body.blocks:

@@ -12,7 +12,6 @@ default CPU legalization; ``offloaded(mod)`` lists what went where.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -23,7 +22,8 @@ from tvm import relax, te, tirx
 
 from ..hardware.config import AcceleratorConfig
 from ..schedules.knobs import default
-from ..schedules.layout import pack_bias, packed_shapes
+from ..schedules.store import lookup
+from ..schedules.layout import fold_kw, pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
 from . import epilogue
@@ -47,19 +47,6 @@ def _unflat(i, dims: list[int]) -> list:
         out.append(i % d)
         i = i // d
     return out[::-1]
-
-
-def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
-    """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
-    Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
-    = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain."""
-    if wl.kind != "conv2d" or wl.kw == 1:
-        return None
-    blocks = lambda c: -(-c // cfg.block_in)
-    if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
-        return None
-    return dataclasses.replace(wl, ci=wl.ci * wl.kw, h=wl.h + 2 * wl.pad[0], w=wl.ow, kw=1, stride=(wl.stride[0], 1),
-                               pad=(0, 0))
 
 
 def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Workload | None = None) -> tirx.PrimFunc:
@@ -138,7 +125,7 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = fold_kw(wl, cfg) or wl  # the workload the kernel runs
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k = (knobs(kwl, cfg) if callable(knobs) else None) or default(kwl, cfg)
+        k = (knobs(kwl, cfg) if callable(knobs) else None) or lookup(kwl, cfg) or default(kwl, cfg)
         ident = json.dumps([wl.to_dict(), kwl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
         name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)

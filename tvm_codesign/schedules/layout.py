@@ -6,6 +6,8 @@ bias (G, O/BO, b, BO) int32 (broadcast over the batch rows), out (G, N/b, O/BO, 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
@@ -23,6 +25,19 @@ def packed_shapes(wl: Workload, cfg: AcceleratorConfig) -> dict:
             "weight": (wl.groups, cob, cib, wl.kh, wl.kw, BO, BI),
             "bias": (wl.groups, cob, B, BO),
             "out": (wl.groups, nb, cob, wl.oh, wl.ow, B, BO)}
+
+
+def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
+    """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
+    Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
+    = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain."""
+    if wl.kind != "conv2d" or wl.kw == 1:
+        return None
+    blocks = lambda c: -(-c // cfg.block_in)
+    if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
+        return None
+    return dataclasses.replace(wl, ci=wl.ci * wl.kw, h=wl.h + 2 * wl.pad[0], w=wl.ow, kw=1, stride=(wl.stride[0], 1),
+                               pad=(0, 0))
 
 
 def _canon(wl: Workload, a: np.ndarray, what: str) -> np.ndarray:

@@ -21,18 +21,21 @@ def _fold(ext: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return first, second, rest
 
 
-def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTHREADS) -> dict:
+_PERM = np.array([["nchw".index(ch) for ch in o] for o in kn.ORDERS])  # order index, position -> loop
+
+
+def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTHREADS, distinct: bool = True) -> dict:
     """Columns (``analytical.FIELDS``) of every knob vector over ``orders`` x ``vthreads`` that passes
-    ``knobs.check``; an empty grid if the workload itself cannot run (``knobs.check_workload``)."""
+    ``knobs.check``; an empty grid if the workload itself cannot run (``knobs.check_workload``). With
+    ``distinct``, orders that differ only in where single-trip loops sit are kept once (the first in ORDERS)."""
     try:
         kn.check_workload(wl, cfg)
     except kn.KnobError:
         return {f: np.zeros(0, np.int64) for f in A.FIELDS}
     sp = kn.space(wl, cfg)
-    axes = [np.asarray(sp[t]) for t in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")]
-    axes += [np.array([kn.ORDERS.index(o) for o in orders]), np.asarray(vthreads)]
-    mesh = [m.ravel() for m in np.meshgrid(*axes, indexing="ij")]
-    tn, tc, th, tw, ti, order, v = mesh
+    axes = [np.asarray(sp[t]) for t in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")] + [np.asarray(vthreads)]
+    tn, tc, th, tw, ti, v = (m.ravel() for m in np.meshgrid(*axes, indexing="ij"))
+    # SRAM, micro-op and loop-field limits do not depend on the loop order: check tilings first
     sy, sx = wl.stride
     in_h, in_w = (th - 1) * sy + wl.kh, (tw - 1) * sx + wl.kw
     n_alu = len(wl.epilogue)
@@ -50,10 +53,27 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
     sh = kn.packed_shapes(wl, cfg)
     if max(wl.w, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2]) >= 1 << cfg.dram_stride_bits:
         ok[:] = False
+    tn, tc, th, tw, ti, v = (a[ok] for a in (tn, tc, th, tw, ti, v))
+    # x orders (row-major: tiling, then order)
+    oidx = np.array([kn.ORDERS.index(o) for o in orders])
+    row = np.repeat(np.arange(len(tn)), len(oidx))
+    order = np.tile(oidx, len(tn))
+    if distinct:
+        d = kn.dims(wl, cfg)
+        trips = np.stack([d["n"] // tn, d["co"] // tc, d["h"] // th, d["w"] // tw], 1)[row]
+        perm = _PERM[order]
+        multi = np.take_along_axis(trips, perm, 1) > 1
+        pos = np.maximum(np.cumsum(multi, 1) - 1, 0)
+        code = np.where(multi, (perm + 1) * 5 ** pos, 0).sum(1)  # the sequence of multi-trip loops
+        _, first = np.unique(row * 1024 + code, return_index=True)
+        first.sort()
+        row, order = row[first], order[first]
+    tn, tc, th, tw, ti, v = (a[row] for a in (tn, tc, th, tw, ti, v))
+    n = len(row)
     base = A.columns([(wl, cfg, kn.Knobs())])
-    cols = {f: np.repeat(base[f], int(ok.sum())) for f in A.FIELDS}
+    cols = {f: np.repeat(base[f], n) for f in A.FIELDS}
     for f, a in zip(A.KNOB_FIELDS, (tn, tc, th, tw, ti, order, v)):
-        cols[f] = a[ok].astype(np.int64)
+        cols[f] = a.astype(np.int64)
     return cols
 
 

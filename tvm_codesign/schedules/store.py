@@ -1,0 +1,87 @@
+"""Tuned schedules on disk: ``schedules/<config name>/<workload key>.json``, applied by compilation.
+
+The tuner writes one file per (config, layer); ``lookup`` finds it again when ``build`` or ``compile`` meets
+the same layer on the same hardware. A file is used only if its ``config_key`` is the config's (so a renamed
+or edited config never picks up stale schedules) and its knobs pass ``knobs.check``; otherwise the layer gets
+the default schedule and a warning says why. Directories searched, first hit wins:
+$TVM_CODESIGN_SCHEDULES, ./schedules, <repo>/schedules.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from ..hardware.config import AcceleratorConfig
+from .knobs import KnobError, Knobs, check
+from .workload import Workload
+
+_REPO_SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
+_warned: set = set()
+
+
+def schedule_dirs() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get("TVM_CODESIGN_SCHEDULES", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "schedules", _REPO_SCHEDULES]
+    seen, out = set(), []
+    for d in dirs:
+        r = d.resolve()
+        if r not in seen and r.is_dir():
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def workload_key(wl: Workload) -> str:
+    """A file name for a layer: its shape and epilogue stages, not the immediates (requantisation multipliers
+    change with calibration data; the schedule does not need to)."""
+    ops = "-".join(op for op, _ in wl.epilogue) or "none"
+    shape = (f"{wl.kind}_g{wl.groups}_n{wl.n}_ci{wl.ci}_co{wl.co}_{wl.h}x{wl.w}_k{wl.kh}x{wl.kw}"
+             f"_s{wl.stride[0]}x{wl.stride[1]}_p{wl.pad[0]}x{wl.pad[1]}")
+    return f"{shape}_{ops}_{wl.out_dtype}"
+
+
+def save(directory, cfg: AcceleratorConfig, wl: Workload, knobs: Knobs, figures: dict | None = None) -> Path:
+    """Write one tuned schedule; returns the file. Written to a temporary name and renamed (never half a file)."""
+    d = Path(directory) / cfg.name
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{workload_key(wl)}.json"
+    rec = {"config": cfg.name, "config_key": cfg.key, "workload": wl.to_dict(), "knobs": knobs.to_dict(),
+           "figures": figures or {}}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(rec, indent=1, default=float))
+    os.replace(tmp, path)
+    return path
+
+
+def _warn(msg: str) -> None:
+    if msg not in _warned:
+        _warned.add(msg)
+        warnings.warn(msg, stacklevel=3)
+
+
+def lookup(wl: Workload, cfg: AcceleratorConfig) -> Knobs | None:
+    """The stored schedule of ``wl`` on ``cfg``, or None (no file, another config's file, or knobs that no
+    longer fit: warned)."""
+    name = f"{workload_key(wl)}.json"
+    for d in schedule_dirs():
+        path = d / cfg.name / name
+        if not path.is_file():
+            continue
+        try:
+            rec = json.loads(path.read_text())
+            k = Knobs.from_dict(rec["knobs"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            _warn(f"ignoring schedule file {path}: unreadable ({e})")
+            continue
+        if rec.get("config_key") != cfg.key:
+            _warn(f"ignoring schedule file {path}: written for other hardware parameters than config {cfg.name!r}")
+            continue
+        try:
+            check(wl, cfg, k)
+        except KnobError as e:
+            _warn(f"ignoring schedule file {path}: {e}")
+            continue
+        return k
+    return None
