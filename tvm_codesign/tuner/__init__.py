@@ -1,1 +1,1 @@
-"""The co-design tuner (issue 5, in progress): knob grids ranked by the analytical model."""
+"""The co-design tuner: joint search over accelerator configs and per-layer schedules (see run.py)."""

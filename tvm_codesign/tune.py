@@ -1,0 +1,100 @@
+"""``python -m tvm_codesign.tune``: co-design an accelerator and its schedules for a network.
+
+    python -m tvm_codesign.tune --model resnet18 --space edge --objectives latency,energy,area \\
+        --budget 300 --seed 0
+
+Prints a summary table and leaves autotune_logs/<run>.jsonl (+ _pareto.json/.csv/.png), targets/<run>_<best>.json
+and schedules/<config>/<layer>.json behind (under --out). ``tvm_codesign.tune(...)`` is the same as a function.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+
+from .tuner.run import TuneResult, tune  # noqa: F401
+
+
+def _shape(s: str):
+    try:
+        return tuple(int(v) for v in s.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {s!r}") from None
+
+
+def main(argv=None) -> TuneResult:
+    ap = argparse.ArgumentParser(prog="python -m tvm_codesign.tune", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="resnet18",
+                    help="built-in (resnet18, mobilenet_v2, transformer_encoder, mlp), an .onnx file, or a "
+                         "workload-list .json (default resnet18)")
+    ap.add_argument("--input-shape", type=_shape, default=None, help="e.g. 1,3,224,224 (built-ins have defaults)")
+    ap.add_argument("--space", default="edge", help="a space in targets/spaces/ (edge, small) or a JSON path")
+    ap.add_argument("--objectives", default="latency,energy,area",
+                    help="comma-separated, minimised: latency, energy, area, edp, power")
+    ap.add_argument("--budget", type=int, default=200, help="configs to evaluate, each on the whole network")
+    ap.add_argument("--area-max", type=float, default=None, help="mm^2 (default: the space's constraint)")
+    ap.add_argument("--power-max", type=float, default=None, help="average W over the network")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--strategy", default="model", choices=["model", "nsga2", "random", "exhaustive", "hw-first"],
+                    help="model: XGBoost-guided (default); nsga2: optuna; the rest are baselines")
+    ap.add_argument("--batch", type=int, default=8, help="configs proposed per round (results do not depend "
+                                                          "on --workers)")
+    ap.add_argument("--executor", default="process", choices=["local", "process", "ray"])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
+    ap.add_argument("--out", default=".", help="root for autotune_logs/, targets/, schedules/")
+    ap.add_argument("--run", default=None, help="run name (default <model>-<space>-<strategy>-s<seed>)")
+    ap.add_argument("--resume", action="store_true", help="continue the run's log instead of refusing to overwrite")
+    ap.add_argument("--verify", type=int, default=1, help="best configs to compile and simulate (0: none)")
+    ap.add_argument("--no-write", action="store_true", help="keep only the log (no targets/, schedules/, plots)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    a = ap.parse_args(argv)
+    try:
+        res = tune(a.model, a.space, objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
+                   budget=a.budget, area_max=a.area_max, power_max=a.power_max, seed=a.seed, strategy=a.strategy,
+                   batch=a.batch, executor=a.executor, workers=a.workers, ray_address=a.ray_address, out_dir=a.out,
+                   run=a.run, resume=a.resume, verify=a.verify, write=not a.no_write, progress=not a.quiet,
+                   input_shape=a.input_shape)
+    except (ValueError, OSError) as e:
+        ap.exit(2, f"error: {e}\n")
+    print(f"\n{res.run}: {res.evaluations} configs evaluated in {res.wall_s:.1f} s; Pareto front "
+          f"({len(res.front)} configs, objectives {', '.join(res.objectives)}):")
+    print(res.table())
+    b, base = res.best, res.baseline
+    print(f"\nvs {res.space.base.name} (tuned schedules): best latency {base['latency_s'] / b['latency']['latency_s'] if 'latency' in b else float('nan'):.2f}x faster, "
+          f"best EDP {base['edp'] / b['edp']['edp']:.2f}x lower")
+    if res.verified:
+        errs = [abs(v["error"]) for v in res.verified]
+        print(f"verified {len(errs)} layers by compile + simulate: model cycles within "
+              f"{100 * max(errs):.1f}% (median {100 * sorted(errs)[len(errs) // 2]:.1f}%)")
+    for k, v in res.files.items():
+        if k == "schedules":
+            print(f"  schedules: {len(v)} files under {v[0].parents[1] if v else '-'}")
+        elif isinstance(v, dict):
+            for lbl, p in v.items():
+                print(f"  {k} ({lbl}): {p}")
+        else:
+            print(f"  {k}: {v}")
+    if a.json:
+        print(json.dumps({"run": res.run, "evaluations": res.evaluations, "wall_s": res.wall_s,
+                          "front": len(res.front), "configs_in_space": res.space.size,
+                          "best": {k: {f: r[f] for f in ("point", "latency_s", "energy_j", "area_mm2", "edp")}
+                                   for k, r in b.items()},
+                          "baseline": {f: base[f] for f in ("latency_s", "energy_j", "area_mm2", "edp")}}))
+    return res
+
+
+class _CallableModule(types.ModuleType):
+    """``tvm_codesign.tune`` is this module once imported; calling it runs ``tune``."""
+
+    def __call__(self, *args, **kwargs) -> TuneResult:
+        return tune(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+
+if __name__ == "__main__":
+    main()

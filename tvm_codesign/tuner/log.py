@@ -1,0 +1,72 @@
+"""The run log ``autotune_logs/<run>.jsonl``: a header, then one JSON record per evaluation, appended as it
+completes (one write, flushed and fsynced), so ``kill -9`` loses at most the record in flight. Reading skips
+a truncated or corrupt line with a warning; ``--resume`` reuses every record whose run settings match."""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from ..errors import CodesignError
+
+
+class LogError(CodesignError, ValueError):
+    """A log that cannot be used for this run (exists without --resume, or was written by other settings)."""
+
+
+def read(path: Path) -> tuple[dict | None, list[dict]]:
+    """(header, records) of a log; unreadable lines are skipped with a warning naming the line."""
+    header, records = None, []
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or "type" not in rec:
+                    raise ValueError("not a log record")
+            except ValueError as e:
+                warnings.warn(f"{path}:{n}: skipping a corrupt or truncated record ({str(e)[:60]})", stacklevel=2)
+                continue
+            if rec["type"] == "header":
+                header = header or rec
+            else:
+                records.append(rec)
+    return header, records
+
+
+class RunLog:
+    """Append-only log of one run. ``records`` holds what was already there (on resume)."""
+
+    def __init__(self, path: Path, header: dict, resume: bool):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.records: list[dict] = []
+        if self.path.exists() and self.path.stat().st_size:
+            if not resume:
+                raise LogError(f"{self.path} already exists: pass resume=True (--resume) to continue that run, "
+                               "or choose another run name (--run)")
+            old, self.records = read(self.path)
+            if old is None:
+                raise LogError(f"{self.path} has no readable header: not a tvm_codesign.tune log")
+            diff = [k for k in header if k not in ("budget", "time", "version") and old.get(k) != header[k]]
+            if diff:
+                raise LogError(f"{self.path} was written with other settings ({', '.join(diff)}); resume needs "
+                               "the same model, space, objectives, constraints, strategy and seed")
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                tail_ok = f.read(1) == b"\n"
+            if not tail_ok:  # a record cut mid-write: end its line so new records start clean
+                with open(self.path, "ab") as f:
+                    f.write(b"\n")
+        else:
+            self.append({"type": "header", **header})
+
+    def append(self, rec: dict) -> None:
+        line = (json.dumps(rec, default=float) + "\n").encode()
+        with open(self.path, "ab") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())

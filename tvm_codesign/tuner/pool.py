@@ -1,0 +1,89 @@
+"""The feasible points of a design space as arrays: what the search strategies choose from.
+
+Each point carries its parameter values, its exact area, and a roofline prior of the network's latency and
+energy (padded GEMM blocks + ALU passes vs. DRAM bytes at the bandwidth; MAC and DRAM energy), computed in
+numpy for the whole pool at once. The prior ignores SRAM sizes and schedules; the XGBoost surrogate learns
+the rest from evaluated points (``surrogate.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..hardware import energy
+from ..hardware.space import DesignSpace
+from .network import Layer
+
+MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
+
+
+class Pool:
+    def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0):
+        self.space = space
+        self.area_max = area_max if area_max is not None else space.constraints.get("area_mm2_max")
+        if space.size <= MAX_POOL:
+            idx = np.arange(space.size)
+        else:
+            idx = np.unique(np.random.default_rng(seed).integers(0, space.size, MAX_POOL))
+        self.fields = list(space.params)
+        points, values, area, mac_pj, self.infeasible = [], [], [], [], 0
+        for i, d in zip(idx.tolist(), space.digits(idx)):
+            vals = {f: c[k] for (f, c), k in zip(space.params.items(), d)}
+            try:
+                cfg = space.base.replace(name=f"{space.name}_{i}", **vals)
+            except ConfigError:
+                self.infeasible += 1
+                continue
+            a = energy.area_mm2(cfg)["total"]
+            if self.area_max is not None and a > self.area_max:
+                self.infeasible += 1
+                continue
+            points.append(i)
+            values.append([float(vals[f]) for f in self.fields])
+            area.append(a)
+            mac_pj.append(energy.mac_pj(cfg))
+        if not points:
+            raise ConfigError("space", f"design space {space.name!r} has no feasible point"
+                              + (f" with area <= {self.area_max} mm^2" if self.area_max is not None else ""))
+        self.points = np.array(points, np.int64)
+        self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
+        self.area = np.array(area)
+        self.mac_pj = np.array(mac_pj)
+        self.position = {p: j for j, p in enumerate(points)}
+
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def column(self, field: str) -> np.ndarray:
+        if field in self.fields:
+            return self.values[:, self.fields.index(field)]
+        return np.full(len(self), float(getattr(self.space.base, field)))
+
+    def prior(self, layers: list[Layer]) -> tuple[np.ndarray, np.ndarray]:
+        """(latency s, energy J) roofline estimates of the network on every point."""
+        c = self.column
+        B, BI, BO = c("batch"), c("block_in"), c("block_out")
+        ib, wb, ab, ob = c("inp_bits") / 8, c("wgt_bits") / 8, c("acc_bits") / 8, c("out_bits") / 8
+        cycles = np.zeros(len(self))
+        dram = np.zeros(len(self))
+        macs = np.zeros(len(self))
+        for ly in layers:
+            wl = ly.workload
+            nb, cib, cob = np.ceil(wl.n / B), np.ceil(wl.ci / BI), np.ceil(wl.co / BO)
+            vec = wl.groups * nb * cob * wl.oh * wl.ow
+            gemm = vec * cib * wl.kh * wl.kw
+            alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
+            out_b = ob if wl.out_dtype == "int8" else ab
+            b = wl.groups * (nb * cib * wl.h * wl.w * B * BI * ib + cob * cib * wl.kh * wl.kw * BO * BI * wb
+                             + vec * B * BO * out_b)
+            cycles += ly.count * np.maximum(gemm + alu, b / c("dram_bandwidth"))
+            dram += ly.count * b
+            macs += ly.count * gemm * B * BI * BO
+        latency = cycles / (c("clock_mhz") * 1e6)
+        joules = (macs * self.mac_pj + dram * energy.DRAM_PJ_PER_BYTE) * 1e-12
+        return latency, joules
+
+    def features(self, layers: list[Layer]) -> np.ndarray:
+        """Surrogate inputs: log2 parameter values and the log prior."""
+        lat, en = self.prior(layers)
+        return np.column_stack([np.log2(self.values), np.log(lat), np.log(en), np.log(self.area)])
