@@ -206,9 +206,10 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
 
 
 def offloaded(mod: tvm.IRModule) -> list[dict]:
-    """The accelerator kernels in a module after ``offload``: name and workload."""
+    """The accelerator kernels in a module after ``offload``: name, workload and schedule knobs."""
     out = []
     for gv, f in mod.functions.items():
         if isinstance(f, tirx.PrimFunc) and f.attrs is not None and "tvm_codesign.workload" in f.attrs:
-            out.append({"name": gv.name_hint, "workload": json.loads(str(f.attrs["tvm_codesign.workload"]))})
+            out.append({"name": gv.name_hint, "workload": json.loads(str(f.attrs["tvm_codesign.workload"])),
+                        "knobs": json.loads(str(f.attrs["tvm_codesign.knobs"]))})
     return out

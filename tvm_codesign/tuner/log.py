@@ -44,6 +44,7 @@ class RunLog:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.records: list[dict] = []
+        header = json.loads(json.dumps(header, default=float))  # compare as it reads back (tuples -> lists)
         if self.path.exists() and self.path.stat().st_size:
             if not resume:
                 raise LogError(f"{self.path} already exists: pass resume=True (--resume) to continue that run, "

@@ -131,8 +131,7 @@ class NSGA2(Strategy):
         import optuna
         logging.getLogger("optuna").setLevel(logging.WARNING)
         self.optuna = optuna
-        sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed,
-                                                constraints_func=lambda t: [t.user_attrs.get("violation", 0.0)])
+        sampler = optuna.samplers.NSGAIISampler(population_size=population, seed=seed)
         self.study = optuna.create_study(directions=["minimize"] * len(objectives), sampler=sampler)
         self.choices = {f: list(c) for f, c in pool.space.params.items()}
         self.known: dict[int, list[float]] = {}
@@ -146,7 +145,7 @@ class NSGA2(Strategy):
         return idx
 
     def _tell(self, trial, values, violation):
-        trial.set_user_attr("violation", violation)
+        trial.set_constraint("feasible", violation)
         self.study.tell(trial, values)
 
     def propose(self, k):
