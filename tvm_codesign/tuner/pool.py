@@ -1,9 +1,10 @@
 """The feasible points of a design space as arrays: what the search strategies choose from.
 
-Each point carries its parameter values, its exact area, and a roofline prior of the network's latency and
-energy (padded GEMM blocks + ALU passes vs. DRAM bytes at the bandwidth; MAC and DRAM energy), computed in
-numpy for the whole pool at once. The prior ignores SRAM sizes and schedules; the XGBoost surrogate learns
-the rest from evaluated points (``surrogate.py``).
+Each point carries its parameter values, its exact area, and a roofline-style prior of the network's latency
+and energy, computed in numpy for the whole pool at once: padded GEMM blocks + ALU passes + per-tile
+instruction overhead vs. DRAM bytes at the bandwidth, where an operand that does not fit in half its SRAM
+(double buffering) makes the other one stream again; energy is MACs, DRAM bytes and SRAM accesses. It knows no schedule;
+the XGBoost surrogates (``search.py``) learn the rest from evaluated points.
 """
 from __future__ import annotations
 
@@ -67,6 +68,10 @@ class Pool:
         cycles = np.zeros(len(self))
         dram = np.zeros(len(self))
         macs = np.zeros(len(self))
+        half = {b: c(f"{b}_buffer_bytes") / 2 for b in ("inp", "wgt", "acc")}  # double-buffered
+        per_insn = c("issue_cycles") + c("dram_latency")
+        pj = {b: energy.SRAM_64BIT_PJ_AT_8KB / 8 * np.sqrt(c(f"{b}_buffer_bytes") / 8192) for b in ("inp", "wgt", "acc")}
+        sram_pj = np.zeros(len(self))
         for ly in layers:
             wl = ly.workload
             nb, cib, cob = np.ceil(wl.n / B), np.ceil(wl.ci / BI), np.ceil(wl.co / BO)
@@ -74,13 +79,23 @@ class Pool:
             gemm = vec * cib * wl.kh * wl.kw
             alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
             out_b = ob if wl.out_dtype == "int8" else ab
-            b = wl.groups * (nb * cib * wl.h * wl.w * B * BI * ib + cob * cib * wl.kh * wl.kw * BO * BI * wb
-                             + vec * B * BO * out_b)
-            cycles += ly.count * np.maximum(gemm + alu, b / c("dram_bandwidth"))
+            in_b = wl.groups * nb * cib * wl.h * wl.w * B * BI * ib
+            w_b = wl.groups * cob * cib * wl.kh * wl.kw * BO * BI * wb
+            # what does not fit on chip is streamed again: the cheaper of keeping weights or inputs resident
+            b = np.minimum(w_b + in_b * np.ceil(w_b / half["wgt"]), in_b + w_b * np.ceil(in_b / half["inp"]))
+            b = b + vec * B * BO * out_b
+            tiles = np.ceil(vec * B * BO * ab / half["acc"]) * np.ceil(np.minimum(w_b / half["wgt"], in_b / half["inp"]))
+            overhead = tiles * (6 + len(wl.epilogue)) * per_insn
+            cycles += ly.count * np.maximum(gemm + alu + overhead, b / c("dram_bandwidth"))
             dram += ly.count * b
+            # SRAM traffic: every GEMM cycle reads an input and a weight block and updates an accumulator
+            # block; every ALU pass reads and writes the accumulator tile; DRAM loads are written on chip
+            acc_vec = B * BO * ab
+            sram_pj += ly.count * (gemm * (B * BI * ib * pj["inp"] + BO * BI * wb * pj["wgt"] + 2 * acc_vec * pj["acc"])
+                                   + vec * len(wl.epilogue) * 2 * acc_vec * pj["acc"] + b * pj["inp"])
             macs += ly.count * gemm * B * BI * BO
         latency = cycles / (c("clock_mhz") * 1e6)
-        joules = (macs * self.mac_pj + dram * energy.DRAM_PJ_PER_BYTE) * 1e-12
+        joules = (macs * self.mac_pj + dram * energy.DRAM_PJ_PER_BYTE + sram_pj) * 1e-12
         return latency, joules
 
     def features(self, layers: list[Layer]) -> np.ndarray:

@@ -74,6 +74,7 @@ class ModelGuided(Strategy):
     def __init__(self, pool, objectives, seed, layers=None):
         super().__init__(pool, objectives, seed)
         self.X = pool.features(layers)
+        self.digits = pool.space.digits(pool.points)
         import xgboost as xgb
         self.Xall = xgb.DMatrix(self.X)
         lat, en = pool.prior(layers)
@@ -106,6 +107,8 @@ class ModelGuided(Strategy):
         rng = np.random.default_rng([self.seed, self.rounds])
         f = self._predicted()
         free = ~self.taken
+        digits = self.digits
+        near = np.zeros(len(free), bool)  # within one parameter of a pick of this batch: picked last
         picks = []
         for j in range(k):
             if not free.any():
@@ -115,9 +118,10 @@ class ModelGuided(Strategy):
             else:
                 w = rng.dirichlet(np.ones(f.shape[1])) if f.shape[1] > 1 else np.ones(1)
                 s = (w * f).max(1) + 0.05 * (w * f).sum(1)
-                s = np.where(free, s, np.inf)
+                s = np.where(free, s + 10.0 * near, np.inf)
                 p = int(np.argmin(s))
             free[p] = False
+            near |= (digits != digits[p]).sum(1) <= 1
             picks.append(p)
         return self._take(picks)
 
