@@ -83,15 +83,20 @@ def knobs_at(cols: dict, i: int) -> kn.Knobs:
                     int(cols["tile_ci"][i]), kn.ORDERS[int(cols["order"][i])], int(cols["vthreads"][i]))
 
 
-def best(wl: Workload, cfg: AcceleratorConfig, objective: str = "cycles") -> tuple[kn.Knobs, dict]:
-    """The knob vector the analytical model ranks first for one layer, and its predicted figures."""
+def ranked(wl: Workload, cfg: AcceleratorConfig, k: int = 1, objective: str = "cycles") -> list[tuple[kn.Knobs, dict]]:
+    """The ``k`` knob vectors the analytical model ranks first for one layer (ties: least energy, then bigger
+    output tiles), each with its predicted figures. ``objective``: cycles, energy_pj or edp."""
     cols = grid(wl, cfg)
     n = len(cols["tile_n"])
     if n == 0:
         raise kn.KnobError("tile_n", f"no valid schedule of {wl.describe()} fits {cfg.name}")
     r = A.evaluate(cols)
     score = r[objective] if objective != "edp" else r["cycles"] * r["energy_pj"]
-    i = int(np.lexsort((-(cols["tile_h"] * cols["tile_w"]), score))[0])  # ties: bigger output tiles
-    return knobs_at(cols, i), {k: (v[i] if isinstance(v, np.ndarray) else v) for k, v in r.items()
-                               if isinstance(v, np.ndarray) and v.shape == (n,)}
+    order = np.lexsort((-(cols["tile_h"] * cols["tile_w"]), r["energy_pj"], score))[:k]
+    arrays = {key: v for key, v in r.items() if isinstance(v, np.ndarray) and v.shape == (n,)}
+    return [(knobs_at(cols, int(i)), {key: v[i] for key, v in arrays.items()}) for i in order]
 
+
+def best(wl: Workload, cfg: AcceleratorConfig, objective: str = "cycles") -> tuple[kn.Knobs, dict]:
+    """The knob vector the analytical model ranks first for one layer, and its predicted figures."""
+    return ranked(wl, cfg, 1, objective)[0]

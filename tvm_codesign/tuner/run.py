@@ -53,9 +53,11 @@ class TuneResult:
         return self.space.config(rec["point"])
 
     def schedules(self, rec_or_label) -> dict:
-        """{layer name: Knobs dict} of a record."""
+        """{layer name: Knobs dict} of a record: the fastest measured schedule where the layer was verified,
+        else the model's pick."""
         rec = self.best[rec_or_label] if isinstance(rec_or_label, str) else rec_or_label
-        return {ly["name"]: ly["knobs"] for ly in rec["layers"]}
+        measured = {(v["point"], v["key"]): v["best_knobs"] for v in self.verified}
+        return {ly["name"]: measured.get((rec["point"], ly["key"]), ly["knobs"]) for ly in rec["layers"]}
 
     def compare(self, a, b) -> list[dict]:
         """Layer by layer: cycles and energy of two records (or best labels), and b's speed-up over a."""
@@ -117,15 +119,17 @@ def _record(seq: int, point: int, space: DesignSpace, res: dict, schedules: str,
 def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "area"), budget: int = 200,
          area_max: float | None = None, power_max: float | None = None, seed: int = 0, strategy: str = "model",
          batch: int = 8, executor: str = "process", workers: int = 2, ray_address: str | None = None,
-         out_dir=".", run: str | None = None, resume: bool = False, verify: int = 1, write: bool = True,
-         progress: bool = True, input_shape=None) -> TuneResult:
+         out_dir=".", run: str | None = None, resume: bool = False, verify: int = 1, measure: int = 4,
+         write: bool = True, progress: bool = True, input_shape=None) -> TuneResult:
     """Search accelerator configs of ``space`` jointly with every layer's schedule for ``model``.
 
     ``model``: a built-in name, .onnx or workload-list .json path, torch module (with ``input_shape``) or list
     of Workloads. ``space``: a shipped space name, JSON path, dict or DesignSpace. ``objectives``: from
     latency, energy, area, edp, power (minimised). ``budget``: configs evaluated (each on the whole network).
     ``strategy``: model (XGBoost-guided), nsga2 (optuna), random, exhaustive, hw-first (configs ranked with
-    default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate.
+    default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate;
+    ``measure``: how many of the model's top schedules per layer of those configs are compiled and simulated,
+    the fastest measured one being stored.
     Files go under ``out_dir``: autotune_logs/, targets/, schedules/ (``write=False``: the log only).
     """
     t0 = time.perf_counter()
@@ -139,6 +143,10 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
         raise ValueError(f"budget must be a positive integer (configs to evaluate), got {budget!r}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
+    if not isinstance(verify, int) or verify < 0:
+        raise ValueError(f"verify must be an integer >= 0 (configs to compile and simulate), got {verify!r}")
+    if not isinstance(measure, int) or measure < 1:
+        raise ValueError(f"measure must be an integer >= 1 (schedules measured per layer), got {measure!r}")
     for name, v in (("area_max", area_max), ("power_max", power_max)):
         if v is not None and not v > 0:
             raise ValueError(f"{name} must be > 0, got {v}")
@@ -224,7 +232,7 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
         if verify:
             from .verify import verify_records
             picks = list({id(r): r for r in best.values()}.values())[:verify]
-            result.verified = verify_records(sp, picks, layers, log, verified_cache)
+            result.verified = verify_records(sp, picks, layers, log, verified_cache, measure)
         if write:
             result.files = _write(result, out)
         result.files["log"] = log_path
@@ -239,7 +247,9 @@ def _write(res: TuneResult, out: Path) -> dict:
     from ..schedules import store
     from ..schedules.layout import fold_kw
     from ..schedules.workload import Workload  # noqa: F401  (records carry workloads as dicts)
+    from ..schedules.knobs import Knobs
     files: dict = {"targets": {}, "schedules": []}
+    measured = {(v["point"], v["key"]): v for v in res.verified}
     for lbl, rec in res.best.items():
         cfg = res.space.config(rec["point"])
         cfg = cfg.replace(name=f"{res.run}_{lbl}", description=(
@@ -250,9 +260,11 @@ def _write(res: TuneResult, out: Path) -> dict:
         for row in rec["layers"]:
             wl = by_key[row["key"]].workload
             kwl = fold_kw(wl, cfg) or wl
-            from ..schedules.knobs import Knobs
-            files["schedules"].append(store.save(out / "schedules", cfg, kwl, Knobs.from_dict(row["knobs"]),
-                                                 {"cycles": row["cycles"], "energy_pj": row["energy_pj"]}))
+            v = measured.get((rec["point"], row["key"]))
+            knobs, figs = (row["knobs"], {"cycles": row["cycles"], "energy_pj": row["energy_pj"], "source": "model"}) \
+                if v is None else (v["best_knobs"], {"cycles": v["best_sim_cycles"],
+                                                     "energy_pj": v["best_sim_energy_pj"], "source": "simulator"})
+            files["schedules"].append(store.save(out / "schedules", cfg, kwl, Knobs.from_dict(knobs), figs))
     params = list(res.space.params)
     base = {**pareto.row({**res.baseline, "point": -1, "config": {p: 0 for p in params}}, params),
             "label": res.space.base.name}

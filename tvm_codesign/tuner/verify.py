@@ -1,29 +1,54 @@
-"""Re-verify the analytical model on the configs a run picked: compile every layer with its chosen schedule
-(TIR -> tensorize -> lowering) and run the timing simulator on the real program. Logged as ``source:
-simulator`` records next to the model's numbers."""
+"""Re-verify the analytical model on the configs a run picked, and measure their schedules.
+
+For every layer of a picked config: compile the schedule the model chose (TIR -> tensorize -> lowering), run
+the timing simulator on the real program and log both numbers (``source: simulator``). With ``top`` > 1 the
+model's next-ranked schedules are compiled and simulated too, and the fastest measured one becomes the layer's
+schedule (what ``_write`` stores in ``schedules/``), as AutoTVM measured its cost model's picks on hardware.
+"""
 from __future__ import annotations
 
 from ..hardware.space import DesignSpace
+from ..schedules.knobs import Knobs
 from ..schedules.layout import fold_kw
+from . import knob_grid
 from .network import Layer
 
 
-def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer], log, done: dict) -> list[dict]:
+def _measure(wl, cfg, knobs: dict) -> dict:
     from ..api import build
+    st = build(wl, cfg, knobs=knobs).time()
+    return {"knobs": knobs, "sim_cycles": int(st.cycles), "sim_energy_pj": float(st.energy_pj["total"])}
+
+
+def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer], log, done: dict,
+                   top: int = 1) -> list[dict]:
+    """One ``verify`` record per (picked config, layer), appended to ``log``; ``done`` caches earlier ones."""
+    if top < 1:
+        raise ValueError(f"top must be >= 1 (schedules to measure per layer), got {top}")
     by_key = {ly.key: ly for ly in layers}
     out = []
     for rec in records:
         cfg = space.config(rec["point"])
         for row in rec["layers"]:
             key = (rec["point"], row["key"])
-            if key not in done:
+            if key not in done or done[key].get("top", 1) < top:
                 wl = by_key[row["key"]].workload
                 kwl = fold_kw(wl, cfg) or wl
-                st = build(kwl, cfg, knobs=row["knobs"]).time()
+                chosen = _measure(kwl, cfg, row["knobs"])
+                tried = [chosen]
+                if top > 1:
+                    seen = {Knobs.from_dict(row["knobs"])}
+                    for k, _ in knob_grid.ranked(kwl, cfg, top + 1):
+                        if k not in seen and len(tried) < top:
+                            seen.add(k)
+                            tried.append(_measure(kwl, cfg, k.to_dict()))
+                fast = min(tried, key=lambda t: (t["sim_cycles"], t["sim_energy_pj"]))
                 v = {"type": "verify", "point": rec["point"], "key": row["key"], "layer": row["name"],
-                     "knobs": row["knobs"], "model_cycles": row["cycles"], "sim_cycles": int(st.cycles),
-                     "model_energy_pj": row["energy_pj"], "sim_energy_pj": float(st.energy_pj["total"]),
-                     "error": row["cycles"] / st.cycles - 1, "source": "simulator"}
+                     "knobs": row["knobs"], "model_cycles": row["cycles"], "sim_cycles": chosen["sim_cycles"],
+                     "model_energy_pj": row["energy_pj"], "sim_energy_pj": chosen["sim_energy_pj"],
+                     "error": row["cycles"] / chosen["sim_cycles"] - 1, "top": top, "measured": tried,
+                     "best_knobs": fast["knobs"], "best_sim_cycles": fast["sim_cycles"],
+                     "best_sim_energy_pj": fast["sim_energy_pj"], "source": "simulator"}
                 log.append(v)
                 done[key] = v
             out.append(done[key])
