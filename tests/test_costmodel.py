@@ -67,3 +67,25 @@ def test_bad_input_errors():
         A.evaluate({**cols, "order": np.array([24])})
     with pytest.raises(KnobError, match="tile_w"):
         A.predict(wl, cfg, Knobs(tile_w=5))
+
+
+def test_no_schedule_beats_the_roofline(sims):
+    """The bounds are lower bounds on the simulator: over 40 random (config, layer, schedule) points."""
+    from tvm_codesign.costmodel import roofline_cycles
+    pts, stats = sims
+    for (wl, cfg, _), st in zip(pts, stats):
+        rf = roofline_cycles(wl, cfg)
+        assert rf["bound"] <= rf["bound_alu"] <= st.cycles, (wl.describe(), cfg.name, rf, st.cycles)
+
+
+def test_roofline_by_hand():
+    """ResNet-18 C4 (56x56x64 -> 128, 1x1 stride 2) with the int8 epilogue on vta_default, counted by hand."""
+    from tvm_codesign.costmodel import roofline_cycles
+    from tvm_codesign.schedules.resnet import resnet18_convs
+    wl = resnet18_convs(bias=True, shift=9, relu=True, out_dtype="int8")[3]
+    rf = roofline_cycles(wl, AcceleratorConfig.load("vta_default"))
+    vecs = 28 * 28 * (128 // 16)                                   # output vectors of 16 channels
+    assert rf["compute"] == vecs * (64 // 16)                      # 4 GEMM blocks per vector
+    assert rf["memory"] == (56 * 56 * 64 + 128 * 64 + 28 * 28 * 128) // 8
+    assert rf["alu"] == vecs * 4 * 2                               # add, shr, max, min at II = 2
+    assert rf["bound_alu"] == rf["compute"] + rf["alu"]

@@ -2,6 +2,8 @@
 
 compute: padded block multiplies, one per cycle (BATCH x BLOCK_IN x BLOCK_OUT MACs each);
 memory: packed inputs and weights read once, outputs written once, at the DRAM bandwidth.
+``bound_alu`` also counts the epilogue: one ALU pass per stage over every output vector at ``alu_ii``, on
+the same compute module as the GEMM (VTA's ALU and GEMM core never overlap).
 """
 from __future__ import annotations
 
@@ -21,4 +23,6 @@ def roofline_cycles(wl: Workload, cfg: AcceleratorConfig) -> dict:
     dram_bytes = (g * nb * cib * h * w * cfg.inp_elem_bytes + g * cob * cib * wl.kh * wl.kw * cfg.wgt_elem_bytes
                   + g * nb * cob * wl.oh * wl.ow * out_e)
     memory = math.ceil(dram_bytes / cfg.dram_bandwidth)
-    return {"compute": compute, "memory": memory, "bound": max(compute, memory), "dram_bytes": dram_bytes}
+    alu = g * nb * cob * wl.oh * wl.ow * len(wl.epilogue) * cfg.alu_ii
+    return {"compute": compute, "memory": memory, "bound": max(compute, memory), "dram_bytes": dram_bytes,
+            "alu": alu, "bound_alu": max(compute + alu, memory)}
