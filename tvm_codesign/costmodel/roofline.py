@@ -1,7 +1,8 @@
 """Roofline bound of a layer on a config: no schedule can beat it.
 
 compute: padded block multiplies, one per cycle (BATCH x BLOCK_IN x BLOCK_OUT MACs each);
-memory: packed inputs and weights read once, outputs written once, at the DRAM bandwidth.
+memory: the input pixels some output needs (a 1x1 stride-2 conv reads a quarter of its input) and the weights
+read once, outputs written once, at the DRAM bandwidth.
 ``bound_alu`` also counts the epilogue: one ALU pass per stage over every output vector at ``alu_ii``, on
 the same compute module as the GEMM (VTA's ALU and GEMM core never overlap).
 """
@@ -9,14 +10,24 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..hardware.config import AcceleratorConfig
 from ..schedules.layout import packed_shapes
 from ..schedules.workload import Workload
 
 
+def _used(size: int, out: int, k: int, stride: int, pad: int) -> int:
+    """How many of ``size`` input rows (or columns) some output position reads."""
+    taps = np.add.outer(np.arange(out) * stride - pad, np.arange(k))
+    return len(np.unique(taps[(taps >= 0) & (taps < size)]))
+
+
 def roofline_cycles(wl: Workload, cfg: AcceleratorConfig) -> dict:
     sh = packed_shapes(wl, cfg)
-    g, nb, cib, h, w, _, _ = sh["data"]
+    g, nb, cib, _, _, _, _ = sh["data"]
+    h = _used(wl.h, wl.oh, wl.kh, wl.stride[0], wl.pad[0])
+    w = _used(wl.w, wl.ow, wl.kw, wl.stride[1], wl.pad[1])
     cob = sh["weight"][1]
     compute = g * nb * cob * wl.oh * wl.ow * cib * wl.kh * wl.kw
     out_e = cfg.out_elem_bytes if wl.out_dtype == "int8" else cfg.acc_elem_bytes
