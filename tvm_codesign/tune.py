@@ -30,7 +30,7 @@ def main(argv=None) -> TuneResult:
                     help="built-in (resnet18, mobilenet_v2, transformer_encoder, mlp), an .onnx file, or a "
                          "workload-list .json (default resnet18)")
     ap.add_argument("--input-shape", type=_shape, default=None, help="e.g. 1,3,224,224 (built-ins have defaults)")
-    ap.add_argument("--space", default="edge", help="a space in targets/spaces/ (edge, small) or a JSON path")
+    ap.add_argument("--space", default="edge", help="a space in targets/spaces/ (edge, iso, small) or a JSON path")
     ap.add_argument("--objectives", default="latency,energy,area",
                     help="comma-separated, minimised: latency, energy, area, edp, power")
     ap.add_argument("--budget", type=int, default=200, help="configs to evaluate, each on the whole network")
