@@ -197,6 +197,22 @@ def test_bad_input_is_named(tmp_path):
     assert r.returncode == 2 and "error:" in r.stderr
 
 
+def test_plot_to_file_leaves_matplotlib_alone(tmp_path):
+    """Writing the front's PNG must not switch the user's backend (it broke inline plots in notebooks)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from tvm_codesign.tuner import pareto
+    old = matplotlib.get_backend()
+    plt.switch_backend("svg")  # a backend that is not Agg, as a notebook's inline one
+    before, figs = matplotlib.get_backend(), plt.get_fignums()
+    rows = [{"latency_ms": 1.0 + i, "energy_mj": 2.0 - 0.5 * i, "area_mm2": 1.0} for i in range(3)]
+    pareto.plot(rows, tmp_path / "f.png", {"latency_ms": 3.0, "energy_mj": 3.0, "label": "base"}, "t")
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    after = matplotlib.get_backend()
+    plt.switch_backend(old)
+    assert after == before and plt.get_fignums() == figs
+
+
 def test_cli_help():
     r = subprocess.run([sys.executable, "-m", "tvm_codesign.tune", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--budget" in r.stdout and "--executor" in r.stdout and "--resume" in r.stdout

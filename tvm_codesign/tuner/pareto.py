@@ -49,14 +49,17 @@ def write(stem: Path, records: list[dict], params: list[str], objectives: list[s
 
 
 def plot(rows: list[dict], path: Path | None = None, baseline: dict | None = None, title: str = "", ax=None):
-    """Latency vs energy of the front, coloured by area; ``baseline`` (a row) marked. Saves to ``path``."""
-    import matplotlib
-    if ax is None and path is not None:
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """Latency vs energy of the front, coloured by area; ``baseline`` (a row) marked. Draws on ``ax`` if
+    given, else on a new figure; saves to ``path``. The global matplotlib backend is never changed (a figure
+    made here for a file needs no display, and a notebook keeps its inline plots)."""
     own = ax is None
     if own:
-        fig, ax = plt.subplots(figsize=(6, 4.2))
+        if path is not None:
+            from matplotlib.figure import Figure  # not registered with pyplot: headless, nothing to close
+            ax = Figure(figsize=(6, 4.2)).subplots()
+        else:
+            import matplotlib.pyplot as plt
+            _, ax = plt.subplots(figsize=(6, 4.2))
     lat = [r["latency_ms"] for r in rows]
     en = [r["energy_mj"] for r in rows]
     sc = ax.scatter(lat, en, c=[r["area_mm2"] for r in rows], cmap="viridis", s=28, label="Pareto front")
@@ -69,8 +72,8 @@ def plot(rows: list[dict], path: Path | None = None, baseline: dict | None = Non
     ax.set_ylabel("energy (mJ)")
     ax.set_title(title)
     ax.legend(loc="best", fontsize=8)
-    if own and path is not None:
-        ax.figure.tight_layout()
+    if path is not None:
+        if own:
+            ax.figure.tight_layout()
         ax.figure.savefig(path, dpi=110)
-        plt.close(ax.figure)
     return ax
