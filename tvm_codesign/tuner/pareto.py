@@ -68,6 +68,10 @@ def plot(rows: list[dict], path: Path | None = None, baseline: dict | None = Non
         ax.scatter([baseline["latency_ms"]], [baseline["energy_mj"]], marker="x", c="red", s=60,
                    label=baseline.get("label", "baseline"))
     ax.set_xscale("log")
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("energy (mJ)")
     ax.set_title(title)
