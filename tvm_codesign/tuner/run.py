@@ -25,6 +25,7 @@ from .network import Layer, evaluate
 from .pool import Pool
 from .search import OBJECTIVES, STRATEGIES, objective_values
 
+SHOWN = {"latency": (1e3, "ms"), "energy": (1e3, "mJ"), "area": (1, "mm2"), "edp": (1e6, "uJ*s"), "power": (1, "W")}
 LABELS = {"latency": "latency_s", "energy": "energy_j", "area": "area_mm2", "edp": "edp", "power": "power_w"}
 
 
@@ -214,7 +215,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
             ok = [r for r in history if r["feasible"]]
             if ok:
                 b = min(ok, key=lambda r: objective_values(r, objectives[:1])[0])
-                bar.set_postfix_str(f"best {objectives[0]} {objective_values(b, objectives[:1])[0]:.4g}")
+                scale, unit = SHOWN[objectives[0]]
+                bar.set_postfix_str(f"best {objectives[0]} {objective_values(b, objectives[:1])[0] * scale:.4g} {unit}")
         bar.close()
         feasible = [r for r in history if r["feasible"]]
         if strategy == "hw-first" and feasible:  # then software: tune the schedules of the default-schedule front
