@@ -46,10 +46,10 @@ def main() -> dict:
                              "evals_to_match": reach})
                 print(json.dumps(rows[-1]), flush=True)
         ex = {}
+        full = tc.tune(layers, "iso", strategy="exhaustive", budget=10_000, objectives=["latency", "edp"], out_dir=out,
+                       progress=False, verify=0, write=False, run="iso-exhaustive")  # one pass serves both
         for obj in ("latency", "edp"):
-            full = tc.tune(layers, "iso", strategy="exhaustive", budget=10_000, objectives=[obj], out_dir=out,
-                           progress=False, verify=0, write=False, run=f"exhaustive-{obj}")
-            n = len([r for r in full.history])
+            n = len(full.history)
             k = max(1, int(0.02 * n))
             mdl = _run(layers, "iso", "model", k, obj, 0, out)
             opt = full.best[obj][KEY[obj]]

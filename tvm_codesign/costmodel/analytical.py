@@ -216,8 +216,13 @@ def counts(cols: dict) -> dict:
     load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
     port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
     bias_t = n_bias * (iss + lat) + bias_port
+    # one load event of each operand: what the first tile waits for even when the load is hoisted out of
+    # the tile loops (a weight tile loaded once for every output tile still arrives before the first GEMM)
+    inp_ev_t = (inp_dmas * (iss + lat) + inp_port + inp_pad) / np.maximum(n_inp, 1)
+    wgt_ev_t = cnt_w * (iss + lat) + cnt_w * y_w * np.ceil(x_w * e_wgt / bw)
     return dict(
         n=n, tiles=nt, steps=steps, vthreads=v, iss=iss, lat=lat, queue_depth=c["queue_depth"],
+        first_load=inp_ev_t + wgt_ev_t,
         load_busy=load_dmas * (iss + lat) + port_load + inp_pad, load_dmas=load_dmas, port_load=port_load,
         uop_t=iss + lat + uop_port, uop_port=uop_port, bias_t=bias_t, bias_port=bias_port, inp_port=inp_port, wgt_port=wgt_port,
         n_inp=n_inp, n_wgt=n_wgt, n_bias=n_bias,

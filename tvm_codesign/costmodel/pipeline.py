@@ -17,9 +17,13 @@ def overlap_cycles(k: dict) -> np.ndarray:
     lt = k["load_busy"] / nt
     ct = k["reset_t"] + s * k["gemm_t"] + k["alu_t"] + k["bias_t"] / nt
     st = k["store_busy"] / nt
-    pt = (k["port_load"] + k["port_store"] + k["bias_port"]) / nt
     ls, g = lt / s, k["gemm_t"]
+    f0 = np.maximum(ls, k["first_load"])  # the first tile's first step; the other tiles share what is left
+    rest = np.maximum(nt - 1, 1)
+    f1 = f0 + (s - 1) * ls  # the first tile's loads
+    lt = np.where(nt > 1, np.maximum(k["load_busy"] - f1, 0) / rest, lt)
+    pt = (np.maximum(k["port_load"] - f1, 0) + k["port_store"] + k["bias_port"]) / np.where(nt > 1, rest, 1)
     tau = np.maximum.reduce([lt, ct, st, pt, s * (ls + g) / v, (ct + st) / v])
     step = np.maximum.reduce([ls, g, (ls + g) / v])
-    first = ls + (s - 1) * step + g + k["alu_t"] + st
+    first = f0 + (s - 1) * step + g + k["alu_t"] + st
     return k["uop_t"] + first + (nt - 1) * tau
