@@ -145,6 +145,34 @@ def test_invalid_knobs_name_the_problem():
         tc.build(wl, "vta_default", knobs=dict(tile_q=1))
 
 
+@pytest.mark.parametrize("inp_tile", ["window", "strided", "strided_hwc"])
+@pytest.mark.parametrize("wl", [tc.Workload.conv2d(1, 40, 13, 11, 24, 1, 2, 0, **EPI),
+                                tc.Workload.conv2d(2, 32, 9, 12, 16, (1, 3), (3, 2), 0, bias=True),
+                                tc.Workload.conv2d(1, 16, 8, 8, 32, 1, (2, 1), 0, relu=True, out_dtype="int8")],
+                         ids=["1x1s2", "1x3s3x2", "1x1s2x1"])
+def test_strided_input_tiles_are_exact(wl, inp_tile):
+    """A 1-wide strided kernel dimension: the input tile holds only the pixels read (odd sizes, both layouts)."""
+    cib = K.dims(wl, tc.AcceleratorConfig.load("vta_default"))["ci"]
+    for knobs in (dict(tile_h=wl.oh, tile_w=wl.ow, tile_ci=cib, vthreads=1),      # one step, whole image
+                  dict(tile_h=1, tile_w=wl.ow, order="nhwc", vthreads=2)):        # row tiles, ci steps
+        check(wl, "vta_default", {**knobs, "inp_tile": inp_tile})
+
+
+def test_strided_input_tile_reads_only_the_pixels_it_needs():
+    wl = resnet18_convs(**EPI)[9]  # C10: 14x14x256 -> 512, 1x1 stride 2
+    knobs = dict(tile_co=1, tile_h=7, tile_w=7, tile_ci=16, order="nhwc", vthreads=2)
+    window = tc.build(wl, "vta_default", knobs={**knobs, "tile_h": 1, "tile_w": 7}).time()
+    strided = tc.build(wl, "vta_default", knobs={**knobs, "inp_tile": "strided_hwc"}).time()
+    assert strided.dram_read_bytes["INP"] == 7 * 7 * 256        # every read pixel once, nothing else
+    assert window.dram_read_bytes["INP"] == 7 * 13 * 256     # row tiles: every other column read in vain
+    with pytest.raises(tc.KnobError, match="inp_tile.*7x7 window|inp tiles need"):
+        tc.build(wl, "vta_default", knobs=knobs)             # the dense 13x13 window does not fit
+    with pytest.raises(tc.KnobError, match="inp_tile.*1-wide strided kernel"):
+        tc.build(resnet18_convs()[1], "vta_default", knobs=dict(inp_tile="strided"))
+    with pytest.raises(tc.KnobError, match="inp_tile.*must be one of"):
+        tc.build(wl, "vta_default", knobs=dict(inp_tile="dense"))
+
+
 def test_regression_unpadded_tile_spanning_the_whole_input_height():
     """Found by the property test: TVM's tensorize rejects this input copy; it must still be exact."""
     check(tc.Workload.conv2d(1, 1, 5, 6, 1, 5, 1, 0, out_dtype="int8"), "edge_tiny",

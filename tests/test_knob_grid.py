@@ -11,7 +11,8 @@ from tvm_codesign.tuner import knob_grid as G
 
 LAYERS = [tc.Workload.conv2d(1, 64, 14, 14, 96, 3, 1, 1, bias=True, shift=8, out_dtype="int8"),
           tc.Workload.conv2d(2, 24, 9, 9, 40, 7, 2, 3), tc.Workload.dense(33, 200, 70, relu=True),
-          tc.Workload.batch_matmul(3, 16, 64, 32)]
+          tc.Workload.batch_matmul(3, 16, 64, 32),
+          tc.Workload.conv2d(1, 48, 14, 14, 64, 1, 2, 0, bias=True, shift=7, relu=True, out_dtype="int8")]
 
 
 @pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4", "edge_tiny"])
@@ -21,10 +22,12 @@ def test_grid_is_exactly_the_valid_knobs(wl, cfg):
     cols = G.grid(wl, cfg, orders=("nchw", "hwnc"), vthreads=(1, 2, 4), distinct=False)
     got = {G.knobs_at(cols, i) for i in range(len(cols["tile_n"]))}
     sp = kn.space(wl, cfg)
-    want = {k for k in (kn.Knobs(*t, o, v) for t in itertools.product(
+    want = {k for k in (kn.Knobs(*t, o, v, i) for t in itertools.product(
         sp["tile_n"], sp["tile_co"], sp["tile_h"], sp["tile_w"], sp["tile_ci"]) for o in ("nchw", "hwnc")
-        for v in (1, 2, 4)) if kn.is_valid(wl, cfg, k)}
+        for v in (1, 2, 4) for i in sp["inp_tile"]) if kn.is_valid(wl, cfg, k)}
     assert got == want and got
+    assert {k.inp_tile for k in got} == ({"window", "strided", "strided_hwc"} if wl.input_step != (1, 1)
+                                         else {"window"})
 
 
 @pytest.mark.parametrize("cfg", ["vta_default", "edge_tiny"])

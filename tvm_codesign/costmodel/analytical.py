@@ -8,8 +8,9 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
   steps (input and weight loads, one GEMM), one ALU instruction per epilogue stage (immediates split as
   the emitter does), one store. With one step, operands and bias are loaded where their loops change
   (``knobs.hoist_level``). A copy is 2-D DMAs: loops merge while contiguous in DRAM (padded loops never
-  merge), the innermost contiguous group is x, the next y, the rest unrolled (``_dma_shape``); padded
-  input tiles are clipped per tile position, summed exactly over edge windows (``_clipped_sums``).
+  merge), the innermost contiguous group is x, the next y, the rest unrolled (``_dma_shape``; a strided
+  input tile, knob ``inp_tile``, has no contiguous x); padded input tiles are clipped per tile position,
+  summed exactly over edge windows (``_clipped_sums``).
 - Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (x alu_ii), DMA
   port cycles y*ceil(x*bytes/bandwidth), DRAM latency, one cycle per padding element.
 - Overlap (pipeline.py ``overlap_cycles``): a tile period bounded by each module's and the DRAM port's
@@ -36,7 +37,7 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_
                  "alu_fill_cycles", "alu_ii", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "bias",
                 "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
-KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads")
+KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS
 _LOOPS = "nchw"
 
@@ -63,7 +64,7 @@ def columns(points) -> dict:
             wl.groups, sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
             wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], int(wl.bias), int(wl.out_dtype == "int8"),
             n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
-            k.vthreads])
+            k.vthreads, kn.INP_TILES.index(k.inp_tile)])
     a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
     return {f: (a[:, i] if f == "dram_bandwidth" else a[:, i].astype(np.int64)) for i, f in enumerate(FIELDS)}
 
@@ -79,12 +80,14 @@ def _check(cols: dict) -> int:
         raise CostModelError(f"columns must be 1-D of equal length {n}; {bad[0]} has shape {lens[bad[0]]}")
     for f in FIELDS:
         lo = 0 if f in ("ph", "pw", "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
-                        "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles") else 1
+                        "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles") else 1
         v = np.asarray(cols[f])
         if v.size and (not np.all(np.isfinite(v)) or v.min() < lo):
             raise CostModelError(f"column {f} must be >= {lo} (got min {v.min()})")
     if n[0] and cols["order"].max() >= len(kn.ORDERS):
         raise CostModelError(f"column order indexes knobs.ORDERS (0..{len(kn.ORDERS) - 1})")
+    if n[0] and cols["inp_tile"].max() >= len(kn.INP_TILES):
+        raise CostModelError(f"column inp_tile indexes knobs.INP_TILES (0..{len(kn.INP_TILES) - 1})")
     for t, d in (("tile_n", "nb"), ("tile_co", "cob"), ("tile_h", "oh"), ("tile_w", "ow"), ("tile_ci", "cib")):
         if n[0] and np.any(np.asarray(cols[d]) % np.asarray(cols[t])):
             raise CostModelError(f"{t} must divide {d} for every candidate")
@@ -166,7 +169,10 @@ def counts(cols: dict) -> dict:
     ext = np.stack([c["nb"] // tn, c["cob"] // tco, c["oh"] // th, c["ow"] // tw], 1)
     nt = c["g"] * ext.prod(1)
     steps = c["cib"] // tci
-    in_h, in_w = (th - 1) * c["sh"] + c["kh"], (tw - 1) * c["sw"] + c["kw"]
+    # a strided input tile (Workload.input_step) loads every stride-th row / column of a 1-wide kernel dimension
+    strided = c["inp_tile"] > 0
+    qh, qw = np.where(strided & (c["kh"] == 1), c["sh"], 1), np.where(strided & (c["kw"] == 1), c["sw"], 1)
+    in_h, in_w = (th - 1) * (c["sh"] // qh) + c["kh"], (tw - 1) * (c["sw"] // qw) + c["kw"]
     perm = np.array([[_LOOPS.index(ch) for ch in o] for o in kn.ORDERS])[c["order"]]  # position -> loop
     ext_pos = np.take_along_axis(ext, perm, 1)
     cum = np.concatenate([np.ones((n, 1), np.int64), np.cumprod(ext_pos, 1)], 1)  # cum[:, i]: loops above depth i
@@ -185,8 +191,11 @@ def counts(cols: dict) -> dict:
     sy, _ = _clipped_sums(ext[:, 2], th * c["sh"], c["ph"], in_h, c["h"], np.ones(n), np.ones(n))
     sx, cx = _clipped_sums(ext[:, 3], tw * c["sw"], c["pw"], in_w, c["w"], e_inp, bw)
     pos = ext[:, 2] * ext[:, 3]
-    cnt_u, x_u, y_u = _dma_shape([(tn, c["cib"] * c["h"] * c["w"]), (tci, c["h"] * c["w"]), (in_h, c["w"]),
-                                  (in_w, np.ones(n, np.int64))])
+    ln, lc, ly, lx = ((tn, c["cib"] * c["h"] * c["w"]), (tci, c["h"] * c["w"]), (in_h, c["w"] * qh), (in_w, qw))
+    cnt_u, x_u, y_u = _dma_shape([ln, lc, ly, lx])
+    cnt_p, x_p, y_p = _dma_shape([ln, ly, lx, lc])  # "strided_hwc": pixel-major tile
+    inner = c["inp_tile"] == 2
+    cnt_u, x_u, y_u = np.where(inner, cnt_p, cnt_u), np.where(inner, x_p, x_u), np.where(inner, y_p, y_u)
     inp_dmas = np.where(padded, tn * tci, cnt_u) * n_inp
     inp_port = np.where(padded, tn * tci * sy * cx / pos, cnt_u * y_u * np.ceil(x_u * e_inp / bw)) * n_inp
     inp_valid = np.where(padded, tn * tci * sy * sx / pos, tn * tci * in_h * in_w) * n_inp  # elements from DRAM

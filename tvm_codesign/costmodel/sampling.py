@@ -33,7 +33,8 @@ def random_knobs(wl: Workload, cfg: AcceleratorConfig, rng: np.random.Generator,
     sp = kn.space(wl, cfg)
     for _ in range(tries):
         k = kn.Knobs(*(int(rng.choice(sp[f])) for f in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")),
-                     str(rng.choice(sp["order"])), int(rng.choice(sp["vthreads"])))
+                     str(rng.choice(sp["order"])), int(rng.choice(sp["vthreads"])),
+                     str(rng.choice(sp["inp_tile"])))
         if kn.is_valid(wl, cfg, k):
             return k
     return None

@@ -1,4 +1,4 @@
-"""The packed operator in TE: pad (inlined into the input DMA), GEMM-conv, ALU epilogue stages, store."""
+"""The packed operator in TE: pad or subsample (inlined into the input DMA), GEMM-conv, ALU epilogue stages, store."""
 from __future__ import annotations
 
 from tvm import te, tirx
@@ -9,8 +9,10 @@ from .layout import packed_shapes
 from .workload import Workload
 
 
-def compute(wl: Workload, cfg: AcceleratorConfig):
-    """Returns (args, stage names): args are the TE tensors of the PrimFunc (data, weight, [bias], out)."""
+def compute(wl: Workload, cfg: AcceleratorConfig, strided: bool = False):
+    """Returns (args, stage names): args are the TE tensors of the PrimFunc (data, weight, [bias], out).
+    ``strided``: the conv reads a subsampled view of the input (``Workload.input_step``), inlined into the
+    input tile's copy so the tile holds only the pixels the kernel reads."""
     sh = packed_shapes(wl, cfg)
     data = te.placeholder(sh["data"], f"int{cfg.inp_bits}", name="data")
     weight = te.placeholder(sh["weight"], f"int{cfg.wgt_bits}", name="weight")
@@ -25,6 +27,12 @@ def compute(wl: Workload, cfg: AcceleratorConfig):
                 tirx.all(y >= ph, y < h_ + ph, x >= pw, x < w_ + pw), data[g, n, c, y - ph, x - pw, b, i], zero),
             name="data_pad")
     sy, sx = wl.stride
+    qy, qx = wl.input_step if strided else (1, 1)
+    if (qy, qx) != (1, 1):  # 1-wide strided kernel dims read every stride-th input: a subsampled view
+        g_, n_, c_, h_, w_, b_, i_ = sh["data"]
+        src = te.compute((g_, n_, c_, (h_ - 1) // qy + 1, (w_ - 1) // qx + 1, b_, i_),
+                         lambda g, n, c, y, x, b, i: data[g, n, c, y * qy, x * qx, b, i], name="data_step")
+        sy, sx = sy // qy, sx // qx
     ci = te.reduce_axis((0, sh["data"][2]), "ci")
     kh = te.reduce_axis((0, wl.kh), "kh")
     kw = te.reduce_axis((0, wl.kw), "kw")

@@ -3,6 +3,10 @@
 Tiles are in packed units: tile_n batch blocks, tile_co / tile_ci channel blocks, tile_h x tile_w
 output pixels. ``order`` lists the outer tile loops outermost first (n, c = output channels, h, w).
 ``vthreads`` SRAM contexts per buffer let loads of the next tile overlap compute of this one.
+``inp_tile``: the input tile is a dense "window", or, for an unpadded conv with a 1-wide strided kernel
+dimension (a 1x1 stride-2 downsample), only the pixels the kernel reads: "strided" (channel-block-major,
+one DMA per channel block and row) or "strided_hwc" (pixel-major, one DMA per pixel moves its channel
+blocks). A window moves more bytes in fewer, longer DMAs; which wins depends on the tile.
 When one reduction step covers all input channels (tile_ci = C/BI), each operand is loaded at the
 innermost outer loop it depends on, so ``order`` picks what stays resident (weights or inputs).
 """
@@ -19,6 +23,7 @@ from .workload import Workload
 
 ORDERS = tuple("".join(p) for p in itertools.permutations("nchw"))
 VTHREADS = (1, 2, 3, 4)
+INP_TILES = ("window", "strided", "strided_hwc")
 
 
 class KnobError(CodesignError, ValueError):
@@ -38,6 +43,7 @@ class Knobs:
     tile_ci: int = 1
     order: str = "nchw"
     vthreads: int = 2
+    inp_tile: str = "window"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,9 +70,10 @@ def _divisors(x: int) -> list[int]:
 def space(wl: Workload, cfg: AcceleratorConfig) -> dict:
     """Choices per knob (every combination still has to pass ``check``)."""
     d = dims(wl, cfg)
+    inp = INP_TILES if wl.input_step != (1, 1) else INP_TILES[:1]
     return {"tile_n": _divisors(d["n"]), "tile_co": _divisors(d["co"]), "tile_h": _divisors(d["h"]),
             "tile_w": _divisors(d["w"]), "tile_ci": _divisors(d["ci"]), "order": list(ORDERS),
-            "vthreads": list(VTHREADS)}
+            "vthreads": list(VTHREADS), "inp_tile": list(inp)}
 
 
 def _fold(extents: list[int]) -> tuple[list[int], int]:
@@ -89,8 +96,7 @@ def hoist_level(wl: Workload, cfg: AcceleratorConfig, k: Knobs, operand: str) ->
 
 def requirements(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> dict:
     """SRAM elements, micro-ops and loop extents the lowering will use for these knobs."""
-    sy, sx = wl.stride
-    in_h, in_w = (k.tile_h - 1) * sy + wl.kh, (k.tile_w - 1) * sx + wl.kw
+    in_h, in_w = wl.input_tile(k.tile_h, k.tile_w, k.inp_tile != "window")
     v = k.vthreads
     gemm_fold, gemm_uops = _fold([k.tile_h, k.tile_w, k.tile_n, k.tile_co, k.tile_ci, wl.kh, wl.kw])
     reset_fold, reset_uops = _fold([k.tile_h, k.tile_w, k.tile_n, k.tile_co])
@@ -127,6 +133,11 @@ def check(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> None:
         raise KnobError("order", f"{k.order!r} must be a permutation of 'nchw'")
     if k.vthreads not in VTHREADS:
         raise KnobError("vthreads", f"{k.vthreads!r} must be one of {VTHREADS}")
+    if k.inp_tile not in INP_TILES:
+        raise KnobError("inp_tile", f"{k.inp_tile!r} must be one of {INP_TILES}")
+    if k.inp_tile != "window" and wl.input_step == (1, 1):
+        raise KnobError("inp_tile", f"{k.inp_tile!r} needs an unpadded conv with a 1-wide strided kernel "
+                        f"dimension; {wl.describe()} reads every input pixel of its window")
     r = requirements(wl, cfg, k)
     for buf, depth, field in (("inp", cfg.inp_depth, "inp_buffer_bytes"), ("wgt", cfg.wgt_depth, "wgt_buffer_bytes"),
                               ("acc", cfg.acc_depth, "acc_buffer_bytes"), ("uop", cfg.uop_depth, "uop_buffer_bytes")):
@@ -140,7 +151,8 @@ def check(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> None:
                         f"(loop_iter_bits {cfg.loop_iter_bits})")
     check_workload(wl, cfg)
     sh = packed_shapes(wl, cfg)
-    strides = (wl.w, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2])
+    row = wl.w * (wl.input_step[0] if k.inp_tile != "window" else 1)  # input rows a strided tile skips
+    strides = (row, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2])
     if max(strides) >= 1 << cfg.dram_stride_bits:
         raise KnobError("tile_w", f"a DRAM row stride of {max(strides)} elements exceeds dram_stride_bits "
                         f"{cfg.dram_stride_bits}")
@@ -157,12 +169,11 @@ def is_valid(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> bool:
 def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
     """DRAM bytes the schedule moves (inputs, weights, bias, outputs)."""
     d = dims(wl, cfg)
-    sy, sx = wl.stride
     ext = {"n": d["n"] // k.tile_n, "c": d["co"] // k.tile_co, "h": d["h"] // k.tile_h, "w": d["w"] // k.tile_w}
     tiles = wl.groups * math.prod(ext.values())
     steps = d["ci"] // k.tile_ci
-    in_h, in_w = (k.tile_h - 1) * sy + wl.kh, (k.tile_w - 1) * sx + wl.kw
-    inp_tile = k.tile_n * k.tile_ci * min(in_h, wl.h) * min(in_w, wl.w) * cfg.inp_elem_bytes
+    in_h, in_w = wl.input_tile(k.tile_h, k.tile_w, k.inp_tile != "window")
+    inp_bytes = k.tile_n * k.tile_ci * min(in_h, wl.h) * min(in_w, wl.w) * cfg.inp_elem_bytes
     wgt_tile = k.tile_co * k.tile_ci * wl.kh * wl.kw * cfg.wgt_elem_bytes
     if steps > 1:
         n_inp = n_wgt = tiles * steps
@@ -172,7 +183,7 @@ def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
     out_e = cfg.out_elem_bytes if wl.out_dtype == "int8" else cfg.acc_elem_bytes
     bias = (wl.groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "bias")]) * k.tile_co
             * cfg.acc_elem_bytes) if wl.bias else 0
-    return n_inp * inp_tile + n_wgt * wgt_tile + bias + tiles * k.tile_n * k.tile_co * k.tile_h * k.tile_w * out_e
+    return n_inp * inp_bytes + n_wgt * wgt_tile + bias + tiles * k.tile_n * k.tile_co * k.tile_h * k.tile_w * out_e
 
 
 def estimate_cycles(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> float:
@@ -194,8 +205,8 @@ def default(wl: Workload, cfg: AcceleratorConfig) -> Knobs:
     best = None
     for tn, tc, th, tw, ti in itertools.product(sp["tile_n"], sp["tile_co"], sp["tile_h"], sp["tile_w"],
                                                 sp["tile_ci"]):
-        for order in ("nchw", "nhwc", "ncwh", "hwnc"):
-            k = Knobs(tn, tc, th, tw, ti, order, 2)
+        for order, inp in itertools.product(("nchw", "nhwc", "ncwh", "hwnc"), sp["inp_tile"]):
+            k = Knobs(tn, tc, th, tw, ti, order, 2, inp)
             if not is_valid(wl, cfg, k):
                 continue
             score = (estimate_cycles(wl, cfg, k), -th * tw)

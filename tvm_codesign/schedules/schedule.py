@@ -31,7 +31,7 @@ def schedule(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs | None = None) -
 
 
 def _schedule(wl: Workload, cfg: AcceleratorConfig, k: Knobs, skip: set) -> s_tir.Schedule:
-    args, stages = compute(wl, cfg)
+    args, stages = compute(wl, cfg, strided=k.inp_tile != "window")
     func = te.create_prim_func(args).with_attrs({
         "global_symbol": "main", "tvm_codesign.config": json.dumps(cfg.to_dict()),
         "tvm_codesign.vthreads": k.vthreads, "tvm_codesign.workload": json.dumps(wl.to_dict()),
@@ -62,6 +62,10 @@ def _schedule(wl: Workload, cfg: AcceleratorConfig, k: Knobs, skip: set) -> s_ti
     wgt_l = sch.cache_read(conv, 1, WGT)
     if wl.pad != (0, 0):
         sch.compute_inline(sch.get_sblock("data_pad"))
+    if k.inp_tile != "window":
+        sch.compute_inline(sch.get_sblock("data_step"))
+    if k.inp_tile == "strided_hwc":  # pixel-major tile: one DMA per pixel moves all its channel blocks
+        sch.transform_layout(data_l, ("write", 0), lambda g, n, c, y, x, b, i: (g, n, y, x, c, b, i))
     if steps > 1:
         sch.compute_at(data_l, ci_o)
         sch.compute_at(wgt_l, ci_o)

@@ -99,6 +99,24 @@ class Workload:
         return (self.w + 2 * self.pad[1] - self.kw) // self.stride[1] + 1
 
     @property
+    def input_step(self) -> tuple[int, int]:
+        """DRAM rows / columns between neighbouring rows / columns of a strided input tile (knob ``inp_tile``).
+
+        An unpadded conv whose kernel is 1 wide in a strided dimension reads only every stride-th input
+        there (a 1x1 stride-2 downsample reads a quarter of its input): a strided tile holds just those, and
+        the step is the stride. (1, 1): no strided tile is possible, only a dense window.
+        """
+        if self.pad != (0, 0):
+            return (1, 1)
+        return tuple(s if k == 1 else 1 for s, k in zip(self.stride, (self.kh, self.kw)))
+
+    def input_tile(self, tile_h, tile_w, strided: bool = False):
+        """Rows and columns of the input tile behind ``tile_h x tile_w`` outputs (ints or numpy arrays):
+        the dense window, or with ``strided`` only the rows / columns read (``input_step``)."""
+        (sh, sw), (qh, qw) = self.stride, (self.input_step if strided else (1, 1))
+        return (tile_h - 1) * (sh // qh) + self.kh, (tile_w - 1) * (sw // qw) + self.kw
+
+    @property
     def macs(self) -> int:
         return self.groups * self.n * self.co * self.oh * self.ow * self.ci * self.kh * self.kw
 

@@ -33,11 +33,11 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
     except kn.KnobError:
         return {f: np.zeros(0, np.int64) for f in A.FIELDS}
     sp = kn.space(wl, cfg)
-    axes = [np.asarray(sp[t]) for t in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")] + [np.asarray(vthreads)]
-    tn, tc, th, tw, ti, v = (m.ravel() for m in np.meshgrid(*axes, indexing="ij"))
+    axes = [np.asarray(sp[t]) for t in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci")] + [
+        np.asarray(vthreads), np.array([kn.INP_TILES.index(t) for t in sp["inp_tile"]])]
+    tn, tc, th, tw, ti, v, it = (m.ravel() for m in np.meshgrid(*axes, indexing="ij"))
     # SRAM, micro-op and loop-field limits do not depend on the loop order: check tilings first
-    sy, sx = wl.stride
-    in_h, in_w = (th - 1) * sy + wl.kh, (tw - 1) * sx + wl.kw
+    in_h, in_w = (np.where(it > 0, a, b) for a, b in zip(wl.input_tile(th, tw, True), wl.input_tile(th, tw)))
     n_alu = len(wl.epilogue)
     one = np.ones_like(tn)
     g_f1, g_f2, g_u = _fold([th, tw, tn, tc, ti, one * wl.kh, one * wl.kw])
@@ -51,9 +51,11 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
     ok &= np.max(np.stack([g_f1, g_f2, r_f1, r_f2, a_f1, a_f2]), 0) <= lim
     # DRAM stride field: a property of the layer and config, as in knobs.check
     sh = kn.packed_shapes(wl, cfg)
-    if max(wl.w, sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2]) >= 1 << cfg.dram_stride_bits:
+    lim = 1 << cfg.dram_stride_bits
+    if max(sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2]) >= lim:
         ok[:] = False
-    tn, tc, th, tw, ti, v = (a[ok] for a in (tn, tc, th, tw, ti, v))
+    ok &= np.where(it > 0, wl.w * wl.input_step[0], wl.w) < lim
+    tn, tc, th, tw, ti, v, it = (a[ok] for a in (tn, tc, th, tw, ti, v, it))
     # x orders (row-major: tiling, then order)
     oidx = np.array([kn.ORDERS.index(o) for o in orders])
     row = np.repeat(np.arange(len(tn)), len(oidx))
@@ -68,11 +70,11 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
         _, first = np.unique(row * 1024 + code, return_index=True)
         first.sort()
         row, order = row[first], order[first]
-    tn, tc, th, tw, ti, v = (a[row] for a in (tn, tc, th, tw, ti, v))
+    tn, tc, th, tw, ti, v, it = (a[row] for a in (tn, tc, th, tw, ti, v, it))
     n = len(row)
     base = A.columns([(wl, cfg, kn.Knobs())])
     cols = {f: np.repeat(base[f], n) for f in A.FIELDS}
-    for f, a in zip(A.KNOB_FIELDS, (tn, tc, th, tw, ti, order, v)):
+    for f, a in zip(A.KNOB_FIELDS, (tn, tc, th, tw, ti, order, v, it)):
         cols[f] = a.astype(np.int64)
     return cols
 
@@ -80,7 +82,8 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
 def knobs_at(cols: dict, i: int) -> kn.Knobs:
     """The Knobs of row ``i`` of a grid."""
     return kn.Knobs(int(cols["tile_n"][i]), int(cols["tile_co"][i]), int(cols["tile_h"][i]), int(cols["tile_w"][i]),
-                    int(cols["tile_ci"][i]), kn.ORDERS[int(cols["order"][i])], int(cols["vthreads"][i]))
+                    int(cols["tile_ci"][i]), kn.ORDERS[int(cols["order"][i])], int(cols["vthreads"][i]),
+                    kn.INP_TILES[int(cols["inp_tile"][i])])
 
 
 def ranked(wl: Workload, cfg: AcceleratorConfig, k: int = 1, objective: str = "cycles") -> list[tuple[kn.Knobs, dict]]:

@@ -79,7 +79,8 @@ class Pool:
             gemm = vec * cib * wl.kh * wl.kw
             alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
             out_b = ob if wl.out_dtype == "int8" else ab
-            in_b = wl.groups * nb * cib * wl.h * wl.w * B * BI * ib
+            qh, qw = wl.input_step  # a 1x1 strided conv reads every stride-th input
+            in_b = wl.groups * nb * cib * ((wl.h - 1) // qh + 1) * ((wl.w - 1) // qw + 1) * B * BI * ib
             w_b = wl.groups * cob * cib * wl.kh * wl.kw * BO * BI * wb
             # what does not fit on chip is streamed again: the cheaper of keeping weights or inputs resident
             b = np.minimum(w_b + in_b * np.ceil(w_b / half["wgt"]), in_b + w_b * np.ceil(in_b / half["inp"]))
