@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+import tvm_codesign as tc
 from tvm_codesign.errors import ConfigError
 from tvm_codesign.hardware import energy
 from tvm_codesign.hardware.space import DesignSpace
@@ -45,12 +46,25 @@ def test_constraint_excludes_points():
     assert all(energy.area_mm2(c)["total"] <= 1.5 for _, c in kept)
 
 
+def test_sram_constraint_filters_points():
+    from tvm_codesign.hardware.space import sram_kib
+    params = {k: list(v) for k, v in DesignSpace.load("small").params.items()}
+    free = DesignSpace.from_dict({"params": params})
+    tight = DesignSpace.from_dict({"params": params, "constraints": {"sram_kib_max": 320}})
+    kept = tight.sample(free.size)
+    assert 0 < len(kept) < len(free.sample(free.size))
+    assert all(sram_kib(c) <= 320 for _, c in kept)
+    assert sram_kib(tc.AcceleratorConfig.load("vta_default")) == 32 + 32 + 256 + 128
+
+
 @pytest.mark.parametrize("spec,field", [
     ({"params": {"bogus": [1]}}, "bogus"),
     ({"params": {"block_in": []}}, "block_in"),
     ({"params": {"block_in": [16.5]}}, "block_in"),
     ({"params": {"inp_buffer_bytes": {"pow2": [17, 13]}}}, "inp_buffer_bytes"),
     ({"params": {"block_in": [16]}, "constraints": {"power_max": 1}}, "power_max"),
+    ({"params": {"block_in": [16]}, "constraints": {"sram_kib_max": -4}}, "sram_kib_max"),
+    ({"params": {"block_in": [16]}, "constraints": {"area_mm2_max": "3"}}, "area_mm2_max"),
     ({"params": {"block_in": [16]}, "extra": 1}, "extra"),
     ({}, "params"),
 ])

@@ -63,6 +63,23 @@ def test_strategies_respect_budget_and_constraints(tmp_path, strategy):
     assert res.front and all(r["feasible"] for r in res.front)
 
 
+def test_sram_and_power_constraints_are_hard(tmp_path):
+    from tvm_codesign.hardware.space import sram_kib
+    sp = DesignSpace.from_dict(TINY)
+    res = _tune(tmp_path / "s", budget=8, sram_max=440)  # vta_default SRAMs with 8 or 16 KiB of input
+    assert res.history and all(sram_kib(sp.config(r["point"])) <= 440 for r in res.history)
+    assert {sp.config(r["point"]).inp_buffer_bytes for r in res.history} == {8192, 16384}
+    free = _tune(tmp_path / "f", budget=8, objectives=["latency"])
+    cap = float(np.median([r["power_w"] for r in free.history]))
+    spaced = {**TINY, "constraints": {**TINY["constraints"], "power_w_max": cap}}  # from the space file
+    res = _tune(tmp_path / "p", space=spaced, budget=8, objectives=["latency"])
+    assert all(r["feasible"] == (r["power_w"] <= cap) for r in res.history)
+    assert any(not r["feasible"] and "power" in r["reason"] for r in res.history)
+    assert all(r["power_w"] <= cap for r in res.front)
+    with pytest.raises(ValueError, match="sram_max"):
+        _tune(tmp_path, sram_max=0)
+
+
 def test_same_seed_same_result_and_workers_do_not_matter(tmp_path):
     a = _tune(tmp_path / "a", budget=16, batch=4)
     b = _tune(tmp_path / "b", budget=16, batch=4, executor="process", workers=2)

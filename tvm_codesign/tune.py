@@ -35,7 +35,10 @@ def main(argv=None) -> TuneResult:
                     help="comma-separated, minimised: latency, energy, area, edp, power")
     ap.add_argument("--budget", type=int, default=200, help="configs to evaluate, each on the whole network")
     ap.add_argument("--area-max", type=float, default=None, help="mm^2 (default: the space's constraint)")
-    ap.add_argument("--power-max", type=float, default=None, help="average W over the network")
+    ap.add_argument("--power-max", type=float, default=None, help="average W over the network (default: the "
+                    "space's constraint)")
+    ap.add_argument("--sram-max", type=float, default=None, help="KiB of on-chip SRAM: micro-op + input + weight "
+                    "+ accumulator buffers (default: the space's constraint)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--strategy", default="model", choices=["model", "nsga2", "random", "exhaustive", "hw-first"],
                     help="model: XGBoost-guided (default); nsga2: optuna; the rest are baselines")
@@ -56,7 +59,8 @@ def main(argv=None) -> TuneResult:
     a = ap.parse_args(argv)
     try:
         res = tune(a.model, a.space, objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
-                   budget=a.budget, area_max=a.area_max, power_max=a.power_max, seed=a.seed, strategy=a.strategy,
+                   budget=a.budget, area_max=a.area_max, power_max=a.power_max, sram_max=a.sram_max,
+                   seed=a.seed, strategy=a.strategy,
                    batch=a.batch, executor=a.executor, workers=a.workers, ray_address=a.ray_address, out_dir=a.out,
                    run=a.run, resume=a.resume, verify=a.verify, measure=a.measure, write=not a.no_write, progress=not a.quiet,
                    input_shape=a.input_shape)

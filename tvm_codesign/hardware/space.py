@@ -2,11 +2,13 @@
 
     {"name": "edge", "base": "vta_default",
      "params": {"block_in": [8, 16, 32], "inp_buffer_bytes": {"pow2": [13, 17]}, "dram_bandwidth": [4, 8, 16]},
-     "constraints": {"area_mm2_max": 3.0}}
+     "constraints": {"area_mm2_max": 3.0, "sram_kib_max": 512, "power_w_max": 0.5}}
 
 A param is a list of choices or ``{"pow2": [lo, hi]}`` (2^lo .. 2^hi); every other field comes from ``base``.
 A point is one index per param (mixed radix over the choices), so a space can be enumerated, sampled and
 searched by index. Points whose config is invalid (``ConfigError``) or breaks a constraint are infeasible.
+Area and on-chip SRAM (micro-op + input + weight + accumulator buffers) are properties of a config; average
+power depends on the network, so the tuner applies ``power_w_max`` to each evaluated config.
 """
 from __future__ import annotations
 
@@ -21,7 +23,12 @@ from ..errors import ConfigError
 from . import energy
 from .config import AcceleratorConfig, target_dirs
 
-CONSTRAINTS = ("area_mm2_max",)
+CONSTRAINTS = ("area_mm2_max", "sram_kib_max", "power_w_max")
+
+
+def sram_kib(cfg: AcceleratorConfig) -> float:
+    """On-chip SRAM of a config: micro-op, input, weight and accumulator buffers, KiB."""
+    return (cfg.uop_buffer_bytes + cfg.inp_buffer_bytes + cfg.wgt_buffer_bytes + cfg.acc_buffer_bytes) / 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,9 +67,11 @@ class DesignSpace:
                     raise ConfigError(field, f"choice {c!r} is not a {kind.__name__}")
             params[field] = tuple(kind(c) for c in choices)
         constraints = dict(d.get("constraints", {}))
-        for k in constraints:
+        for k, v in constraints.items():
             if k not in CONSTRAINTS:
                 raise ConfigError(k, f"unknown constraint; known: {list(CONSTRAINTS)}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ConfigError(k, f"a constraint must be a number > 0, got {v!r}")
         return cls(str(d.get("name", "space")), base, params, constraints)
 
     @classmethod
@@ -106,9 +115,12 @@ class DesignSpace:
         values = {f: c[k] for (f, c), k in zip(self.params.items(), d)}
         return self.base.replace(name=f"{self.name}_{int(index)}", **values)
 
-    def feasible(self, cfg: AcceleratorConfig) -> bool:
-        lim = self.constraints.get("area_mm2_max")
-        return lim is None or energy.area_mm2(cfg)["total"] <= lim
+    def feasible(self, cfg: AcceleratorConfig, area_max: float | None = None, sram_max: float | None = None) -> bool:
+        """Whether ``cfg`` meets the area and SRAM limits (arguments override the space's constraints)."""
+        area_max = area_max if area_max is not None else self.constraints.get("area_mm2_max")
+        sram_max = sram_max if sram_max is not None else self.constraints.get("sram_kib_max")
+        return ((area_max is None or energy.area_mm2(cfg)["total"] <= area_max)
+                and (sram_max is None or sram_kib(cfg) <= sram_max))
 
     def sample(self, n: int, seed: int = 0) -> list[tuple[int, AcceleratorConfig]]:
         """Up to ``n`` distinct feasible points (index, config), drawn uniformly with a fixed seed."""

@@ -12,16 +12,18 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hardware import energy
-from ..hardware.space import DesignSpace
+from ..hardware.space import DesignSpace, sram_kib
 from .network import Layer
 
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
 
 
 class Pool:
-    def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0):
+    def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0,
+                 sram_max: float | None = None):
         self.space = space
         self.area_max = area_max if area_max is not None else space.constraints.get("area_mm2_max")
+        self.sram_max = sram_max if sram_max is not None else space.constraints.get("sram_kib_max")
         if space.size <= MAX_POOL:
             idx = np.arange(space.size)
         else:
@@ -36,7 +38,8 @@ class Pool:
                 self.infeasible += 1
                 continue
             a = energy.area_mm2(cfg)["total"]
-            if self.area_max is not None and a > self.area_max:
+            if (self.area_max is not None and a > self.area_max) or (self.sram_max is not None
+                                                                      and sram_kib(cfg) > self.sram_max):
                 self.infeasible += 1
                 continue
             points.append(i)
@@ -44,8 +47,10 @@ class Pool:
             area.append(a)
             mac_pj.append(energy.mac_pj(cfg))
         if not points:
+            limits = ([f"area <= {self.area_max} mm^2"] if self.area_max is not None else []) + \
+                ([f"on-chip SRAM <= {self.sram_max} KiB"] if self.sram_max is not None else [])
             raise ConfigError("space", f"design space {space.name!r} has no feasible point"
-                              + (f" with area <= {self.area_max} mm^2" if self.area_max is not None else ""))
+                              + (f" with {' and '.join(limits)}" if limits else ""))
         self.points = np.array(points, np.int64)
         self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
         self.area = np.array(area)

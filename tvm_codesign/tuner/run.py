@@ -118,7 +118,8 @@ def _record(seq: int, point: int, space: DesignSpace, res: dict, schedules: str,
 
 
 def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "area"), budget: int = 200,
-         area_max: float | None = None, power_max: float | None = None, seed: int = 0, strategy: str = "model",
+         area_max: float | None = None, power_max: float | None = None, sram_max: float | None = None,
+         seed: int = 0, strategy: str = "model",
          batch: int = 8, executor: str = "process", workers: int = 2, ray_address: str | None = None,
          out_dir=".", run: str | None = None, resume: bool = False, verify: int = 1, measure: int = 4,
          write: bool = True, progress: bool = True, input_shape=None) -> TuneResult:
@@ -127,6 +128,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     ``model``: a built-in name, .onnx or workload-list .json path, torch module (with ``input_shape``) or list
     of Workloads. ``space``: a shipped space name, JSON path, dict or DesignSpace. ``objectives``: from
     latency, energy, area, edp, power (minimised). ``budget``: configs evaluated (each on the whole network).
+    ``area_max`` (mm^2), ``sram_max`` (KiB of on-chip SRAM) and ``power_max`` (average W on the network) are
+    hard constraints; each defaults to the space's (``area_mm2_max``, ``sram_kib_max``, ``power_w_max``).
     ``strategy``: model (XGBoost-guided), nsga2 (optuna), random, exhaustive, hw-first (configs ranked with
     default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate;
     ``measure``: how many of the model's top schedules per layer of those configs are compiled and simulated,
@@ -148,7 +151,7 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
         raise ValueError(f"verify must be an integer >= 0 (configs to compile and simulate), got {verify!r}")
     if not isinstance(measure, int) or measure < 1:
         raise ValueError(f"measure must be an integer >= 1 (schedules measured per layer), got {measure!r}")
-    for name, v in (("area_max", area_max), ("power_max", power_max)):
+    for name, v in (("area_max", area_max), ("power_max", power_max), ("sram_max", sram_max)):
         if v is not None and not v > 0:
             raise ValueError(f"{name} must be > 0, got {v}")
     sp = _space(space)
@@ -161,6 +164,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
         raise ValueError(f"run name {run!r} may only contain letters, digits, '_', '.', '-'")
     log_path = out / "autotune_logs" / f"{run}.jsonl"
     area_max = area_max if area_max is not None else sp.constraints.get("area_mm2_max")
+    sram_max = sram_max if sram_max is not None else sp.constraints.get("sram_kib_max")
+    power_max = power_max if power_max is not None else sp.constraints.get("power_w_max")
 
     layers = None
     if resume and log_path.is_file():
@@ -172,13 +177,13 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
         _, layers = workloads.load(model, input_shape)
     schedules = "default" if strategy == "hw-first" else "tuned"
     header = {"version": __version__, "run": run, "layers": workloads.to_json(layers), "space": _space_json(sp),
-              "objectives": objectives, "area_max": area_max, "power_max": power_max, "strategy": strategy,
-              "seed": seed, "batch": batch, "budget": budget, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "objectives": objectives, "area_max": area_max, "power_max": power_max, "sram_max": sram_max,
+              "strategy": strategy, "seed": seed, "batch": batch, "budget": budget, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     log = RunLog(log_path, header, resume)
     cache = {(r["point"], r["schedules"]): r for r in log.records if r.get("type") == "eval"}
     verified_cache = {(r["point"], r["key"]): r for r in log.records if r.get("type") == "verify"}
 
-    pool = Pool(sp, area_max, seed)
+    pool = Pool(sp, area_max, seed, sram_max)
     if strategy == "exhaustive" and budget < len(pool):
         raise ValueError(f"exhaustive search of {sp.name!r} needs budget >= its {len(pool)} feasible configs")
     strat = STRATEGIES[strategy](pool, objectives, seed, layers)
