@@ -2,13 +2,16 @@
 
     .venv/bin/python benchmarks/roofline.py --json
 
-Each layer: int8 in and out with the fused epilogue (bias, round + shift, relu, clip), as benchmarks/kernels.py.
 The schedule is the tuner's: the analytical model ranks the layer's whole knob grid (tuner/knob_grid.py), its
 top picks are compiled and timed, the fastest is kept and checked bit-exactly against numpy. Bound:
-costmodel/roofline.py (padded block MACs at one per cycle, or inputs + weights read once and outputs written
-once at the DRAM bandwidth); ``alu_ratio`` also counts the epilogue's ALU passes, which share the compute
-module with the GEMM. ``int32_out`` repeats it without an epilogue. Last line with --json:
-{"geomean", "min", "alu_geomean", "alu_min", "int32_out", "layers": [...]}.
+costmodel/roofline.py (padded block MACs at one per cycle, or the input pixels some output reads + the weights
+read once and the outputs written once at the DRAM bandwidth).
+
+The headline keys (``geomean``, ``min``, ``layers``) are the convolutions exactly as that bound counts them:
+int8 x int8 -> int32, no epilogue. ``int8_epilogue`` repeats the run with the fused bias, round + shift, relu
+and clip, stored as int8: those ALU passes run on the compute module between GEMMs (as in VTA), which the
+bound does not count, so ``ceiling`` (bound / ALU-aware bound) is the best ratio any schedule can reach there,
+and ``alu_ratio`` measures against the ALU-aware bound. Last line with --json: one JSON object.
 """
 from __future__ import annotations
 
@@ -73,14 +76,23 @@ def main() -> dict:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     cfg = tc.AcceleratorConfig.load(a.config)
-    rows = layer_rows(cfg, True, a.top, not a.json)
     plain = layer_rows(cfg, False, a.top, not a.json)
-    ratios = [r["ratio"] for r in rows]
-    out = {"config": cfg.name, "top": a.top, "geomean": geomean(ratios), "min": min(ratios),
-           "alu_geomean": geomean([r["alu_ratio"] for r in rows]), "alu_min": min(r["alu_ratio"] for r in rows),
-           "int32_out": {"geomean": geomean([r["ratio"] for r in plain]), "min": min(r["ratio"] for r in plain),
-                         "layers": plain},
-           "layers": rows}
+    epi = layer_rows(cfg, True, a.top, not a.json)
+    for r in epi:
+        r["ceiling"] = round(r["roofline_cycles"] / r["alu_bound_cycles"], 4)
+    ratios = [r["ratio"] for r in plain]
+    out = {"config": cfg.name, "top": a.top, "workload": "conv2d int8 x int8 -> int32",
+           "geomean": geomean(ratios), "min": min(ratios), "layers": plain,
+           "int8_epilogue": {"geomean": geomean([r["ratio"] for r in epi]), "min": min(r["ratio"] for r in epi),
+                             "ceiling_geomean": geomean([r["ceiling"] for r in epi]),
+                             "ceiling_min": min(r["ceiling"] for r in epi),
+                             "alu_geomean": geomean([r["alu_ratio"] for r in epi]),
+                             "alu_min": min(r["alu_ratio"] for r in epi), "layers": epi}}
+    if not a.json:
+        e = out["int8_epilogue"]
+        print(f"conv -> int32: geomean {out['geomean']:.3f}, min {out['min']:.3f}  (target >= 0.90, >= 0.80)")
+        print(f"int8 epilogue: geomean {e['geomean']:.3f}, min {e['min']:.3f}; ceiling {e['ceiling_geomean']:.3f}"
+              f" / {e['ceiling_min']:.3f}; vs ALU-aware bound {e['alu_geomean']:.3f} / {e['alu_min']:.3f}")
     print(json.dumps(out))
     return out
 
