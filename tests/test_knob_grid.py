@@ -59,3 +59,14 @@ def test_no_valid_schedule_is_an_error():
     assert len(G.grid(wl, tc.AcceleratorConfig.load("vta_default"))["tile_n"]) == 0
     with pytest.raises(kn.KnobError, match="no valid schedule"):
         G.best(wl, tc.AcceleratorConfig.load("vta_default"))
+
+
+def test_ranked_picks_are_distinct_schedules():
+    """Measuring the model's top picks must not spend slots on knob vectors it cannot tell apart."""
+    cfg = tc.AcceleratorConfig.load("vta_default")
+    wl = resnet18_convs()[6]  # C7: 1x1 tiles make every inp_tile and many orders the same program
+    picks = G.ranked(wl, cfg, 8)
+    figures = {(p["cycles"], p["energy_pj"], p["dram_bytes"]) for _, p in picks}
+    assert len(picks) == 8 and len(figures) == 8
+    assert [p["cycles"] for _, p in picks] == sorted(p["cycles"] for _, p in picks)
+    assert picks[0][0] == G.best(wl, cfg)[0]

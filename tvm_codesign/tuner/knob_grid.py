@@ -88,14 +88,19 @@ def knobs_at(cols: dict, i: int) -> kn.Knobs:
 
 def ranked(wl: Workload, cfg: AcceleratorConfig, k: int = 1, objective: str = "cycles") -> list[tuple[kn.Knobs, dict]]:
     """The ``k`` knob vectors the analytical model ranks first for one layer (ties: least energy, then bigger
-    output tiles), each with its predicted figures. ``objective``: cycles, energy_pj or edp."""
+    output tiles), each with its predicted figures. ``objective``: cycles, energy_pj or edp. Vectors the model
+    cannot tell apart (same cycles, energy and DRAM bytes: e.g. loop orders or input-tile layouts that give
+    the same program) are listed once, so the ``k`` picks are ``k`` different schedules to measure."""
     cols = grid(wl, cfg)
     n = len(cols["tile_n"])
     if n == 0:
         raise kn.KnobError("tile_n", f"no valid schedule of {wl.describe()} fits {cfg.name}")
     r = A.evaluate(cols)
     score = r[objective] if objective != "edp" else r["cycles"] * r["energy_pj"]
-    order = np.lexsort((-(cols["tile_h"] * cols["tile_w"]), r["energy_pj"], score))[:k]
+    order = np.lexsort((-(cols["tile_h"] * cols["tile_w"]), r["energy_pj"], score))
+    _, first = np.unique(np.stack([r["cycles"][order], r["energy_pj"][order], r["dram_bytes"][order]], 1), axis=0,
+                         return_index=True)
+    order = order[np.sort(first)][:k]
     arrays = {key: v for key, v in r.items() if isinstance(v, np.ndarray) and v.shape == (n,)}
     return [(knobs_at(cols, int(i)), {key: v[i] for key, v in arrays.items()}) for i in order]
 
