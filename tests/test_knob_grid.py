@@ -34,12 +34,13 @@ def test_grid_is_exactly_the_valid_knobs(wl, cfg):
 def test_distinct_orders_lose_no_schedule(cfg):
     """Dropping orders that differ only in single-trip loops keeps every tiling and every model figure."""
     cfg = tc.AcceleratorConfig.load(cfg)
-    for wl in LAYERS[:2]:
+    for wl in LAYERS[:2] + LAYERS[-1:]:
         full, few = G.grid(wl, cfg, distinct=False), G.grid(wl, cfg)
         assert 0 < len(few["tile_n"]) < len(full["tile_n"])
-        tilings = lambda c: {tuple(int(c[f][i]) for f in A.KNOB_FIELDS if f != "order") for i in range(len(c["tile_n"]))}
+        tiles = [f for f in A.KNOB_FIELDS if f not in ("order", "inp_tile")]
+        tilings = lambda c: {tuple(int(c[f][i]) for f in tiles) for i in range(len(c["tile_n"]))}
         assert tilings(full) == tilings(few)
-        figures = lambda c: {(tuple(int(c[f][i]) for f in A.KNOB_FIELDS if f != "order"), r["cycles"][i], r["energy_pj"][i])
+        figures = lambda c: {(tuple(int(c[f][i]) for f in tiles), r["cycles"][i], r["energy_pj"][i])
                              for r in [A.evaluate(c)] for i in range(len(c["tile_n"]))}
         assert figures(full) == figures(few)
 
@@ -70,3 +71,12 @@ def test_ranked_picks_are_distinct_schedules():
     assert len(picks) == 8 and len(figures) == 8
     assert [p["cycles"] for _, p in picks] == sorted(p["cycles"] for _, p in picks)
     assert picks[0][0] == G.best(wl, cfg)[0]
+
+
+def test_dropped_input_tiles_are_the_same_program():
+    """What grid(distinct=True) drops compiles to the instructions of what it keeps."""
+    wl, cfg = resnet18_convs()[6], "vta_default"  # C7: 1x1 stride 2
+    same = lambda a, b: tc.build(wl, cfg, knobs=a).disassemble() == tc.build(wl, cfg, knobs=b).disassemble()
+    assert same(dict(tile_co=16, tile_ci=8), dict(tile_co=16, tile_ci=8, inp_tile="strided"))      # 1x1 tile
+    assert same(dict(tile_w=7, inp_tile="strided"), dict(tile_w=7, inp_tile="strided_hwc"))        # one block
+    assert not same(dict(tile_w=7, tile_ci=2, inp_tile="strided"), dict(tile_w=7, tile_ci=2, inp_tile="strided_hwc"))

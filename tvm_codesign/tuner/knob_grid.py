@@ -27,7 +27,9 @@ _PERM = np.array([["nchw".index(ch) for ch in o] for o in kn.ORDERS])  # order i
 def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTHREADS, distinct: bool = True) -> dict:
     """Columns (``analytical.FIELDS``) of every knob vector over ``orders`` x ``vthreads`` that passes
     ``knobs.check``; an empty grid if the workload itself cannot run (``knobs.check_workload``). With
-    ``distinct``, orders that differ only in where single-trip loops sit are kept once (the first in ORDERS)."""
+    ``distinct``, vectors that give the same program are kept once: orders that differ only in where single-trip
+    loops sit (the first in ORDERS stays), a strided input tile no smaller than the window, and a pixel-major
+    one with a single channel block (the same layout as channel-major)."""
     try:
         kn.check_workload(wl, cfg)
     except kn.KnobError:
@@ -55,6 +57,11 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
     if max(sh["weight"][2] * wl.kh * wl.kw, wl.ow * sh["out"][2]) >= lim:
         ok[:] = False
     ok &= np.where(it > 0, wl.w * wl.input_step[0], wl.w) < lim
+    if distinct:
+        wh, ww = wl.input_tile(th, tw)
+        sh_, sw_ = wl.input_tile(th, tw, True)
+        ok &= (it == 0) | (sh_ * sw_ < wh * ww)
+        ok &= (it < 2) | (tn * ti > 1)
     tn, tc, th, tw, ti, v, it = (a[ok] for a in (tn, tc, th, tw, ti, v, it))
     # x orders (row-major: tiling, then order)
     oidx = np.array([kn.ORDERS.index(o) for o in orders])
@@ -89,8 +96,8 @@ def knobs_at(cols: dict, i: int) -> kn.Knobs:
 def ranked(wl: Workload, cfg: AcceleratorConfig, k: int = 1, objective: str = "cycles") -> list[tuple[kn.Knobs, dict]]:
     """The ``k`` knob vectors the analytical model ranks first for one layer (ties: least energy, then bigger
     output tiles), each with its predicted figures. ``objective``: cycles, energy_pj or edp. Vectors the model
-    cannot tell apart (same cycles, energy and DRAM bytes: e.g. loop orders or input-tile layouts that give
-    the same program) are listed once, so the ``k`` picks are ``k`` different schedules to measure."""
+    cannot tell apart (same tiles and the same cycles, energy and DRAM bytes: loop orders or vthreads that
+    change nothing) are listed once, so the ``k`` picks are ``k`` different schedules to measure."""
     cols = grid(wl, cfg)
     n = len(cols["tile_n"])
     if n == 0:
@@ -98,8 +105,9 @@ def ranked(wl: Workload, cfg: AcceleratorConfig, k: int = 1, objective: str = "c
     r = A.evaluate(cols)
     score = r[objective] if objective != "edp" else r["cycles"] * r["energy_pj"]
     order = np.lexsort((-(cols["tile_h"] * cols["tile_w"]), r["energy_pj"], score))
-    _, first = np.unique(np.stack([r["cycles"][order], r["energy_pj"][order], r["dram_bytes"][order]], 1), axis=0,
-                         return_index=True)
+    key = [r["cycles"], r["energy_pj"], r["dram_bytes"]] + [cols[t] for t in ("tile_n", "tile_co", "tile_h",
+                                                                               "tile_w", "tile_ci")]
+    _, first = np.unique(np.stack([a[order] for a in key], 1), axis=0, return_index=True)
     order = order[np.sort(first)][:k]
     arrays = {key: v for key, v in r.items() if isinstance(v, np.ndarray) and v.shape == (n,)}
     return [(knobs_at(cols, int(i)), {key: v[i] for key, v in arrays.items()}) for i in order]
