@@ -53,7 +53,7 @@ def test_exhaustive_front_is_the_true_front(tmp_path):
     assert res.best["latency"]["latency_s"] == vals[:, 0].min()
 
 
-@pytest.mark.parametrize("strategy", ["model", "nsga2", "random", "hw-first"])
+@pytest.mark.parametrize("strategy", ["model", "xgboost", "nsga2", "random", "hw-first"])
 def test_strategies_respect_budget_and_constraints(tmp_path, strategy):
     res = _tune(tmp_path, strategy=strategy, budget=10, area_max=1.9, objectives="latency,energy,area".split(","))
     assert 1 <= res.evaluations <= 10 + (len(res.front) if strategy == "hw-first" else 0)

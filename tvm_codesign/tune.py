@@ -40,8 +40,10 @@ def main(argv=None) -> TuneResult:
     ap.add_argument("--sram-max", type=float, default=None, help="KiB of on-chip SRAM: micro-op + input + weight "
                     "+ accumulator buffers (default: the space's constraint)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--strategy", default="model", choices=["model", "nsga2", "random", "exhaustive", "hw-first"],
-                    help="model: XGBoost-guided (default); nsga2: optuna; the rest are baselines")
+    ap.add_argument("--strategy", default="model",
+                    choices=["model", "nsga2", "random", "exhaustive", "hw-first", "xgboost"],
+                    help="model: XGBoost-guided with a roofline prior (default); nsga2: optuna; xgboost: the "
+                         "model without the prior (an ablation); the rest are baselines")
     ap.add_argument("--batch", type=int, default=8, help="configs proposed per round (results do not depend "
                                                           "on --workers)")
     ap.add_argument("--executor", default="process", choices=["local", "process", "ray"])

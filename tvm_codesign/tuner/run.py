@@ -130,8 +130,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     latency, energy, area, edp, power (minimised). ``budget``: configs evaluated (each on the whole network).
     ``area_max`` (mm^2), ``sram_max`` (KiB of on-chip SRAM) and ``power_max`` (average W on the network) are
     hard constraints; each defaults to the space's (``area_mm2_max``, ``sram_kib_max``, ``power_w_max``).
-    ``strategy``: model (XGBoost-guided), nsga2 (optuna), random, exhaustive, hw-first (configs ranked with
-    default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate;
+    ``strategy``: model (XGBoost-guided), xgboost (the same without the prior), nsga2 (optuna), random,
+    exhaustive, hw-first (configs ranked with default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate;
     ``measure``: how many of the model's top schedules per layer of those configs are compiled and simulated,
     the fastest measured one being stored.
     Files go under ``out_dir``: autotune_logs/, targets/, schedules/ (``write=False``: the log only).

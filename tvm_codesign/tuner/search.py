@@ -4,6 +4,8 @@
   evaluated point to predict log(measured / roofline prior); each batch takes, for random weight vectors, the
   candidate minimising the augmented Chebyshev scalarisation of the predicted objectives (ParEGO), plus one
   random pick in eight for exploration.
+- ``xgboost``: the same surrogates and batches without the roofline prior (they learn log(measured) from the
+  parameters alone; random picks until four configs ran): an ablation showing what the online model adds.
 - ``nsga2``: optuna's NSGA-II sampler on the space's parameters (a well-kept multi-objective GA).
 - ``random``: uniform without replacement. ``exhaustive``: every feasible point, in index order.
 
@@ -70,6 +72,7 @@ class ModelGuided(Strategy):
     """XGBoost surrogates over the pool's features with a roofline prior (see module docstring)."""
 
     explore = 1 / 8
+    blind = False  # True: no prior, so random picks until the surrogates have data
 
     def __init__(self, pool, objectives, seed, layers=None):
         super().__init__(pool, objectives, seed)
@@ -81,11 +84,11 @@ class ModelGuided(Strategy):
         self.prior = {"latency_s": lat, "energy_j": en}
         self.pred = dict(self.prior)
 
-    def _fit(self) -> None:
+    def _fit(self) -> bool:
         import xgboost as xgb
         ok = [(p, r) for p, r in self.observed if r.get("feasible")]
         if len(ok) < 4:
-            return
+            return False
         pos = np.array([p for p, _ in ok])
         for key in ("latency_s", "energy_j"):
             y = np.log(np.array([r[key] for _, r in ok]) / self.prior[key][pos])
@@ -94,6 +97,7 @@ class ModelGuided(Strategy):
             m = xgb.train(params, xgb.DMatrix(self.X[pos], label=y), num_boost_round=120)
             self.pred[key] = self.prior[key] * np.exp(m.predict(self.Xall))
         # points found infeasible (a layer does not fit) are not proposed again; their neighbours may be fine
+        return True
 
     def _predicted(self) -> np.ndarray:
         lat, en, area = self.pred["latency_s"], self.pred["energy_j"], self.pool.area
@@ -103,8 +107,10 @@ class ModelGuided(Strategy):
         return (f - lo) / np.where(hi > lo, hi - lo, 1.0)
 
     def propose(self, k):
-        self._fit()
         rng = np.random.default_rng([self.seed, self.rounds])
+        if not self._fit() and self.blind:
+            free = np.flatnonzero(~self.taken)
+            return self._take(rng.choice(free, min(k, len(free)), replace=False))
         f = self._predicted()
         free = ~self.taken
         digits = self.digits
@@ -124,6 +130,22 @@ class ModelGuided(Strategy):
             near |= (digits != digits[p]).sum(1) <= 1
             picks.append(p)
         return self._take(picks)
+
+
+class XGBoostOnly(ModelGuided):
+    """``ModelGuided`` without the roofline prior: features are the parameters and the area only."""
+
+    blind = True
+
+    def __init__(self, pool, objectives, seed, layers=None):
+        Strategy.__init__(self, pool, objectives, seed)
+        import xgboost as xgb
+        self.X = np.column_stack([np.log2(pool.values), np.log(pool.area)])
+        self.digits = pool.space.digits(pool.points)
+        self.Xall = xgb.DMatrix(self.X)
+        one = np.ones(len(pool))
+        self.prior = {"latency_s": one, "energy_j": one}
+        self.pred = dict(self.prior)
 
 
 class NSGA2(Strategy):
@@ -187,4 +209,4 @@ class NSGA2(Strategy):
 
 
 STRATEGIES = {"model": ModelGuided, "nsga2": NSGA2, "random": RandomSearch, "exhaustive": Exhaustive,
-              "hw-first": ModelGuided}
+              "hw-first": ModelGuided, "xgboost": XGBoostOnly}
