@@ -42,12 +42,11 @@ def main() -> dict:
                 rnd = _run(layers, "edge", "random", a.budget, obj, seed, out)
                 target = min(r[KEY[obj]] for r in rnd.history if r["feasible"])
                 row = {"objective": obj, "seed": seed, "random_best": target}
-                for strategy, name in (("model", "model"), ("xgboost", "xgboost_only")):
+                for strategy, prefix in (("model", ""), ("xgboost", "xgboost_only_")):
                     res = _run(layers, "edge", strategy, a.budget, obj, seed, out)
                     vals = [r[KEY[obj]] if r["feasible"] else math.inf for r in res.history]
-                    row[f"{name}_best"] = min(vals)
-                    row[f"{name}_evals_to_match" if name != "model" else "evals_to_match"] = next(
-                        (i + 1 for i, v in enumerate(vals) if v <= target), None)
+                    row[f"{prefix or 'model_'}best"] = min(vals)
+                    row[f"{prefix}evals_to_match"] = next((i + 1 for i, v in enumerate(vals) if v <= target), None)
                 rows.append(row)
                 print(json.dumps(rows[-1]), flush=True)
         ex = {}

@@ -165,7 +165,7 @@ def test_strided_input_tile_reads_only_the_pixels_it_needs():
     strided = tc.build(wl, "vta_default", knobs={**knobs, "inp_tile": "strided_hwc"}).time()
     assert strided.dram_read_bytes["INP"] == 7 * 7 * 256        # every read pixel once, nothing else
     assert window.dram_read_bytes["INP"] == 7 * 13 * 256     # row tiles: every other column read in vain
-    with pytest.raises(tc.KnobError, match="inp_tile.*7x7 window|inp tiles need"):
+    with pytest.raises(tc.KnobError, match="inp tiles need 5408 elements"):
         tc.build(wl, "vta_default", knobs=knobs)             # the dense 13x13 window does not fit
     with pytest.raises(tc.KnobError, match="inp_tile.*1-wide strided kernel"):
         tc.build(resnet18_convs()[1], "vta_default", knobs=dict(inp_tile="strided"))

@@ -35,8 +35,8 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_
                  "uop_bytes", "uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes",
                  "imm_bits", "dram_bandwidth", "dram_latency", "issue_cycles", "gemm_fill_cycles",
                  "alu_fill_cycles", "alu_ii", "queue_depth")
-LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "bias",
-                "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
+LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
+                "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS
 _LOOPS = "nchw"
@@ -62,7 +62,7 @@ def columns(points) -> dict:
         n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
         rows.append([getattr(cfg, f) for f in CONFIG_FIELDS] + [
             wl.groups, sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
-            wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], int(wl.bias), int(wl.out_dtype == "int8"),
+            wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, int(wl.bias), int(wl.out_dtype == "int8"),
             n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
             k.vthreads, kn.INP_TILES.index(k.inp_tile)])
     a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
@@ -169,9 +169,9 @@ def counts(cols: dict) -> dict:
     ext = np.stack([c["nb"] // tn, c["cob"] // tco, c["oh"] // th, c["ow"] // tw], 1)
     nt = c["g"] * ext.prod(1)
     steps = c["cib"] // tci
-    # a strided input tile (Workload.input_step) loads every stride-th row / column of a 1-wide kernel dimension
+    # a strided input tile loads every qh-th row / qw-th column (Workload.input_step)
     strided = c["inp_tile"] > 0
-    qh, qw = np.where(strided & (c["kh"] == 1), c["sh"], 1), np.where(strided & (c["kw"] == 1), c["sw"], 1)
+    qh, qw = np.where(strided, c["qh"], 1), np.where(strided, c["qw"], 1)
     in_h, in_w = (th - 1) * (c["sh"] // qh) + c["kh"], (tw - 1) * (c["sw"] // qw) + c["kw"]
     perm = np.array([[_LOOPS.index(ch) for ch in o] for o in kn.ORDERS])[c["order"]]  # position -> loop
     ext_pos = np.take_along_axis(ext, perm, 1)

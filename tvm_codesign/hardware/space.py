@@ -115,12 +115,19 @@ class DesignSpace:
         values = {f: c[k] for (f, c), k in zip(self.params.items(), d)}
         return self.base.replace(name=f"{self.name}_{int(index)}", **values)
 
-    def feasible(self, cfg: AcceleratorConfig, area_max: float | None = None, sram_max: float | None = None) -> bool:
-        """Whether ``cfg`` meets the area and SRAM limits (arguments override the space's constraints)."""
-        area_max = area_max if area_max is not None else self.constraints.get("area_mm2_max")
-        sram_max = sram_max if sram_max is not None else self.constraints.get("sram_kib_max")
-        return ((area_max is None or energy.area_mm2(cfg)["total"] <= area_max)
-                and (sram_max is None or sram_kib(cfg) <= sram_max))
+    def limits(self, area_max: float | None = None, sram_max: float | None = None,
+               power_max: float | None = None) -> dict:
+        """A search's hard limits: each argument, else the space's constraint of that name (None: no limit)."""
+        given = {"area_mm2_max": area_max, "sram_kib_max": sram_max, "power_w_max": power_max}
+        return {k: v if v is not None else self.constraints.get(k) for k, v in given.items()}
+
+    def feasible(self, cfg: AcceleratorConfig, limits: dict | None = None, area: float | None = None) -> bool:
+        """Whether ``cfg`` meets the area and SRAM limits (``limits``: from ``limits()``, default the space's;
+        ``area``: its total mm^2 if already computed)."""
+        lim = limits if limits is not None else self.limits()
+        area = area if area is not None else energy.area_mm2(cfg)["total"]
+        return ((lim["area_mm2_max"] is None or area <= lim["area_mm2_max"])
+                and (lim["sram_kib_max"] is None or sram_kib(cfg) <= lim["sram_kib_max"]))
 
     def sample(self, n: int, seed: int = 0) -> list[tuple[int, AcceleratorConfig]]:
         """Up to ``n`` distinct feasible points (index, config), drawn uniformly with a fixed seed."""

@@ -110,6 +110,12 @@ class Workload:
             return (1, 1)
         return tuple(s if k == 1 else 1 for s, k in zip(self.stride, (self.kh, self.kw)))
 
+    @property
+    def input_read(self) -> tuple[int, int]:
+        """Input rows and columns a strided tile can reach: every ``input_step``-th one."""
+        (qh, qw) = self.input_step
+        return (self.h - 1) // qh + 1, (self.w - 1) // qw + 1
+
     def input_tile(self, tile_h, tile_w, strided: bool = False):
         """Rows and columns of the input tile behind ``tile_h x tile_w`` outputs (ints or numpy arrays):
         the dense window, or with ``strided`` only the rows / columns read (``input_step``)."""

@@ -39,7 +39,8 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
         np.asarray(vthreads), np.array([kn.INP_TILES.index(t) for t in sp["inp_tile"]])]
     tn, tc, th, tw, ti, v, it = (m.ravel() for m in np.meshgrid(*axes, indexing="ij"))
     # SRAM, micro-op and loop-field limits do not depend on the loop order: check tilings first
-    in_h, in_w = (np.where(it > 0, a, b) for a, b in zip(wl.input_tile(th, tw, True), wl.input_tile(th, tw)))
+    (wh, ww), (sh_, sw_) = wl.input_tile(th, tw), wl.input_tile(th, tw, True)  # window, strided
+    in_h, in_w = np.where(it > 0, sh_, wh), np.where(it > 0, sw_, ww)
     n_alu = len(wl.epilogue)
     one = np.ones_like(tn)
     g_f1, g_f2, g_u = _fold([th, tw, tn, tc, ti, one * wl.kh, one * wl.kw])
@@ -58,8 +59,6 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
         ok[:] = False
     ok &= np.where(it > 0, wl.w * wl.input_step[0], wl.w) < lim
     if distinct:
-        wh, ww = wl.input_tile(th, tw)
-        sh_, sw_ = wl.input_tile(th, tw, True)
         ok &= (it == 0) | (sh_ * sw_ < wh * ww)
         ok &= (it < 2) | (tn * ti > 1)
     tn, tc, th, tw, ti, v, it = (a[ok] for a in (tn, tc, th, tw, ti, v, it))

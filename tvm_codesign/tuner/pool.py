@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hardware import energy
-from ..hardware.space import DesignSpace, sram_kib
+from ..hardware.space import DesignSpace
 from .network import Layer
 
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
@@ -22,8 +22,7 @@ class Pool:
     def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0,
                  sram_max: float | None = None):
         self.space = space
-        self.area_max = area_max if area_max is not None else space.constraints.get("area_mm2_max")
-        self.sram_max = sram_max if sram_max is not None else space.constraints.get("sram_kib_max")
+        self.limits = space.limits(area_max, sram_max)
         if space.size <= MAX_POOL:
             idx = np.arange(space.size)
         else:
@@ -38,8 +37,7 @@ class Pool:
                 self.infeasible += 1
                 continue
             a = energy.area_mm2(cfg)["total"]
-            if (self.area_max is not None and a > self.area_max) or (self.sram_max is not None
-                                                                      and sram_kib(cfg) > self.sram_max):
+            if not space.feasible(cfg, self.limits, a):
                 self.infeasible += 1
                 continue
             points.append(i)
@@ -47,10 +45,11 @@ class Pool:
             area.append(a)
             mac_pj.append(energy.mac_pj(cfg))
         if not points:
-            limits = ([f"area <= {self.area_max} mm^2"] if self.area_max is not None else []) + \
-                ([f"on-chip SRAM <= {self.sram_max} KiB"] if self.sram_max is not None else [])
+            amax, smax = self.limits["area_mm2_max"], self.limits["sram_kib_max"]
+            said = ([f"area <= {amax} mm^2"] if amax is not None else []) + \
+                ([f"on-chip SRAM <= {smax} KiB"] if smax is not None else [])
             raise ConfigError("space", f"design space {space.name!r} has no feasible point"
-                              + (f" with {' and '.join(limits)}" if limits else ""))
+                              + (f" with {' and '.join(said)}" if said else ""))
         self.points = np.array(points, np.int64)
         self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
         self.area = np.array(area)
@@ -84,8 +83,8 @@ class Pool:
             gemm = vec * cib * wl.kh * wl.kw
             alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
             out_b = ob if wl.out_dtype == "int8" else ab
-            qh, qw = wl.input_step  # a 1x1 strided conv reads every stride-th input
-            in_b = wl.groups * nb * cib * ((wl.h - 1) // qh + 1) * ((wl.w - 1) // qw + 1) * B * BI * ib
+            rh, rw = wl.input_read  # a 1x1 strided conv reads every stride-th input
+            in_b = wl.groups * nb * cib * rh * rw * B * BI * ib
             w_b = wl.groups * cob * cib * wl.kh * wl.kw * BO * BI * wb
             # what does not fit on chip is streamed again: the cheaper of keeping weights or inputs resident
             b = np.minimum(w_b + in_b * np.ceil(w_b / half["wgt"]), in_b + w_b * np.ceil(in_b / half["inp"]))
@@ -104,7 +103,6 @@ class Pool:
         joules = (macs * self.mac_pj + dram * energy.DRAM_PJ_PER_BYTE + sram_pj) * 1e-12
         return latency, joules
 
-    def features(self, layers: list[Layer]) -> np.ndarray:
-        """Surrogate inputs: log2 parameter values and the log prior."""
-        lat, en = self.prior(layers)
+    def features(self, lat: np.ndarray, en: np.ndarray) -> np.ndarray:
+        """Surrogate inputs: log2 parameter values, the log prior (``prior``'s latency and energy) and log area."""
         return np.column_stack([np.log2(self.values), np.log(lat), np.log(en), np.log(self.area)])

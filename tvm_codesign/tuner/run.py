@@ -131,9 +131,9 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     ``area_max`` (mm^2), ``sram_max`` (KiB of on-chip SRAM) and ``power_max`` (average W on the network) are
     hard constraints; each defaults to the space's (``area_mm2_max``, ``sram_kib_max``, ``power_w_max``).
     ``strategy``: model (XGBoost-guided), xgboost (the same without the prior), nsga2 (optuna), random,
-    exhaustive, hw-first (configs ranked with default schedules, then the front re-tuned). ``verify``: how many best configs to compile and simulate;
-    ``measure``: how many of the model's top schedules per layer of those configs are compiled and simulated,
-    the fastest measured one being stored.
+    exhaustive, hw-first (configs ranked with default schedules, then the front re-tuned). ``verify``: how many
+    best configs to compile and simulate; ``measure``: how many of the model's top schedules per layer of those
+    configs are compiled and simulated, the fastest measured one being stored.
     Files go under ``out_dir``: autotune_logs/, targets/, schedules/ (``write=False``: the log only).
     """
     t0 = time.perf_counter()
@@ -163,9 +163,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", run):
         raise ValueError(f"run name {run!r} may only contain letters, digits, '_', '.', '-'")
     log_path = out / "autotune_logs" / f"{run}.jsonl"
-    area_max = area_max if area_max is not None else sp.constraints.get("area_mm2_max")
-    sram_max = sram_max if sram_max is not None else sp.constraints.get("sram_kib_max")
-    power_max = power_max if power_max is not None else sp.constraints.get("power_w_max")
+    lim = sp.limits(area_max, sram_max, power_max)
+    area_max, sram_max, power_max = lim["area_mm2_max"], lim["sram_kib_max"], lim["power_w_max"]
 
     layers = None
     if resume and log_path.is_file():
@@ -178,7 +177,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     schedules = "default" if strategy == "hw-first" else "tuned"
     header = {"version": __version__, "run": run, "layers": workloads.to_json(layers), "space": _space_json(sp),
               "objectives": objectives, "area_max": area_max, "power_max": power_max, "sram_max": sram_max,
-              "strategy": strategy, "seed": seed, "batch": batch, "budget": budget, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+              "strategy": strategy, "seed": seed, "batch": batch, "budget": budget,
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     log = RunLog(log_path, header, resume)
     cache = {(r["point"], r["schedules"]): r for r in log.records if r.get("type") == "eval"}
     verified_cache = {(r["point"], r["key"]): r for r in log.records if r.get("type") == "verify"}

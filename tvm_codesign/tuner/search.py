@@ -76,13 +76,16 @@ class ModelGuided(Strategy):
 
     def __init__(self, pool, objectives, seed, layers=None):
         super().__init__(pool, objectives, seed)
-        self.X = pool.features(layers)
-        self.digits = pool.space.digits(pool.points)
         import xgboost as xgb
+        self.X, self.prior = self._features(layers)
+        self.digits = pool.space.digits(pool.points)
         self.Xall = xgb.DMatrix(self.X)
-        lat, en = pool.prior(layers)
-        self.prior = {"latency_s": lat, "energy_j": en}
         self.pred = dict(self.prior)
+
+    def _features(self, layers):
+        """Surrogate inputs and the prior the surrogates correct (log(measured / prior) is learned)."""
+        lat, en = self.pool.prior(layers)
+        return self.pool.features(lat, en), {"latency_s": lat, "energy_j": en}
 
     def _fit(self) -> bool:
         import xgboost as xgb
@@ -137,15 +140,10 @@ class XGBoostOnly(ModelGuided):
 
     blind = True
 
-    def __init__(self, pool, objectives, seed, layers=None):
-        Strategy.__init__(self, pool, objectives, seed)
-        import xgboost as xgb
-        self.X = np.column_stack([np.log2(pool.values), np.log(pool.area)])
-        self.digits = pool.space.digits(pool.points)
-        self.Xall = xgb.DMatrix(self.X)
-        one = np.ones(len(pool))
-        self.prior = {"latency_s": one, "energy_j": one}
-        self.pred = dict(self.prior)
+    def _features(self, layers):
+        one = np.ones(len(self.pool))
+        return np.column_stack([np.log2(self.pool.values), np.log(self.pool.area)]), {"latency_s": one,
+                                                                                        "energy_j": one}
 
 
 class NSGA2(Strategy):
