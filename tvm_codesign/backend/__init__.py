@@ -47,7 +47,8 @@ def config_of(t: "Target | str") -> AcceleratorConfig:
 
 
 def register() -> None:
-    """Register tags for the presets, the TIR pipeline, and the runtime functions (idempotent)."""
+    """Register tags for the presets, the TIR pipeline (lowering), the offload for ``tvm.compile`` with a vta
+    target, and the runtime functions (idempotent)."""
     if _REGISTERED[0]:
         return
     _REGISTERED[0] = True
@@ -58,7 +59,9 @@ def register() -> None:
                                                 "model": f"vta-{cfg.key}", "tag": f"vta/{name}"}, override=True)
     from ..lowering import pipeline
     from ..runtime import entry
+    from . import compile_hooks
     pipeline.register()
+    compile_hooks.register()
     entry.register()
 
 
