@@ -142,6 +142,20 @@ def test_primfunc_with_a_vta_target_runs_on_the_accelerator(make_target):
     assert np.array_equal(y.numpy(), np.clip((acc + 64) >> 7, -128, 127).astype(np.int8))
 
 
+def test_te_batch_matmul_with_k_by_n_weights():
+    x, y = te.placeholder((3, 7, 40), "int8", "x"), te.placeholder((3, 40, 20), "int8", "y")
+    k = te.reduce_axis((0, 40), "k")
+    c = te.compute((3, 7, 20), lambda b, i, j: te.sum(x[b, i, k].astype("int32") * y[b, k, j].astype("int32"), axis=k),
+                   name="c")
+    lib = tvm.compile(te.create_prim_func([x, y, c]), target=Target("vta/vta_batch4"))
+    a, b = i8(3, 7, 40), i8(3, 40, 20)
+    out = tvm.runtime.tensor(np.zeros((3, 7, 20), np.int32))
+    before = tc.last_stats()
+    lib["main"](tvm.runtime.tensor(a), tvm.runtime.tensor(b), out)
+    assert tc.last_stats() is not before  # ran on the simulator
+    assert np.array_equal(out.numpy(), np.einsum("bik,bkj->bij", a.astype(np.int64), b.astype(np.int64)))
+
+
 def test_primfunc_the_accelerator_cannot_run_compiles_for_the_cpu_and_says_why():
     @T.prim_func(s_tir=True)
     def add_one(A: T.Buffer((8,), "float32"), B: T.Buffer((8,), "float32")):
