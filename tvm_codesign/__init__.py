@@ -14,7 +14,8 @@ _LAZY = {"target": ("backend", "target"), "config_of": ("backend", "config_of"),
          "WorkloadError": ("schedules.workload", "WorkloadError"), "LoweringError": ("lowering.affine", "LoweringError"),
          "last_stats": ("runtime.kernel", "last_stats"), "compile": ("model", "compile"),
          "CompiledModel": ("model", "CompiledModel"), "tune": ("tuner.run", "tune"),
-         "TuneResult": ("tuner.run", "TuneResult"), "DesignSpace": ("hardware.space", "DesignSpace")}
+         "TuneResult": ("tuner.run", "TuneResult"), "DesignSpace": ("hardware.space", "DesignSpace"),
+         "load_module": ("export", "load_module")}
 
 
 def __getattr__(name):

@@ -10,8 +10,9 @@ from .hardware.config import AcceleratorConfig
 from .runtime import entry
 from .runtime.kernel import CompiledKernel
 from .schedules import layout
-from .schedules.knobs import Knobs, default
-from .schedules.store import lookup
+from .frontend.composite import Signature
+from .schedules.choice import choose
+from .schedules.knobs import Knobs
 from .schedules.schedule import schedule
 from .schedules.workload import Workload
 from .simulator import SimStats
@@ -19,13 +20,19 @@ from .backend import config_of, target
 
 
 class Module:
-    """A compiled accelerator operator. Call it on arrays in the user's layout; read ``stats`` after."""
+    """A compiled accelerator operator. Call it on arrays in the user's layout; read ``stats`` after.
+
+    ``lib`` is the kernel alone (VTA's packed layouts, see ``run_packed``); ``export_library(path)`` writes a
+    library in the user's layouts. ``schedule_source``: "user" (knobs given), "tuned" or "default"."""
 
     def __init__(self, wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, lib, kernel: CompiledKernel,
-                 compile_s: float, recognised=None):
+                 compile_s: float, recognised=None, signature: Signature | None = None,
+                 schedule_source: str = "user"):
         self.workload, self.config, self.knobs = wl, cfg, knobs
         self.lib, self.kernel, self.compile_s = lib, kernel, compile_s
         self.recognised = recognised
+        self.signature = signature or Signature.of_workload(wl)
+        self.schedule_source = schedule_source
 
     def __call__(self, *args) -> np.ndarray:
         """(data, weight[, bias]) for a Workload; the function's own inputs, in order, for a PrimFunc."""
@@ -73,6 +80,13 @@ class Module:
     def disassemble(self) -> str:
         return self.kernel.disassemble()
 
+    def export_library(self, path):
+        """Write a shared library whose ``main`` takes this operator's own parameters in the user's layouts
+        (a PrimFunc's signature; (data, weight[, bias], out) for a Workload). Load it with
+        ``tc.load_module(path)`` (numpy in, numpy out) or ``tvm.runtime.load_module(path)["main"]``."""
+        from .export import export_library
+        return export_library(self, path)
+
     def __repr__(self) -> str:
         return (f"Module({self.workload.describe()} on {self.config.name}, {self.instructions} instructions, "
                 f"knobs {self.knobs.to_dict()})")
@@ -83,24 +97,25 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
 
     ``target_``/``config``: a preset name, AcceleratorConfig, JSON path or tvm_codesign target (default
     ``vta_default``). ``knobs``: a schedule (None = the tuned one in ``schedules/<config>/`` if there is one, else the
-    default schedule for this layer).
+    default schedule for this layer); the Module's ``schedule_source`` says which, and so does an INFO line on the
+    ``tvm_codesign`` logger.
     """
     spec = config if config is not None else target_
     if isinstance(spec, tvm.target.Target):
         cfg = config_of(spec)
     else:
         cfg = AcceleratorConfig.load(spec if spec is not None else "vta_default")
-    rec = None
+    rec = sig = None
     if isinstance(op, Workload):
         wl = op
     else:
-        from .frontend.tir import recognise
+        from .frontend.tir import _func, recognise
         rec = recognise(op)
-        wl = rec.workload
-    k = Knobs.from_dict(knobs) if isinstance(knobs, dict) else (knobs or lookup(wl, cfg) or default(wl, cfg))
+        wl, sig = rec.workload, Signature.of_func(_func(op), rec)
+    k, source = choose(wl, cfg, knobs)
     t0 = time.perf_counter()
     sch = schedule(wl, cfg, k)
     entry.LAST[0] = None
     lib = tvm.compile(sch.mod, target=target(cfg))
     kernel = entry.LAST[0]
-    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec)
+    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec, sig, source)

@@ -2,11 +2,24 @@
 and the runtime entry points. ``register()`` runs once, from the ``tvm.backends`` entry point or import."""
 from __future__ import annotations
 
-import tvm
-from tvm.target import Target
+_PENDING = [False]  # the entry point ran while this module was still importing
 
-from ..hardware.config import AcceleratorConfig, preset_names
-from . import intrinsics
+
+def _autoload() -> None:
+    """``tvm.backends`` entry point, called at the end of ``import tvm``. Defined before this module imports
+    tvm: when that import is the first one in the process, TVM calls back into this half-imported module, which
+    then registers at its own end instead."""
+    if "register" in globals():
+        register()
+    else:
+        _PENDING[0] = True
+
+
+import tvm  # noqa: E402 - after _autoload, see its docstring
+from tvm.target import Target  # noqa: E402
+
+from ..hardware.config import AcceleratorConfig, preset_names  # noqa: E402
+from . import intrinsics  # noqa: E402
 
 _CONFIGS: dict[str, AcceleratorConfig] = {}
 _REGISTERED = [False]
@@ -34,7 +47,8 @@ def config_of(t: "Target | str") -> AcceleratorConfig:
 
 
 def register() -> None:
-    """Register tags for the presets, the TIR pipeline, and the runtime functions (idempotent)."""
+    """Register tags for the presets, the TIR pipeline (lowering), the offload for ``tvm.compile`` with a vta
+    target, and the runtime functions (idempotent)."""
     if _REGISTERED[0]:
         return
     _REGISTERED[0] = True
@@ -45,13 +59,13 @@ def register() -> None:
                                                 "model": f"vta-{cfg.key}", "tag": f"vta/{name}"}, override=True)
     from ..lowering import pipeline
     from ..runtime import entry
+    from . import compile_hooks
     pipeline.register()
+    compile_hooks.register()
     entry.register()
 
 
-def _autoload() -> None:
-    """``tvm.backends`` entry point: called at the end of ``import tvm``."""
+if _PENDING[0]:
     register()
-
 
 __all__ = ["target", "config_of", "register", "intrinsics"]

@@ -28,6 +28,7 @@ class Recognised:
     workload: Workload
     roles: dict               # "data"/"weight"/"bias" -> position among the function's inputs
     weight_kn: bool = False   # matmul weight given as (K, N) (or (B, K, N))
+    out: int = -1             # position of the output among all the function's parameters
 
     def canonical(self, inputs):
         """The function's inputs (in its parameter order) -> (data, weight, bias)."""
@@ -115,7 +116,7 @@ def recognise(op) -> Recognised:
         wl = Workload.batch_matmul(dims["b"], dims["m"], dims["k"], dims["n"], **epi)
     if tuple(int(s) for s in out_buf.shape) != _out_shape(wl):
         raise UnsupportedOp(f"output shape {tuple(out_buf.shape)} does not match {wl.describe()}")
-    return Recognised(wl, pos, kn)
+    return Recognised(wl, pos, kn, next(i for i, p in enumerate(params) if p.same_as(out_buf)))
 
 
 def _out_shape(wl: Workload) -> tuple:
