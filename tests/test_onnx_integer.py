@@ -4,6 +4,7 @@ exact: the int32 sum equals ONNX's reference (or numpy), the requantisation is o
 saturate(round_half_even(float32(acc) * float32(float32(x_scale * w_scale) / y_scale)) + y_zp), and int8 x int8
 results equal onnxruntime's integer kernels."""
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -161,3 +162,26 @@ def test_non_scalar_output_zero_point_is_refused():
                 ys=np.array([0.1, 0.2], np.float32), yz=np.array([0, 0], np.int8))
     with pytest.raises(ModelImportError, match="y_scale must be a single value"):
         tc.compile(model("QLinearMatMul", vals, ["a"], TensorProto.INT8), "vta_default")
+
+
+@pytest.mark.parametrize("weight", ["QInt8", "QUInt8"])
+def test_dynamic_quantisation_on_the_accelerator(weight, tmp_path):
+    """onnxruntime's quantize_dynamic (DynamicQuantizeLinear -> MatMulInteger, the activation's zero point computed
+    at run time): every MatMulInteger runs on the accelerator, equal to onnxruntime."""
+    import torch
+    from onnxruntime import quantization as q
+
+    from tvm_codesign import models
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    torch.onnx.export(models.mlp_model(din=64, hidden=64), (torch.as_tensor(x),), str(tmp_path / "f.onnx"),
+                      input_names=["x"], opset_version=17, dynamo=False)
+    q.quantize_dynamic(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), weight_type=getattr(q.QuantType, weight))
+    m = onnx.load(str(tmp_path / "q.onnx"))
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= {n.op_type for n in m.graph.node}
+    cm = tc.compile(m, "vta_default")
+    assert "relax.matmul" not in cm.cpu_ops and sum(cm.calls[k["name"]] for k in cm.kernels) == 3
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    for i in range(3):
+        xi = np.random.default_rng(10 + i).standard_normal((4, 64)).astype(np.float32)
+        assert np.array_equal(cm(xi), sess.run(None, {"x": xi})[0])

@@ -6,8 +6,9 @@ QLinearConv, QLinearMatMul, com.microsoft QGemm, ConvInteger and MatMulInteger b
     y   = saturate(round_half_even(float32(acc) * M) + y_zp)      M = float32(float32(x_scale * w_scale) / y_scale)
 
 The sum is the int8 x int8 conv/matmul the accelerator takes (``onnx_qdq.integer_op``, which shifts uint8 or
-zero-pointed weights into int8 per output channel) when the weight is a constant, x is 8-bit and x_zp a constant
-scalar; otherwise (the weight a graph input, x_zp per row) it is an int32 conv/matmul on the CPU. Either way
+zero-pointed weights into int8 per output channel) when the weight is a constant, x is 8-bit and x_zp a single
+value (constant, or for a matmul computed at run time: DynamicQuantizeLinear); otherwise (the weight a graph
+input, x_zp per row) it is an int32 conv/matmul on the CPU. Either way
 the result is exact: never a float approximation, never a calibration demand. Scales and zero points may be
 graph inputs (M is then computed at run time, in float32, like a constant M).
 """
@@ -107,11 +108,13 @@ def matmul_sum(bb, a, a_zp, b, b_zp) -> relax.Expr:
     a, a_zp, b, b_zp = _normalized(bb, a, a_zp, b, b_zp)
     bc, azc = _np(b), (np.zeros(1) if a_zp is None else _np(a_zp))
     bzc = np.zeros(1, np.int64) if b_zp is None else _np(b_zp)
-    if bc is not None and bc.ndim >= 2 and len(_dims(a) or []) >= 2 and azc is not None and azc.size == 1 \
-            and bzc is not None and _dtype(a) in _8BIT:
+    zd = [1] if a_zp is None else _dims(a_zp)
+    one_zp = zd is not None and math.prod(zd) == 1  # per tensor, maybe computed at run time
+    if bc is not None and bc.ndim >= 2 and len(_dims(a) or []) >= 2 and one_zp and bzc is not None \
+            and _dtype(a) in _8BIT:
         wi = bc.astype(np.int64) - bzc.astype(np.int64)  # per column (N,) or [..., 1, N]: numpy broadcasting
         if int8_shift(wi, False) is not None:
-            return bb.normalize(integer_op(a, int(azc.reshape(-1)[0]), wi))
+            return bb.normalize(integer_op(a, int(azc.reshape(-1)[0]) if azc is not None else a_zp, wi))
     azp = _zp(a_zp, a)
     ai = relax.op.subtract(_i32(a), _i32(_per(azp, [-1, 1]) if len(_dims(a) or [1, 1]) >= 2 else azp))
     bi = relax.op.subtract(_i32(b), _i32(_zp(b_zp, b)))

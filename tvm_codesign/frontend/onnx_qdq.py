@@ -250,37 +250,43 @@ def fits(w: np.ndarray, conv: bool) -> bool:
     return w.ndim == (4 if conv else 2) and int8_shift(w, conv) is not None
 
 
-def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
+def integer_op(xq: relax.Expr, xz, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
     """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding, optional dilation and
     groups) or matmul (w: K x N, or batched ... x K x N) the accelerator takes (``offload`` decides per layer).
 
     x_q (uint8 or int8) is offset to int8 x' = x_q - c (c = 128 for uint8); padding is done on the CPU with
     x_zp - c when that is not 0; the offset's share (x_zp - c) * sum(w) is subtracted as an int32 constant.
-    A weight outside int8 (uint8 weights, or int8 with a zero point) is shifted per output channel,
-    w8 = w + d (``int8_shift``), and d times the window (row) sums of x_q - x_zp is subtracted on the CPU.
+    x_zp is an int, or a one-element run-time tensor (DynamicQuantizeLinear; not with padding), whose share is
+    subtracted at run time. A weight outside int8 (uint8 weights, or int8 with a zero point) is shifted per
+    output channel, w8 = w + d (``int8_shift``), and d times the window (row) sums of x_q - x_zp is subtracted.
     """
     op = relax.op
     d = int8_shift(w, conv is not None)
     if d is None:
         raise ValueError("integer_op: an output channel of the weight spans more than 256 values")
+    static = isinstance(xz, (int, np.integer))
+    if not static and conv is not None and any(conv["padding"]):
+        raise ValueError("integer_op: a run-time input zero point with padding")
     c = 128 if str(xq.ty.dtype) == "uint8" else 0
     xi = op.astype(op.subtract(op.astype(xq, "int32"), relax.const(c, "int32")), "int8") if c else xq
-    off = int(xz) - c  # x_q - x_zp = x' - off
+    off = int(xz) - c if static else op.subtract(_zero_point(xz), relax.const(c, "int32"))  # x_q - x_zp = x' - off
     w, w_orig = w.astype(np.int64) + d, w
     w8 = relax.const(w.astype(np.int8))
     if conv is not None:
         pt, pl, pb, pr = pads = conv["padding"]
-        if off and any(pads):  # pad with the real zero on the CPU, convolve without padding
+        if static and off and any(pads):  # pad with the real zero on the CPU, convolve without padding
             xi = op.nn.pad(xi, [0, 0, 0, 0, pt, pb, pl, pr], pad_value=float(off))
             pads = [0, 0, 0, 0]
         acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, dilation=conv.get("dilation", 1),
                            groups=conv.get("groups", 1), out_dtype="int32")
-        corr = (off * w.astype(np.int64).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+        wsum = w.sum(axis=(1, 2, 3)).reshape(1, -1, 1, 1)
     else:
         acc = op.matmul(xi, w8, out_dtype="int32")
-        corr = off * w.astype(np.int64).sum(axis=-2, keepdims=w.ndim > 2)
-    if off:
-        acc = op.subtract(acc, relax.const(corr.astype(np.int32)))
+        wsum = w.sum(axis=-2, keepdims=w.ndim > 2)
+    if not static:
+        acc = op.subtract(acc, op.multiply(off, relax.const(wsum.astype(np.int32))))
+    elif off:
+        acc = op.subtract(acc, relax.const((off * wsum).astype(np.int32)))
     if np.any(d):
         acc = op.subtract(acc, op.multiply(_window_sums(xq, xz, w_orig.shape, conv),
                                            relax.const(d.reshape(d.shape if conv is None else (1, -1, 1, 1))
@@ -288,11 +294,18 @@ def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None)
     return acc
 
 
-def _window_sums(xq: relax.Expr, xz: int, wshape: tuple, conv: dict | None) -> relax.Expr:
+def _zero_point(xz) -> relax.Expr:
+    """An int or a one-element tensor zero point as an int32 scalar expression."""
+    if isinstance(xz, (int, np.integer)):
+        return relax.const(int(xz), "int32")
+    return relax.op.reshape(relax.op.astype(xz, "int32"), [])
+
+
+def _window_sums(xq: relax.Expr, xz, wshape: tuple, conv: dict | None) -> relax.Expr:
     """int32 sums of x_q - x_zp over each output's reduction window (zero padded): (N, O or 1, OH, OW) for a
     conv, (..., M, 1) for a matmul."""
     op = relax.op
-    xd = op.subtract(op.astype(xq, "int32"), relax.const(int(xz), "int32"))
+    xd = op.subtract(op.astype(xq, "int32"), _zero_point(xz))
     if conv is None:
         return op.sum(xd, axis=[-1], keepdims=True)
     g = int(conv.get("groups", 1))
