@@ -40,7 +40,7 @@ def float_onnx(tmp_path_factory):
     return path
 
 
-def quantized(float_path, fmt, act, per_channel):
+def quantized(float_path, fmt, act, per_channel, weight="QInt8", exclude=()):
     class Reader(quant.CalibrationDataReader):
         def __init__(self):
             self.it = iter([{"x": x} for x in xs(8)])
@@ -48,10 +48,10 @@ def quantized(float_path, fmt, act, per_channel):
         def get_next(self):
             return next(self.it, None)
 
-    out = float_path.parent / f"q_{fmt}_{act}_{per_channel}.onnx"
+    out = float_path.parent / f"q_{fmt}_{act}_{per_channel}_{weight}_{len(exclude)}.onnx"
     quant.quantize_static(str(float_path), str(out), Reader(), quant_format=getattr(quant.QuantFormat, fmt),
                           per_channel=per_channel, activation_type=getattr(quant.QuantType, act),
-                          weight_type=quant.QuantType.QInt8)
+                          weight_type=getattr(quant.QuantType, weight), nodes_to_exclude=list(exclude))
     return onnx.load(str(out))
 
 
@@ -94,6 +94,33 @@ def test_uint8_qoperator_equals_the_exact_qdq_result(float_onnx):
     ref = session(qdq, reference=True)
     for x in xs(3, first=100):
         assert np.array_equal(cm(x), ref.run(None, {"x": x})[0])
+
+
+@pytest.mark.parametrize("fmt,per_channel", [("QDQ", False), ("QOperator", True)])
+def test_uint8_weights_on_the_accelerator_bit_exact(float_onnx, fmt, per_channel):
+    """uint8 weights with zero points (w - w_zp spans up to 255 values) are shifted into int8 per output channel
+    (the shift times the input's window sums is subtracted on the CPU): every layer offloaded, equal to
+    onnxruntime's u8 x u8 integer kernels and its reference execution."""
+    model = quantized(float_onnx, fmt, "QUInt8", per_channel, weight="QUInt8")
+    cm = tc.compile(model, "vta_default")
+    assert len(cm.kernels) == 4
+    ref, opt = session(model, reference=True), session(model, reference=False)
+    for x in xs(3, first=100):
+        assert np.array_equal(cm(x), opt.run(None, {"x": x})[0])
+        assert np.array_equal(cm(x), ref.run(None, {"x": x})[0])
+
+
+def test_qoperator_model_keeps_its_float_layers_float(float_onnx):
+    """A QOperator model with one layer left float (excluded from quantisation) needs no calibration: the
+    quantised layers run as integer kernels, the float Gemm stays float on the CPU."""
+    gemm = [n.name for n in onnx.load(str(float_onnx)).graph.node if n.op_type == "Gemm"]
+    model = quantized(float_onnx, "QOperator", "QInt8", False, exclude=gemm)
+    assert "Gemm" in {n.op_type for n in model.graph.node}
+    cm = tc.compile(model, "vta_default")
+    assert [k["workload"]["kind"] for k in cm.kernels] == ["conv2d"] * 3
+    sess = session(model, reference=False)
+    for x in xs(2, first=100):
+        assert np.allclose(cm(x), sess.run(None, {"x": x})[0], rtol=1e-5, atol=1e-5)
 
 
 def integer_graph(op, x_type, x_shape, w, xz, wz=None, **attrs):

@@ -72,7 +72,7 @@ class CompiledModel:
             if missing or inputs:
                 raise TypeError(f"pass all inputs by name ({names}) or all by position; missing {missing}")
             inputs = tuple(named[n] for n in names)
-        out = self.vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in inputs])
+        out = self.vm["main"](*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in inputs])
         return out.numpy() if hasattr(out, "numpy") else tuple(o.numpy() for o in out)
 
     @property
@@ -146,7 +146,8 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm
     mod, n_qdq = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs))  # already-quantised groups
     mod = Q.prepare(mod)
     func = mod["main"]
-    if not n_qdq and Q._targets(func):  # a QDQ model says itself what is quantised: its float ops stay float
+    if not n_qdq and not onnx_qdq.integer_layers(mod) and Q._targets(func):  # a quantised model says itself
+        # what is quantised (QDQ groups, QLinearConv, ...): its float ops stay float
         if not calibration:
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")

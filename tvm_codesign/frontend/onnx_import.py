@@ -1,88 +1,62 @@
 """ONNX -> Relax with the quantised operators TVM 0.27 lacks, and errors that name the node.
 
 ``import_onnx(model, input_shapes)`` checks the graph first (every op known, every input dim static or
-given), then runs TVM's importer with converters for QLinearConv / QLinearMatMul (written as their QDQ
-equivalent, which ``onnx_qdq.rewrite`` turns into integer kernels) and ConvInteger / MatMulInteger with a
-constant weight (int8-offset conv/matmul the accelerator takes; otherwise int32 ops on the CPU).
+given), then runs TVM's importer with converters for QLinearConv, QLinearMatMul, QGemm, ConvInteger and
+MatMulInteger: exact integer arithmetic (``onnx_integer``), on the accelerator where the weight allows it.
 """
 from __future__ import annotations
 
 import contextlib
 
-import numpy as np
 import onnx
 from tvm import relax
-from tvm.ir.expr import Constant
 
 from ..errors import CodesignError
-from .onnx_qdq import fits, integer_op
+from . import onnx_integer as I
 
 
 class ModelImportError(CodesignError, ValueError):
     """A model that cannot be imported; the message names the node or input."""
 
 
-def _dq(x, scale, zp, axis):
-    if zp is None:
-        zp = relax.const(0, str(x.ty.dtype))
-    return relax.op.dequantize(x, scale, zp, axis=axis, out_dtype="float32")
-
-
-def _np(e):
-    return e.value.numpy() if isinstance(e, Constant) else None
-
-
 def _converters():
     import tvm.relax.frontend.onnx.onnx_frontend as OF
+
+    def rank(e) -> int:
+        return len(e.ty.shape)  # of a normalized input (I._normalized)
 
     class QLinearConv(OF.OnnxOpConverter):
         @classmethod
         def _impl_v10(cls, bb, inputs, attr, params):
-            x, xs, xz, w, ws, wz, ys, yz = inputs[:8]
-            b = inputs[8] if len(inputs) > 8 else None
-            xf, wf = _dq(x, xs, xz, 1), _dq(w, ws, wz, 0)
-            bias = None
-            if b is not None:  # int32 bias quantised with x_scale * w_scale (ONNX spec)
-                if _np(xs) is None or _np(ws) is None:
-                    raise ModelImportError("QLinearConv with a bias needs constant x_scale and w_scale")
-                bs = (np.float32(_np(xs)) * _np(ws).astype(np.float32)).reshape(-1).astype(np.float32)
-                bias = _dq(b, relax.const(bs if bs.size > 1 else bs.reshape(())), relax.const(0, "int32"), 0)
-            y = OF.Conv._impl_v11(bb, [bb.normalize(xf), bb.normalize(wf), None if bias is None else bb.normalize(bias)], attr,
-                                  params)
-            return relax.op.quantize(y, ys, yz, axis=1, out_dtype=str(x.ty.dtype))
+            x, xs, xz, w, ws, wz, ys, yz = I._normalized(bb, *inputs[:8])
+            acc = I.conv_sum(bb, x, xz, w, wz, attr)
+            if len(inputs) > 8 and inputs[8] is not None:  # int32 bias quantised with x_scale * w_scale (spec)
+                acc = I.bias_add(bb, acc, inputs[8], rank(x))
+            return I.requantize(bb, acc, xs, ws, ys, yz, str(yz.ty.dtype), [1, -1] + [1] * (rank(x) - 2))
 
     class QLinearMatMul(OF.OnnxOpConverter):
         @classmethod
         def _impl_v10(cls, bb, inputs, attr, params):
-            a, as_, az, b, bs, bz, ys, yz = inputs[:8]
-            af = _dq(a, as_, az, 1)
-            bf = _dq(b, bs, bz, 1 if _np(bs) is not None and _np(bs).size > 1 else 0)
-            y = relax.op.matmul(bb.normalize(af), bb.normalize(bf))
-            return relax.op.quantize(y, ys, yz, axis=-1, out_dtype=str(a.ty.dtype))
+            a, as_, az, b, bs, bz, ys, yz = I._normalized(bb, *inputs[:8])
+            acc = I.matmul_sum(bb, a, az, b, bz)  # a's parameters per tensor or per row, b's per column
+            return I.requantize(bb, acc, as_, bs, ys, yz, str(yz.ty.dtype), [-1],
+                                [-1, 1] if rank(a) >= 2 else None)
 
     class QGemm(OF.OnnxOpConverter):  # com.microsoft QGemm (onnxruntime's QOperator Gemm)
         @classmethod
         def _impl_v1(cls, bb, inputs, attr, params):
-            a, as_, az, b, bs, bz = inputs[:6]
-            c = inputs[6] if len(inputs) > 6 else None
-            ys = inputs[7] if len(inputs) > 7 else None
-            yz = inputs[8] if len(inputs) > 8 else None
+            a, as_, az, b, bs, bz, c, ys, yz = I._normalized(bb, *(list(inputs[:9]) + [None] * 9)[:9])
             if attr.get("transA", 0) or float(attr.get("alpha", 1.0)) != 1.0:
                 raise ModelImportError("QGemm with transA or alpha != 1 is not supported")
-            tb = int(attr.get("transB", 0))
-            bsc = _np(bs)
-            af = bb.normalize(_dq(a, as_, az, 1))
-            bf = bb.normalize(_dq(b, bs, bz, (0 if tb else 1) if bsc is not None and bsc.size > 1 else 1))
-            y = relax.op.matmul(af, bb.normalize(relax.op.permute_dims(bf, [1, 0])) if tb else bf)
-            if c is not None:
-                if _np(as_) is None or bsc is None:
-                    raise ModelImportError("QGemm with a bias needs constant a_scale and b_scale")
-                cs = (np.float32(_np(as_)) * bsc.astype(np.float32)).reshape(-1).astype(np.float32)
-                y = relax.op.add(bb.normalize(y), bb.normalize(
-                    _dq(c, relax.const(cs if cs.size > 1 else cs.reshape(())), relax.const(0, "int32"), 0)))
-            if ys is None:
-                return y  # float output
-            return relax.op.quantize(bb.normalize(y), ys, yz, axis=-1, out_dtype=str(yz.ty.dtype))
+            if attr.get("transB", 0):
+                b = relax.const(I._np(b).T) if I._np(b) is not None else bb.normalize(relax.op.permute_dims(b))
+            acc = I.matmul_sum(bb, a, az, b, bz)
+            if c is not None:  # int32, quantised with a_scale * b_scale: added to the sum
+                acc = relax.op.add(acc, relax.op.astype(c, "int32"))
+            if ys is None:  # float output: float32(acc) * float32(a_scale * b_scale)
+                return relax.op.multiply(relax.op.astype(acc, "float32"), relax.op.multiply(
+                    relax.op.astype(as_, "float32"), relax.op.astype(bs, "float32")))
+            return I.requantize(bb, acc, as_, bs, ys, yz, str(yz.ty.dtype), [-1])
 
     def integer(kind):
         class Integer(OF.OnnxOpConverter):
@@ -91,32 +65,9 @@ def _converters():
                 x, w = inputs[0], inputs[1]
                 xz = inputs[2] if len(inputs) > 2 else None
                 wz = inputs[3] if len(inputs) > 3 else None
-                wc = _np(w)
-                xzc = np.zeros(1) if xz is None else _np(xz)
-                wzc = np.zeros(1) if wz is None else _np(wz)
-                conv = None
                 if kind == "conv":
-                    dil, grp = list(attr.get("dilations", [1, 1])), int(attr.get("group", 1))
-                    pads = list(attr.get("pads", [0, 0, 0, 0]))
-                    if dil == [1, 1] and grp == 1 and "auto_pad" not in attr and len(pads) == 4:
-                        conv = {"strides": list(attr.get("strides", [1, 1])), "padding": pads}
-                if wc is not None and xzc is not None and wzc is not None and xzc.size == 1 \
-                        and (kind == "matmul" or conv is not None):
-                    wzb = wzc.astype(np.int64).reshape((-1, 1, 1, 1) if kind == "conv" and wzc.size > 1 else -1
-                                                        if wzc.size > 1 else ())
-                    wi = wc.astype(np.int64) - wzb
-                    if fits(wi, kind == "conv"):
-                        return integer_op(x, int(xzc.reshape(())), wi, conv)
-                xi, wi_ = relax.op.astype(x, "int32"), relax.op.astype(w, "int32")  # otherwise: int32 on the CPU
-                if xz is not None:
-                    xi = relax.op.subtract(xi, relax.op.astype(xz, "int32"))
-                if wz is not None:
-                    wi_ = relax.op.subtract(wi_, relax.op.astype(wz, "int32"))
-                if kind == "conv":
-                    return relax.op.nn.conv2d(xi, wi_, strides=attr.get("strides", 1), padding=attr.get("pads", 0),
-                                              dilation=attr.get("dilations", 1), groups=attr.get("group", 1),
-                                              out_dtype="int32")
-                return relax.op.matmul(xi, wi_, out_dtype="int32")
+                    return I.conv_sum(bb, x, xz, w, wz, attr)
+                return I.matmul_sum(bb, x, xz, w, wz)
         return Integer
 
     return {"QLinearConv": QLinearConv, "QLinearMatMul": QLinearMatMul, "ConvInteger": integer("conv"),

@@ -10,9 +10,10 @@ groups, which onnxruntime executes as integer kernels (QLinearConv / QGemm / QLi
 
 The accelerator multiplies int8 x int8, so operands are offset into int8: x' = x_q - c with c = 128 for
 uint8 activations (0 for int8), padding is applied on the CPU with the value x_zp - c (the real zero), and
-the offset's contribution (x_zp - c) * sum(w') is folded into the int32 bias. Weights w' = w_q - w_zp
-must fit int8 (true for onnxruntime's symmetric int8 weights); groups that do not fit, or whose conv the
-accelerator does not take (groups > 1, dilation), keep onnxruntime's float QDQ semantics on the CPU.
+the offset's contribution (x_zp - c) * sum(w') is folded into the int32 bias. Weights w' = w_q - w_zp that
+leave int8 (uint8 weights, zero-pointed int8) are shifted into it per output channel, w' + d, and d times the
+input's window sums is subtracted on the CPU. Groups whose conv the accelerator does not take (groups > 1,
+dilation) keep onnxruntime's float QDQ semantics on the CPU. (QLinearConv & co. are lowered by onnx_integer.)
 
 Rounding rules: the int32 sum is exact; requantisation rounds half to even in float32, as onnxruntime's
 integer kernels do. onnxruntime's reference execution (DequantizeLinear, float32 conv, QuantizeLinear) sums in
@@ -118,6 +119,19 @@ def rewrite(mod: tvm.IRModule) -> tuple[tvm.IRModule, int]:
     return relax.transform.DeadCodeElimination()(out), n
 
 
+def integer_layers(mod: tvm.IRModule) -> int:
+    """conv2d / matmul ops of ``main`` with integer operands: layers the model brought already quantised (e.g.
+    QLinearConv, ConvInteger), so its remaining float layers are meant to stay float."""
+    n = [0]
+
+    def visit(e):
+        if _op(e) in _OPS and str(getattr(e.args[0].ty, "dtype", "")).startswith(("int", "uint")):
+            n[0] += 1
+
+    relax.analysis.post_order_visit(mod["main"], visit)
+    return n[0]
+
+
 def _integer_group(g: _Graph, q: relax.Call):
     """The integer replacement of ``quantize(op(dequantize(x), dequantize(w)) [+ bias])``, or None."""
     ys, yz = _const(q.args[1]), _const(q.args[2])
@@ -220,33 +234,84 @@ def conv_params(attrs) -> dict | None:
     return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding]}
 
 
+def int8_shift(w: np.ndarray, conv: bool) -> np.ndarray | None:
+    """Per output channel d (broadcastable to w, 0 where w already fits) with w + d in int8, or None if a
+    channel spans more than 256 values. Output channels: axis 0 of a conv weight, the last axis of a matmul's."""
+    axes = tuple(range(1, w.ndim)) if conv else (w.ndim - 2,)
+    lo, hi = w.min(axis=axes, keepdims=True), w.max(axis=axes, keepdims=True)
+    if np.any(hi - lo > 255):
+        return None
+    return np.where(hi > 127, 127 - hi, np.where(lo < -128, -128 - lo, 0)).astype(np.int64)
+
+
 def fits(w: np.ndarray, conv: bool) -> bool:
-    """w - w_zp fits int8 and has the rank of a conv (OIHW) or matmul (K x N) weight."""
-    return w.min() >= -128 and w.max() <= 127 and w.ndim == (4 if conv else 2)
+    """w - w_zp shifts into int8 per output channel (always true for 8-bit weights) and has the rank of a conv
+    (OIHW) or matmul (K x N) weight."""
+    return w.ndim == (4 if conv else 2) and int8_shift(w, conv) is not None
 
 
-def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
-    """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding) or matmul the
-    accelerator takes.
+def integer_op(xq: relax.Expr, xz, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
+    """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding, optional dilation and
+    groups) or matmul (w: K x N, or batched ... x K x N) the accelerator takes (``offload`` decides per layer).
 
     x_q (uint8 or int8) is offset to int8 x' = x_q - c (c = 128 for uint8); padding is done on the CPU with
     x_zp - c when that is not 0; the offset's share (x_zp - c) * sum(w) is subtracted as an int32 constant.
+    x_zp is an int, or a one-element run-time tensor (DynamicQuantizeLinear; not with padding), whose share is
+    subtracted at run time. A weight outside int8 (uint8 weights, or int8 with a zero point) is shifted per
+    output channel, w8 = w + d (``int8_shift``), and d times the window (row) sums of x_q - x_zp is subtracted.
     """
     op = relax.op
+    d = int8_shift(w, conv is not None)
+    if d is None:
+        raise ValueError("integer_op: an output channel of the weight spans more than 256 values")
+    static = isinstance(xz, (int, np.integer))
+    if not static and conv is not None and any(conv["padding"]):
+        raise ValueError("integer_op: a run-time input zero point with padding")
     c = 128 if str(xq.ty.dtype) == "uint8" else 0
     xi = op.astype(op.subtract(op.astype(xq, "int32"), relax.const(c, "int32")), "int8") if c else xq
-    off = int(xz) - c  # x_q - x_zp = x' - off
+    off = int(xz) - c if static else op.subtract(_zero_point(xz), relax.const(c, "int32"))  # x_q - x_zp = x' - off
+    w, w_orig = w.astype(np.int64) + d, w
     w8 = relax.const(w.astype(np.int8))
     if conv is not None:
         pt, pl, pb, pr = pads = conv["padding"]
-        if off and any(pads):  # pad with the real zero on the CPU, convolve without padding
+        if static and off and any(pads):  # pad with the real zero on the CPU, convolve without padding
             xi = op.nn.pad(xi, [0, 0, 0, 0, pt, pb, pl, pr], pad_value=float(off))
             pads = [0, 0, 0, 0]
-        acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, out_dtype="int32")
-        corr = (off * w.astype(np.int64).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+        acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, dilation=conv.get("dilation", 1),
+                           groups=conv.get("groups", 1), out_dtype="int32")
+        wsum = w.sum(axis=(1, 2, 3)).reshape(1, -1, 1, 1)
     else:
         acc = op.matmul(xi, w8, out_dtype="int32")
-        corr = off * w.astype(np.int64).sum(axis=0)
-    if off:
-        acc = op.subtract(acc, relax.const(corr.astype(np.int32)))
+        wsum = w.sum(axis=-2, keepdims=w.ndim > 2)
+    if not static:
+        acc = op.subtract(acc, op.multiply(off, relax.const(wsum.astype(np.int32))))
+    elif off:
+        acc = op.subtract(acc, relax.const((off * wsum).astype(np.int32)))
+    if np.any(d):
+        acc = op.subtract(acc, op.multiply(_window_sums(xq, xz, w_orig.shape, conv),
+                                           relax.const(d.reshape(d.shape if conv is None else (1, -1, 1, 1))
+                                                       .astype(np.int32))))
     return acc
+
+
+def _zero_point(xz) -> relax.Expr:
+    """An int or a one-element tensor zero point as an int32 scalar expression."""
+    if isinstance(xz, (int, np.integer)):
+        return relax.const(int(xz), "int32")
+    return relax.op.reshape(relax.op.astype(xz, "int32"), [])
+
+
+def _window_sums(xq: relax.Expr, xz, wshape: tuple, conv: dict | None) -> relax.Expr:
+    """int32 sums of x_q - x_zp over each output's reduction window (zero padded): (N, O or 1, OH, OW) for a
+    conv, (..., M, 1) for a matmul."""
+    op = relax.op
+    xd = op.subtract(op.astype(xq, "int32"), _zero_point(xz))
+    if conv is None:
+        return op.sum(xd, axis=[-1], keepdims=True)
+    g = int(conv.get("groups", 1))
+    n, c, h, w = (int(v) for v in xq.ty.shape)
+    xg = op.sum(op.reshape(xd, [n, g, c // g, h, w]), axis=[2])  # channel sums per group, then the window
+    ones = relax.const(np.ones((g, 1, wshape[2], wshape[3]), np.int32))
+    s = op.nn.conv2d(xg, ones, strides=conv["strides"], padding=conv["padding"], dilation=conv.get("dilation", 1),
+                     groups=g, out_dtype="int32")
+    return op.repeat(s, wshape[0] // g, axis=1) if g > 1 else s

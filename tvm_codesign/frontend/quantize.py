@@ -17,6 +17,7 @@ from tvm import relax
 from tvm.ir.expr import Constant
 
 from . import requant
+from .fold_bn import fold_bn
 
 TARGET_OPS = ("relax.nn.conv2d", "relax.matmul")
 
@@ -72,10 +73,11 @@ _PREPARED = "tvm_codesign.prepared"
 
 
 def prepare(mod: tvm.IRModule) -> tvm.IRModule:
-    """Fold constants (e.g. transposed linear weights) and leave dataflow blocks; done once per model."""
+    """Fold constants (e.g. transposed linear weights) and inference-mode batch norms (into the conv / dense
+    before them), and leave dataflow blocks; done once per model."""
     if mod.attrs is not None and _PREPARED in mod.attrs:
         return mod
-    mod = relax.transform.ToNonDataflow()(relax.transform.FoldConstant()(mod))
+    mod = relax.transform.ToNonDataflow()(fold_bn(relax.transform.FoldConstant()(mod)))
     return mod.with_attr(_PREPARED, True)
 
 
