@@ -301,6 +301,7 @@ _FIELD_RULES.update({f: ("int", lo) for f, lo in (
     ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii", 1),
     ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
     ("pad_bits", 0), ("imm_bits", 2))})
+assert set(_FIELD_RULES) == {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
 
 
 def preset_names() -> list[str]:
