@@ -151,11 +151,11 @@ def test_kill_9_mid_run_loses_at_most_the_record_in_flight(tmp_path):
 
 def test_outputs_are_applied_by_build(tmp_path, monkeypatch):
     res = _tune(tmp_path, budget=6, verify=1, measure=3, objectives=["latency"])
-    cfg_path = res.files["targets"]["latency"]
-    assert cfg_path.parent == tmp_path / "targets"
+    cfg_path = res.files["configs"]["latency"]
+    assert cfg_path.parent == tmp_path / "tuned"
     assert res.files["png"].stat().st_size > 1000 and res.files["csv"].read_text().startswith("point,")
     assert res.verified and all(v["source"] == "simulator" and abs(v["error"]) < 0.15 for v in res.verified)
-    monkeypatch.chdir(tmp_path)  # ./targets and ./schedules are searched
+    monkeypatch.chdir(tmp_path)  # ./tuned is searched by name
     cfg = tc.AcceleratorConfig.load(cfg_path.stem)
     row = res.best["latency"]["layers"][0]
     v = next(v for v in res.verified if v["key"] == row["key"])

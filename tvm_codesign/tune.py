@@ -3,8 +3,10 @@
     python -m tvm_codesign.tune --model resnet18 --space edge --objectives latency,energy,area \\
         --budget 300 --seed 0
 
-Prints a summary table and leaves autotune_logs/<run>.jsonl (+ _pareto.json/.csv/.png), targets/<run>_<best>.json
-and schedules/<config>/<layer>.json behind (under --out). ``tvm_codesign.tune(...)`` is the same as a function.
+Prints a summary table and leaves autotune_logs/<run>.jsonl (+ _pareto.json/.csv/.png), tuned/<run>_<best>.json
+and tuned/schedules/<config>/<layer>.json behind (under --out; never in targets/, the presets).
+``tvm_codesign.tune(...)`` is the same as a function. Ctrl-C stops it with one line: what is saved, and the
+command that resumes.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import json
 import sys
 import types
 
-from .tuner.run import TuneResult, tune  # noqa: F401
+from .errors import CodesignError
+from .tuner.run import TuneInterrupted, TuneResult, resume_command, tune  # noqa: F401
 
 
 def _shape(s: str):
@@ -49,31 +52,35 @@ def main(argv=None) -> TuneResult:
     ap.add_argument("--executor", default="process", choices=["local", "process", "ray"])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
-    ap.add_argument("--out", default=".", help="root for autotune_logs/, targets/, schedules/")
+    ap.add_argument("--out", default=".", help="root for autotune_logs/ (log, Pareto front) and tuned/ (configs, "
+                    "schedules)")
     ap.add_argument("--run", default=None, help="run name (default <model>-<space>-<strategy>-s<seed>)")
     ap.add_argument("--resume", action="store_true", help="continue the run's log instead of refusing to overwrite")
     ap.add_argument("--verify", type=int, default=1, help="best configs to compile and simulate (0: none)")
     ap.add_argument("--measure", type=int, default=4, help="per layer of the verified configs: how many of the "
                     "model's top schedules to compile and simulate; the fastest is stored (1: the model's pick)")
-    ap.add_argument("--no-write", action="store_true", help="keep only the log (no targets/, schedules/, plots)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("--no-write", action="store_true", help="keep only the log (no tuned/ configs or schedules, no "
+                    "plots)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
     try:
         res = tune(a.model, a.space, objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
                    budget=a.budget, area_max=a.area_max, power_max=a.power_max, sram_max=a.sram_max,
                    seed=a.seed, strategy=a.strategy,
                    batch=a.batch, executor=a.executor, workers=a.workers, ray_address=a.ray_address, out_dir=a.out,
-                   run=a.run, resume=a.resume, verify=a.verify, measure=a.measure, write=not a.no_write, progress=not a.quiet,
-                   input_shape=a.input_shape)
-    except (ValueError, OSError) as e:
+                   run=a.run, resume=a.resume, verify=a.verify, measure=a.measure, write=not a.no_write,
+                   progress=not a.quiet, input_shape=a.input_shape, resume_hint=resume_command(argv))
+    except TuneInterrupted:  # tune printed what is saved and how to resume
+        sys.exit(130)
+    except (CodesignError, ValueError, OSError) as e:
         ap.exit(2, f"error: {e}\n")
     print(f"\n{res.run}: {res.evaluations} configs evaluated in {res.wall_s:.1f} s; Pareto front "
           f"({len(res.front)} configs, objectives {', '.join(res.objectives)}):")
     print(res.table())
     b, base = res.best, res.baseline
-    print(f"\nvs {res.space.base.name} (tuned schedules): best latency {base['latency_s'] / b['latency']['latency_s'] if 'latency' in b else float('nan'):.2f}x faster, "
-          f"best EDP {base['edp'] / b['edp']['edp']:.2f}x lower")
+    print("\n" + res.gains())
     if res.verified:
         errs = [abs(v["error"]) for v in res.verified]
         print(f"verified {len(errs)} layers by compile + simulate: model cycles within "
@@ -87,7 +94,7 @@ def main(argv=None) -> TuneResult:
             print(f"  schedules: {len(v)} files under {v[0].parents[1] if v else '-'}")
         elif isinstance(v, dict):
             for lbl, p in v.items():
-                print(f"  {k} ({lbl}): {p}")
+                print(f"  config ({lbl}): {p}")
         else:
             print(f"  {k}: {v}")
     if a.json:

@@ -1,4 +1,7 @@
-"""AcceleratorConfig: the accelerator's parameters as data (``targets/*.json``), validated on construction."""
+"""AcceleratorConfig: the accelerator's parameters as data (``targets/*.json``), validated on construction.
+
+Presets live in ``targets/`` (``preset_names``). Configs written by the tuner live apart from them, under
+``<out>/tuned/``: they load by path from anywhere, or by name from the tuned directories (``tuned_dirs``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,10 +19,7 @@ from . import isa
 _REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
 
 
-def target_dirs() -> list[Path]:
-    """Directories searched by ``AcceleratorConfig.load(name)``, in order."""
-    dirs = [Path(p) for p in os.environ.get("TVM_CODESIGN_TARGETS", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "targets", _REPO_TARGETS]
+def _existing(dirs: list[Path]) -> list[Path]:
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
@@ -27,6 +27,24 @@ def target_dirs() -> list[Path]:
             seen.add(r)
             out.append(r)
     return out
+
+
+def _env_dirs(var: str) -> list[Path]:
+    return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
+
+
+def target_dirs() -> list[Path]:
+    """Directories of the presets, searched first by ``AcceleratorConfig.load(name)``, in order."""
+    return _existing(_env_dirs("TVM_CODESIGN_TARGETS") + [Path.cwd() / "targets", _REPO_TARGETS])
+
+
+def tuned_dirs() -> list[Path]:
+    """Directories of tuned configs, searched by ``AcceleratorConfig.load(name)`` after the presets:
+    $TVM_CODESIGN_TUNED, ./tuned (where ``tune`` writes them). Never part of ``preset_names``."""
+    return _existing(_env_dirs("TVM_CODESIGN_TUNED") + [Path.cwd() / "tuned"])
+
+
+_FIELD_RULES: dict = {}  # field -> (kind, allowed values or lower bound), filled below the class
 
 
 def _pow2(v) -> bool:
@@ -38,7 +56,9 @@ class AcceleratorConfig:
     """A VTA-style int8 accelerator. Defaults are the original VTA Pynq configuration.
 
     Sizes in bytes, bandwidth in bytes/cycle, latencies in cycles. The ISA field widths
-    (``isa_layout``) are derived from these numbers and checked to fit ``insn_bits``.
+    (``isa_layout``) are derived from these numbers and checked to fit ``insn_bits``. ``schedules`` is not
+    hardware: the directory of this config's tuned schedules (``schedules/store.py``), searched first; in a
+    JSON file it is relative to that file.
     """
 
     name: str = "vta_default"
@@ -73,6 +93,8 @@ class AcceleratorConfig:
     loop_iter_bits: int = 14
     pad_bits: int = 4
     imm_bits: int = 16
+    # where the tuner stored this config's schedules (not hardware: not part of ``key``)
+    schedules: str = ""
 
     def __post_init__(self):
         for f in ("dram_bandwidth", "clock_mhz"):  # 8 and 8.0 are the same hardware (and the same key)
@@ -86,35 +108,19 @@ class AcceleratorConfig:
     def _validate(self):
         if not isinstance(self.name, str) or not self.name:
             raise ConfigError("name", "must be a non-empty string")
-        for f in ("batch", "block_in", "block_out"):
-            v = getattr(self, f)
-            if not _pow2(v):
-                raise ConfigError(f, f"{v!r} must be a power of two >= 1")
-        for f, allowed in (("inp_bits", (8, 16)), ("wgt_bits", (8, 16)), ("acc_bits", (16, 32)),
-                           ("out_bits", (8, 16, 32))):
-            if getattr(self, f) not in allowed:
-                raise ConfigError(f, f"{getattr(self, f)!r} not supported; allowed: {allowed}")
+        if not isinstance(self.schedules, str):
+            raise ConfigError("schedules", f"{self.schedules!r} must be a directory path (a string)")
+        for f in _FIELD_RULES:
+            err = field_error(f, getattr(self, f))
+            if err:
+                raise ConfigError(f, err)
         if self.out_bits > self.acc_bits:
             raise ConfigError("out_bits", f"{self.out_bits} exceeds acc_bits {self.acc_bits}")
-        for f, elem in (("uop_buffer_bytes", None), ("inp_buffer_bytes", self.inp_elem_bytes),
-                        ("wgt_buffer_bytes", self.wgt_elem_bytes), ("acc_buffer_bytes", self.acc_elem_bytes)):
+        for f, elem in (("inp_buffer_bytes", self.inp_elem_bytes), ("wgt_buffer_bytes", self.wgt_elem_bytes),
+                        ("acc_buffer_bytes", self.acc_elem_bytes)):
             v = getattr(self, f)
-            if not _pow2(v):
-                raise ConfigError(f, f"{v!r} must be a power of two number of bytes")
-            if elem is not None and v < elem:
+            if v < elem:
                 raise ConfigError(f, f"{v} B cannot hold one {elem} B element (one tile); need >= {elem}")
-        for f, unit in (("dram_bandwidth", " bytes/cycle"), ("clock_mhz", " MHz")):
-            v = getattr(self, f)
-            if not isinstance(v, float) or not 0 < v < math.inf:
-                raise ConfigError(f, f"{v!r} must be a finite number > 0{unit}")
-        for f, lo in (("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0),
-                      ("alu_ii", 1), ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8),
-                      ("dram_stride_bits", 1), ("loop_iter_bits", 1), ("pad_bits", 0), ("imm_bits", 2)):
-            v = getattr(self, f)
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ConfigError(f, f"{v!r} must be an integer >= {lo}")
-        if self.insn_bits % 64:
-            raise ConfigError("insn_bits", f"{self.insn_bits} must be a multiple of 64")
         if self.imm_bits > self.acc_bits:
             raise ConfigError("imm_bits", f"{self.imm_bits} exceeds acc_bits {self.acc_bits}")
         if self.uop_buffer_bytes < self.uop_bytes:
@@ -204,9 +210,9 @@ class AcceleratorConfig:
 
     @property
     def hardware_dict(self) -> dict:
-        """The fields that define the hardware (everything but name and description)."""
+        """The fields that define the hardware (everything but name, description and schedules)."""
         d = self.to_dict()
-        d.pop("name"), d.pop("description")
+        d.pop("name"), d.pop("description"), d.pop("schedules")
         return d
 
     @cached_property
@@ -216,33 +222,48 @@ class AcceleratorConfig:
         return f"{self.batch}x{self.block_in}x{self.block_out}-{hashlib.sha1(blob).hexdigest()[:8]}"
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the config as JSON; ``schedules`` is stored relative to the file (absolute if on another
+        drive), so a directory holding both can move."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        d = self.to_dict()
+        if d["schedules"]:
+            sched = Path(d["schedules"]).resolve()
+            try:
+                d["schedules"] = os.path.relpath(sched, path.parent.resolve())
+            except ValueError:
+                d["schedules"] = str(sched)
+        else:
+            del d["schedules"]
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.write_text(json.dumps(d, indent=2) + "\n")
         tmp.replace(path)
         return path
 
     @classmethod
     def load(cls, name_or_path: "str | os.PathLike | AcceleratorConfig") -> "AcceleratorConfig":
-        """Load a preset by name from the targets directories, or a JSON file by path."""
+        """Load a JSON file by path, or by name a preset (``target_dirs``), else a tuned config (``tuned_dirs``).
+        A relative ``schedules`` directory in the file is resolved against the file's directory."""
         if isinstance(name_or_path, AcceleratorConfig):
             return name_or_path
         p = Path(name_or_path)
         if not (p.suffix == ".json" or p.exists()):
-            for d in target_dirs():
+            for d in target_dirs() + tuned_dirs():
                 if (d / f"{p.name}.json").is_file():
                     p = d / f"{p.name}.json"
                     break
             else:
                 raise ConfigError("name", f"no preset named {str(name_or_path)!r}; available: "
-                                  f"{', '.join(preset_names()) or '(none)'} in {[str(d) for d in target_dirs()]}")
+                                  f"{', '.join(preset_names()) or '(none)'} in {[str(d) for d in target_dirs()]}"
+                                  f" (tuned configs: by path, or by name from {[str(d) for d in tuned_dirs()]})")
         try:
             data = json.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError("name", f"file {str(p)!r} does not exist") from None
         except json.JSONDecodeError as e:
             raise ConfigError("<file>", f"{p} is not valid JSON: {e}") from None
+        if isinstance(data, dict) and isinstance(data.get("schedules"), str) and data["schedules"]:
+            data = {**data, "schedules": str((p.resolve().parent / data["schedules"]).resolve())}
         return cls.from_dict(data)
 
     def __str__(self) -> str:
@@ -252,8 +273,39 @@ class AcceleratorConfig:
                 f"{self.clock_mhz:g} MHz]")
 
 
+def field_error(field: str, value) -> str | None:
+    """What is wrong with one value of a hardware field on its own (None: nothing); cross-field limits
+    (an element per buffer, out_bits <= acc_bits, ISA widths) are checked by the config."""
+    kind, rule = _FIELD_RULES[field]
+    if kind == "pow2":
+        return None if _pow2(value) else f"{value!r} must be a power of two " + ("number of bytes" if rule else ">= 1")
+    if kind == "choice":
+        return None if value in rule and not isinstance(value, bool) else f"{value!r} not supported; allowed: {rule}"
+    if kind == "float":
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
+        return None if ok else f"{value!r} must be a finite number > 0{rule}"
+    if not isinstance(value, int) or isinstance(value, bool) or value < rule:
+        return f"{value!r} must be an integer >= {rule}"
+    if field == "insn_bits" and value % 64:
+        return f"{value} must be a multiple of 64"
+    return None
+
+
+_FIELD_RULES.update({f: ("pow2", False) for f in ("batch", "block_in", "block_out")})
+_FIELD_RULES.update({f: ("pow2", True) for f in ("uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes",
+                                                 "acc_buffer_bytes")})
+_FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8, 16)), "acc_bits": ("choice", (16, 32)),
+                     "out_bits": ("choice", (8, 16, 32)), "dram_bandwidth": ("float", " bytes/cycle"),
+                     "clock_mhz": ("float", " MHz")})
+_FIELD_RULES.update({f: ("int", lo) for f, lo in (
+    ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii", 1),
+    ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
+    ("pad_bits", 0), ("imm_bits", 2))})
+assert set(_FIELD_RULES) == {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
+
+
 def preset_names() -> list[str]:
-    """Names of the presets found in the targets directories."""
+    """Names of the presets found in the targets directories (never the tuner's outputs in ``tuned_dirs``)."""
     names = set()
     for d in target_dirs():
         names.update(p.stem for p in d.glob("*.json"))

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import energy
-from .config import AcceleratorConfig, target_dirs
+from .config import AcceleratorConfig, field_error, target_dirs
 
 CONSTRAINTS = ("area_mm2_max", "sram_kib_max", "power_w_max")
 
@@ -47,7 +47,7 @@ class DesignSpace:
             raise ConfigError(sorted(unknown)[0], "unknown key in a design space (known: name, description, base, "
                               "params, constraints)")
         base = AcceleratorConfig.load(d.get("base", "vta_default"))
-        fields = {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description"}
+        fields = {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
         params = {}
         for field, spec in d["params"].items():
             if field not in fields:
@@ -63,8 +63,11 @@ class DesignSpace:
                 raise ConfigError(field, f"expected a non-empty list of choices or {{'pow2': [lo, hi]}}, got {spec!r}")
             kind = type(getattr(base, field))
             for c in choices:
-                if isinstance(c, bool) or not isinstance(c, (int, float)) or (kind is int and c != int(c)):
-                    raise ConfigError(field, f"choice {c!r} is not a {kind.__name__}")
+                if isinstance(c, bool) or not isinstance(c, (int, float)) or (kind is int and not (math.isfinite(c) and c == int(c))):
+                    raise ConfigError(field, f"choice {c!r} is not {'an integer' if kind is int else 'a number'}")
+                err = field_error(field, kind(c))  # the field's own rule: sizes > 0 and powers of two, ...
+                if err:
+                    raise ConfigError(field, f"choice {c!r} of design space {d.get('name', 'space')!r}: {err}")
             params[field] = tuple(kind(c) for c in choices)
         constraints = dict(d.get("constraints", {}))
         for k, v in constraints.items():

@@ -1,10 +1,12 @@
-"""Tuned schedules on disk: ``schedules/<config name>/<workload key>.json``, applied by compilation.
+"""Tuned schedules on disk: ``<dir>/<config name>/<workload key>.json``, applied by compilation.
 
-The tuner writes one file per (config, layer); ``lookup`` finds it again when ``build`` or ``compile`` meets
-the same layer on the same hardware. A file is used only if its ``config_key`` is the config's (so a renamed
-or edited config never picks up stale schedules) and its knobs pass ``knobs.check``; otherwise the layer gets
-the default schedule and a warning says why. Directories searched, first hit wins:
-$TVM_CODESIGN_SCHEDULES, ./schedules, <repo>/schedules.
+The tuner writes one file per (config, layer) under ``<out>/tuned/schedules`` and records that directory in
+the config it returns and saves (``AcceleratorConfig.schedules``); ``lookup`` finds the file again when
+``build`` or ``compile`` meets the same layer on the same hardware, from any working directory. A file is used
+only if its ``config_key`` is the config's (so a renamed or edited config never picks up stale schedules) and
+its knobs pass ``knobs.check``; otherwise the layer gets the default schedule and a warning says why.
+Directories searched, first hit wins: the config's ``schedules``, $TVM_CODESIGN_SCHEDULES, ./schedules,
+<repo>/schedules.
 """
 from __future__ import annotations
 
@@ -21,9 +23,17 @@ _REPO_SCHEDULES = Path(__file__).resolve().parents[2] / "schedules"
 _warned: set = set()
 
 
-def schedule_dirs() -> list[Path]:
+def schedule_dirs(cfg: AcceleratorConfig | None = None) -> list[Path]:
+    """The directories ``lookup`` searches for ``cfg``'s schedules, in order (existing ones only)."""
     dirs = [Path(p) for p in os.environ.get("TVM_CODESIGN_SCHEDULES", "").split(os.pathsep) if p]
     dirs += [Path.cwd() / "schedules", _REPO_SCHEDULES]
+    if cfg is not None and cfg.schedules:
+        own = Path(cfg.schedules)
+        if own.is_dir():
+            dirs.insert(0, own)
+        else:
+            _warn(f"config {cfg.name!r}: its schedules directory {own} does not exist; its layers get the "
+                  "default schedules unless another directory has them")
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
@@ -65,7 +75,7 @@ def lookup(wl: Workload, cfg: AcceleratorConfig) -> Knobs | None:
     """The stored schedule of ``wl`` on ``cfg``, or None (no file, another config's file, or knobs that no
     longer fit: warned)."""
     name = f"{workload_key(wl)}.json"
-    for d in schedule_dirs():
+    for d in schedule_dirs(cfg):
         path = d / cfg.name / name
         if not path.is_file():
             continue

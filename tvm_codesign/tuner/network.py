@@ -20,6 +20,7 @@ from ..schedules.layout import fold_kw
 from ..schedules.store import workload_key
 from ..schedules.workload import Workload
 from . import knob_grid
+from .feasibility import why_not
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,11 +53,7 @@ def _pick(wl: Workload, cfg: AcceleratorConfig, schedules: str):
     if schedules == "tuned":
         cols = knob_grid.grid(wl, cfg)
         if len(cols["tile_n"]) == 0:
-            try:
-                kn.check_workload(wl, cfg)
-            except kn.KnobError as e:
-                return None, str(e)
-            return None, f"no schedule of {wl.describe()} fits the SRAMs of this config"
+            return None, f"{wl.describe()} has no schedule on this config: {why_not(wl, cfg)}"
         r = A.evaluate(cols)
         i = int(np.lexsort((r["energy_pj"], r["cycles"]))[0])
         k = knob_grid.knobs_at(cols, i)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..hardware import energy
-from ..hardware.space import DesignSpace
+from ..hardware.space import DesignSpace, sram_kib
 from .network import Layer
 
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
@@ -20,7 +20,7 @@ MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this
 
 class Pool:
     def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0,
-                 sram_max: float | None = None):
+                 sram_max: float | None = None, progress: bool = False):
         self.space = space
         self.limits = space.limits(area_max, sram_max)
         if space.size <= MAX_POOL:
@@ -29,32 +29,58 @@ class Pool:
             idx = np.unique(np.random.default_rng(seed).integers(0, space.size, MAX_POOL))
         self.fields = list(space.params)
         points, values, area, mac_pj, self.infeasible = [], [], [], [], 0
-        for i, d in zip(idx.tolist(), space.digits(idx)):
-            vals = {f: c[k] for (f, c), k in zip(space.params.items(), d)}
-            try:
-                cfg = space.base.replace(name=f"{space.name}_{i}", **vals)
-            except ConfigError:
-                self.infeasible += 1
-                continue
-            a = energy.area_mm2(cfg)["total"]
-            if not space.feasible(cfg, self.limits, a):
-                self.infeasible += 1
-                continue
-            points.append(i)
-            values.append([float(vals[f]) for f in self.fields])
-            area.append(a)
-            mac_pj.append(energy.mac_pj(cfg))
+        invalid: dict = {}     # ConfigError text -> (count, an example point's values)
+        over = {"area": [0, np.inf], "sram": [0, np.inf]}  # count, smallest value seen
+        from tqdm.auto import tqdm
+        with tqdm(total=len(idx), desc=f"feasible configs of {space.name}", unit="cfg", disable=not progress,
+                  leave=False, mininterval=0.5) as bar:
+            for n, (i, d) in enumerate(zip(idx.tolist(), space.digits(idx))):
+                if n % 4096 == 4095:
+                    bar.update(4096)
+                vals = {f: c[k] for (f, c), k in zip(space.params.items(), d)}
+                try:
+                    cfg = space.base.replace(name=f"{space.name}_{i}", **vals)
+                except ConfigError as e:
+                    self.infeasible += 1
+                    c, ex = invalid.get(str(e), (0, vals))
+                    invalid[str(e)] = (c + 1, ex)
+                    continue
+                a = energy.area_mm2(cfg)["total"]
+                if not space.feasible(cfg, self.limits, a):
+                    self.infeasible += 1
+                    amax = self.limits["area_mm2_max"]
+                    kind, v = ("area", a) if amax is not None and a > amax else ("sram", sram_kib(cfg))
+                    over[kind][0] += 1
+                    over[kind][1] = min(over[kind][1], v)
+                    continue
+                points.append(i)
+                values.append([float(vals[f]) for f in self.fields])
+                area.append(a)
+                mac_pj.append(energy.mac_pj(cfg))
         if not points:
-            amax, smax = self.limits["area_mm2_max"], self.limits["sram_kib_max"]
-            said = ([f"area <= {amax} mm^2"] if amax is not None else []) + \
-                ([f"on-chip SRAM <= {smax} KiB"] if smax is not None else [])
-            raise ConfigError("space", f"design space {space.name!r} has no feasible point"
-                              + (f" with {' and '.join(said)}" if said else ""))
+            raise ConfigError("space", self._none_feasible(len(idx), invalid, over))
         self.points = np.array(points, np.int64)
         self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
         self.area = np.array(area)
         self.mac_pj = np.array(mac_pj)
         self.position = {p: j for j, p in enumerate(points)}
+
+    def _none_feasible(self, n: int, invalid: dict, over: dict) -> str:
+        """Why no point of the space is feasible: invalid configs (the ConfigError naming the field or ISA
+        opcode that overflows) and limits broken, each with a count."""
+        said = []
+        for msg, (c, vals) in sorted(invalid.items(), key=lambda kv: -kv[1][0])[:3]:
+            ex = ", ".join(f"{f}={v:g}" if isinstance(v, float) else f"{f}={v}" for f, v in vals.items())
+            said.append(f"{c} {'is not a valid config' if c == 1 else 'are not valid configs'} ({msg}; e.g. {ex})")
+        if len(invalid) > 3:
+            said.append(f"{sum(c for c, _ in list(invalid.values())[3:])} more are invalid for other reasons")
+        amax, smax = self.limits["area_mm2_max"], self.limits["sram_kib_max"]
+        if over["area"][0]:
+            said.append(f"{over['area'][0]} exceed{'s' * (over['area'][0] == 1)} area <= {amax} mm^2 (the smallest is {over['area'][1]:.3g} mm^2)")
+        if over["sram"][0]:
+            said.append(f"{over['sram'][0]} exceed{'s' * (over['sram'][0] == 1)} on-chip SRAM <= {smax} KiB (the smallest has "
+                        f"{over['sram'][1]:g} KiB)")
+        return f"design space {self.space.name!r} has no feasible point: of its {n} points, " + "; ".join(said)
 
     def __len__(self) -> int:
         return len(self.points)

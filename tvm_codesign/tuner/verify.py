@@ -21,11 +21,17 @@ def _measure(wl, cfg, knobs: dict) -> dict:
 
 
 def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer], log, done: dict,
-                   top: int = 1) -> list[dict]:
-    """One ``verify`` record per (picked config, layer), appended to ``log``; ``done`` caches earlier ones."""
+                   top: int = 1, progress: bool = False) -> list[dict]:
+    """One ``verify`` record per (picked config, layer), appended to ``log``; ``done`` caches earlier ones.
+    ``progress``: a bar over the kernels compiled and simulated."""
+    from tqdm.auto import tqdm
     if top < 1:
         raise ValueError(f"top must be >= 1 (schedules to measure per layer), got {top}")
     by_key = {ly.key: ly for ly in layers}
+    todo = sum(1 for rec in records for row in rec["layers"]
+               if (rec["point"], row["key"]) not in done or done[(rec["point"], row["key"])].get("top", 1) < top)
+    bar = tqdm(total=todo * top, desc="verify: compile + simulate", unit="kernel", disable=not progress or not todo,
+               leave=False)
     out = []
     for rec in records:
         cfg = space.config(rec["point"])
@@ -34,7 +40,9 @@ def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer],
             if key not in done or done[key].get("top", 1) < top:
                 wl = by_key[row["key"]].workload
                 kwl = fold_kw(wl, cfg) or wl
+                bar.set_postfix_str(row["name"])
                 chosen = _measure(kwl, cfg, row["knobs"])
+                bar.update()
                 tried = [chosen]
                 if top > 1:
                     seen = {Knobs.from_dict(row["knobs"])}
@@ -42,6 +50,8 @@ def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer],
                         if k not in seen and len(tried) < top:
                             seen.add(k)
                             tried.append(_measure(kwl, cfg, k.to_dict()))
+                            bar.update()
+                bar.update(top - len(tried))  # fewer distinct schedules than asked
                 fast = min(tried, key=lambda t: (t["sim_cycles"], t["sim_energy_pj"]))
                 v = {"type": "verify", "point": rec["point"], "key": row["key"], "layer": row["name"],
                      "knobs": row["knobs"], "model_cycles": row["cycles"], "sim_cycles": chosen["sim_cycles"],
@@ -52,4 +62,5 @@ def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer],
                 log.append(v)
                 done[key] = v
             out.append(done[key])
+    bar.close()
     return out

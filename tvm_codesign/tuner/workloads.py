@@ -44,7 +44,10 @@ def _from_json(path: Path) -> list[Layer]:
 
 def _onnx_inputs(path: Path, input_shape) -> tuple[dict, list]:
     import onnx
-    m = onnx.load(str(path), load_external_data=False)
+    try:
+        m = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 (protobuf's DecodeError and friends: not a readable ONNX model)
+        raise ModelSpecError(f"cannot read an ONNX model from {str(path)!r}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     inits = {t.name for t in m.graph.initializer}
     shapes, calib = {}, []
     rng = np.random.default_rng(0)
