@@ -27,22 +27,11 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
         return model
     try:
         import torch
-        if isinstance(model, torch.nn.Module):
-            if example_inputs is None:
-                raise ValueError("a torch.nn.Module needs example_inputs (or calibration) to be exported")
-            from tvm.relax.frontend.torch import from_exported_program
-            ex = tuple(torch.as_tensor(np.asarray(a)) for a in example_inputs)
-            name = type(model).__name__
-            try:
-                ep = torch.export.export(model.eval(), ex)
-            except Exception as e:
-                raise ModelImportError(f"torch.export of {name} failed: {str(e).splitlines()[0]}") from e
-            try:
-                return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
-            except Exception as e:
-                raise ModelImportError(f"TVM's PyTorch importer failed on {name}: {e}") from e
     except ImportError:
-        pass
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from .frontend.torch_import import import_torch
+        return import_torch(model, example_inputs)
     import onnx
     if isinstance(model, (str, onnx.ModelProto)) or hasattr(model, "__fspath__"):
         from .frontend.onnx_import import import_onnx
