@@ -14,7 +14,6 @@ from tvm import relax
 
 from .frontend import epilogue, onnx_qdq
 from .frontend import quantize as Q
-from .frontend.onnx_import import ModelImportError
 from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .runtime import entry

@@ -9,7 +9,9 @@ strided_slice:
 - an index computed at run time: ``take`` wraps (``mode="wrap"``), the others index with ``floor_mod(i, n)``,
   which is ``i + n`` for ``-n <= i < 0`` and never reads outside the tensor;
 - strided_slice's constant begin/end (positive strides): ``b < 0`` becomes ``b + n``, then both clamp to
-  ``[0, n]``, as torch slices.
+  ``[0, n]``, as torch slices;
+- slice_scatter (bounds already normalised by the importer): a ``where`` over a constant mask and a ``take`` of
+  the source, because TVM's legalization takes from the source in fast mode with indices past its end.
 """
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ def _dims(e) -> list | None:
         return [int(d) for d in e.ty.shape]
     except (TypeError, AttributeError):
         return None
+
+
+def _shape(e) -> str:
+    return "(" + ", ".join(str(d) for d in e.ty.shape) + ")"
 
 
 def _axis(axis, ndim: int) -> int:
@@ -71,7 +77,7 @@ class _Rewrite:
         shape = _dims(x)
         axis = None if call.attrs.axis is None else _axis(call.attrs.axis, x.ty.ndim)
         n = None if shape is None else (math.prod(shape) if axis is None else shape[axis])
-        what = "the flattened tensor" if axis is None else f"axis {axis} of shape {tuple(shape or ())}"
+        what = "the flattened tensor" if axis is None else f"axis {axis} of shape {_shape(x)}"
         new = self.index("take", idx, n, what, wrap_ok=True)
         if new is None:  # a run-time index: wrap it (fast mode reads out of bounds)
             mode = "wrap" if str(call.attrs.mode) == "fast" else str(call.attrs.mode)
@@ -80,7 +86,7 @@ class _Rewrite:
 
     def _per_axis(self, op: str, x, indices) -> list:
         shape = _dims(x)
-        return [self.index(op, t, None if shape is None else shape[k], f"axis {k} of shape {tuple(shape or ())}")
+        return [self.index(op, t, None if shape is None else shape[k], f"axis {k} of shape {_shape(x)}")
                 for k, t in enumerate(indices)]
 
     def index_tensor(self, call):
@@ -97,7 +103,7 @@ class _Rewrite:
         axis = _axis(call.attrs.axis, x.ty.ndim)
         shape = _dims(x)
         return axis, self.index(op, idx, None if shape is None else shape[axis],
-                                f"axis {axis} of shape {tuple(shape or ())}")
+                                f"axis {axis} of shape {_shape(x)}")
 
     def gather_elements(self, call):
         axis, idx = self._elements("gather_elements", call)
@@ -124,9 +130,33 @@ class _Rewrite:
             b2.append(b), e2.append(max(e, b))
         return relax.op.strided_slice(x, axes, b2, e2, strides, assume_inbound=True)
 
+    def slice_scatter(self, call):
+        """x with src written to [start:end:step] along an axis, as where(mask, take(src, j), x): TVM's own
+        legalization takes from src in fast mode with indices up to the size of x."""
+        x, src = call.args[0], call.args[1]
+        shape, src_shape = _dims(x), _dims(src)
+        try:
+            start, end, step = (int(a.value) for a in call.args[2:5])
+        except (TypeError, AttributeError):
+            start = None
+        if start is None or shape is None or src_shape is None:
+            raise ModelImportError(f"slice_scatter of {_shape(src)} into {_shape(x)}: shapes and bounds must be static")
+        axis = _axis(call.attrs.axis, len(shape))
+        pos = np.arange(shape[axis])
+        j, m = (pos - start) // step, src_shape[axis]
+        mask = (pos >= start) & (pos < end) & ((pos - start) % step == 0)
+        if int(mask.sum()) != m:
+            raise ModelImportError(f"slice_scatter: the slice {start}:{end}:{step} of axis {axis} of {_shape(x)} has "
+                                   f"{int(mask.sum())} elements, the source {m}")
+        bb, op = self.m.builder_, relax.op
+        taken = bb.emit(op.take(src, relax.const(np.clip(j, 0, m - 1).astype("int64")), axis, mode="clip"))
+        view = [1] * len(shape)
+        view[axis] = shape[axis]
+        return op.where(relax.const(mask.reshape(view)), taken, x)
+
 
 _OPS = {f"relax.{k}" for k in ("take", "index_tensor", "index_put", "gather_elements", "scatter_elements",
-                               "strided_slice")}
+                               "strided_slice", "slice_scatter")}
 
 
 @relax.expr_functor.mutator
@@ -134,13 +164,18 @@ class _Mutator(relax.PyExprMutator):
     def __init__(self, mod):
         super().__init__(mod)
         self.fix = _Rewrite(self)
+        self.error = None
 
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
         name = getattr(call.op, "name", None)
-        if name not in _OPS:
+        if name not in _OPS or self.error:
             return call
-        return getattr(self.fix, name[len("relax."):])(call)
+        try:
+            return getattr(self.fix, name[len("relax."):])(call)
+        except ModelImportError as e:  # raised again outside: through TVM's FFI it would become a RuntimeError
+            self.error = e
+            return call
 
 
 def normalize_indices(mod: tvm.IRModule) -> tvm.IRModule:
@@ -149,4 +184,6 @@ def normalize_indices(mod: tvm.IRModule) -> tvm.IRModule:
     for gv, f in mod.functions.items():
         if isinstance(f, relax.Function):
             m.builder_.update_func(gv, m.visit_expr(f))
+        if m.error:
+            raise m.error
     return m.builder_.get()

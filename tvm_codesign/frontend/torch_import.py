@@ -6,8 +6,9 @@ rewrites its indexing ops (frontend/indices.py: negative indices, which the impo
 ``take`` that reads out of bounds). Advanced indexing with several index tensors and a slice between or
 around them (``x[i, :, j]``, ``x[:, i, j]``), which the importer turns into an outer product, is converted
 here with torch's rule. A failure names the model, the aten op and the line of the model's source.
-Torch's ``LeafSpec`` FutureWarning, raised inside ``torch.export``'s decompositions, is silenced around
-these calls only.
+Two torch warnings every such import raised (the ``LeafSpec`` FutureWarning of ``torch.export``'s
+decompositions, and the RNN modules' ``_flat_weights`` "assigned during export") are silenced around these calls
+only.
 """
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ from tvm import relax
 from .indices import normalize_indices
 from .onnx_import import ModelImportError
 
-_NOISE = r".*isinstance\(treespec, LeafSpec\)"  # torch 2.13's pytree deprecation, inside run_decompositions
+_NOISE = [  # torch's own warnings on every import of a model that does nothing wrong
+    (FutureWarning, r".*isinstance\(treespec, LeafSpec\)"),  # torch 2.13's pytree, inside run_decompositions
+    (UserWarning, r"The tensor attributes (self\.[\w.]*_flat_weights\[\d+\](, )?)+ were assigned during export"),
+]  # the second: nn.LSTM/GRU's internal weight list, not the user's attributes (those still warn)
 
 
 def _float_dtype(model):
@@ -102,7 +106,8 @@ def import_torch(model, example_inputs) -> tvm.IRModule:
     name = type(model).__name__
     ex = example_tensors(model, example_inputs)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_NOISE, category=FutureWarning)
+        for category, message in _NOISE:
+            warnings.filterwarnings("ignore", message=message, category=category)
         try:
             ep = torch.export.export(model.eval(), ex)
         except Exception as e:
