@@ -1,11 +1,16 @@
-"""frontend/indices.py on hand-built Relax modules, against numpy's indexing (Python's negative-index rule)."""
+"""frontend/indices.py on hand-built Relax modules, against numpy's indexing (Python's negative-index rule), and
+on ONNX imports."""
+import io
 import itertools
 
 import numpy as np
+import onnx
 import pytest
+import torch
 import tvm
 from tvm import relax
 
+import tvm_codesign as tc
 from tvm_codesign.frontend.indices import normalize_indices
 from tvm_codesign.frontend.onnx_import import ModelImportError
 
@@ -96,3 +101,22 @@ def test_runtime_index_into_a_symbolic_dim_is_refused():
     g = relax.Var("g", relax.TensorType((2, 1), "int64"))
     with pytest.raises(ModelImportError, match="gather_elements: an index into axis 1 .* not static"):
         normalize_indices(_module(lambda bb: bb.emit(relax.op.gather_elements(x, g, axis=1)), x, g))
+
+
+def test_onnx_gathers_are_normalised_too(capfd):
+    """ONNX Gather imports as a fast-mode take as well: compiled quietly (no "Fast mode segfaults" log), right."""
+    class M(torch.nn.Module):
+        def forward(self, x, i):
+            return x[:, -1] * 2 + x[..., 1].sum(-1, keepdim=True), x.index_select(1, i)
+
+    x, i = X.copy(), np.array([4, 0, 2])
+    buf = io.BytesIO()
+    torch.onnx.export(M(), (torch.as_tensor(x), torch.as_tensor(i)), buf, input_names=["x", "i"], opset_version=17,
+                      dynamo=False)
+    capfd.readouterr()
+    cm = tc.compile(onnx.load_from_string(buf.getvalue()), "vta_default")
+    assert "Fast mode" not in capfd.readouterr().err
+    i = np.array([-1, 0, -5])  # ONNX Gather takes indices in [-n, n) at run time
+    a, b = cm(x, i)
+    np.testing.assert_allclose(a, x[:, -1] * 2 + x[..., 1].sum(-1, keepdims=True), rtol=1e-6)
+    np.testing.assert_array_equal(b, np.take(x, i, axis=1))

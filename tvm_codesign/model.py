@@ -33,8 +33,9 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
         return import_torch(model, example_inputs)
     import onnx
     if isinstance(model, (str, onnx.ModelProto)) or hasattr(model, "__fspath__"):
+        from .frontend.indices import normalize_indices
         from .frontend.onnx_import import import_onnx
-        return import_onnx(model, input_shapes)
+        return normalize_indices(import_onnx(model, input_shapes))  # its Gathers are fast-mode takes too
     raise TypeError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model or path, "
                     "or a Relax IRModule")
 
