@@ -14,7 +14,6 @@ from tvm import relax
 
 from .frontend import epilogue, onnx_qdq
 from .frontend import quantize as Q
-from .frontend.onnx_import import ModelImportError
 from .frontend.relax import offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
@@ -27,26 +26,16 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
         return model
     try:
         import torch
-        if isinstance(model, torch.nn.Module):
-            if example_inputs is None:
-                raise ValueError("a torch.nn.Module needs example_inputs (or calibration) to be exported")
-            from tvm.relax.frontend.torch import from_exported_program
-            ex = tuple(torch.as_tensor(np.asarray(a)) for a in example_inputs)
-            name = type(model).__name__
-            try:
-                ep = torch.export.export(model.eval(), ex)
-            except Exception as e:
-                raise ModelImportError(f"torch.export of {name} failed: {str(e).splitlines()[0]}") from e
-            try:
-                return from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True)
-            except Exception as e:
-                raise ModelImportError(f"TVM's PyTorch importer failed on {name}: {e}") from e
     except ImportError:
-        pass
+        torch = None
+    if torch is not None and isinstance(model, torch.nn.Module):
+        from .frontend.torch_import import import_torch
+        return import_torch(model, example_inputs)
     import onnx
     if isinstance(model, (str, onnx.ModelProto)) or hasattr(model, "__fspath__"):
+        from .frontend.indices import normalize_indices
         from .frontend.onnx_import import import_onnx
-        return import_onnx(model, input_shapes)
+        return normalize_indices(import_onnx(model, input_shapes))  # its Gathers are fast-mode takes too
     raise TypeError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model or path, "
                     "or a Relax IRModule")
 

@@ -16,7 +16,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
-from . import requant
+from . import inputs, requant
 from .fold_bn import fold_bn
 
 TARGET_OPS = ("relax.nn.conv2d", "relax.matmul")
@@ -86,8 +86,9 @@ def _main(mod: tvm.IRModule) -> relax.Function:
 
 
 def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
-    """max |operand| of every quantisation target over ``samples`` (a list of input tuples): per target, the
-    input's and (activation x activation matmul) the second operand's."""
+    """max |operand| of every quantisation target over ``samples`` (a list of input tuples, each checked and cast
+    to the declared input dtypes by inputs.convert): per target, the input's and (activation x activation
+    matmul) the second operand's."""
     mod = prepare(mod)
     func = mod["main"]
     targets = _targets(func)
@@ -101,11 +102,14 @@ def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
     probe = relax.transform.Normalize()(probe)  # PrimFuncs the importer made (ONNX Clip)
     vm = relax.VirtualMachine(tvm.compile(probe, target="llvm"), tvm.cpu())
     amax = np.zeros(len(probes))
-    for s in samples:
-        s = s if isinstance(s, (tuple, list)) else (s,)
-        outs = vm["main"](*[tvm.runtime.tensor(np.asarray(a, np.float32)) for a in s])
-        for i in range(len(probes)):
-            amax[i] = max(amax[i], float(np.abs(outs[i].numpy()).max()))
+    for k, s in enumerate(samples):
+        outs = vm["main"](*[tvm.runtime.tensor(a) for a in inputs.convert(func.params, s, f"calibration sample {k}")])
+        amax = np.maximum(amax, [np.abs(o.numpy()).max() for o in outs])  # NaN propagates
+    bad = np.flatnonzero(~np.isfinite(amax))
+    if bad.size:  # finite inputs, but NaN/Inf inside the model: every output would be NaN
+        b = [b for b in targets for _ in _calibrated(g, b)][bad[0]]
+        raise ValueError(f"calibration: the model computes non-finite values (NaN/Inf) around "
+                         f"{b.value.op.name} '{b.var.name}'")
     out, i = [], 0
     for b in targets:
         n = len(_calibrated(g, b))
