@@ -12,7 +12,7 @@ The accelerator multiplies int8 x int8, so operands are offset into int8: x' = x
 uint8 activations (0 for int8), padding is applied on the CPU with the value x_zp - c (the real zero), and
 the offset's contribution (x_zp - c) * sum(w') is folded into the int32 bias. Weights w' = w_q - w_zp
 must fit int8 (true for onnxruntime's symmetric int8 weights); groups that do not fit, or whose conv the
-accelerator does not take (groups > 1, dilation), keep onnxruntime's float QDQ semantics on the CPU.
+accelerator does not take (dilation), keep onnxruntime's float QDQ semantics on the CPU.
 
 Rounding rules: the int32 sum is exact; requantisation rounds half to even in float32, as onnxruntime's
 integer kernels do. onnxruntime's reference execution (DequantizeLinear, float32 conv, QuantizeLinear) sums in
@@ -151,7 +151,7 @@ def _integer_group(g: _Graph, q: relax.Call):
     w, wsb = wts
     cp = conv_params(y.attrs) if conv else None
     if str(xq.ty.dtype) not in ("uint8", "int8") or not fits(w, conv) or (conv and cp is None):
-        return None  # e.g. w - w_zp does not fit int8, or a depthwise conv: stays float QDQ on the CPU
+        return None  # e.g. w - w_zp does not fit int8, or a dilated conv: stays float QDQ on the CPU
     ws = _out_scale(w, wsb, conv)
     O = ws.size
     if bias is None:
@@ -213,11 +213,12 @@ def _activation_matmul(g: _Graph, aq, as_, az: int, b, ys, yz, out_dtype: str):
 
 
 def conv_params(attrs) -> dict | None:
-    """strides/padding of a relax conv2d the accelerator takes (NCHW/OIHW, groups 1, no dilation), else None."""
-    if int(attrs.groups) != 1 or tuple(int(d) for d in attrs.dilation) != (1, 1) or str(attrs.data_layout) != "NCHW" \
+    """strides/padding/groups of a relax conv2d the accelerator takes (NCHW/OIHW, no dilation), else None."""
+    if tuple(int(d) for d in attrs.dilation) != (1, 1) or str(attrs.data_layout) != "NCHW" \
             or str(attrs.kernel_layout) != "OIHW":
         return None
-    return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding]}
+    return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding],
+            "groups": int(attrs.groups)}
 
 
 def fits(w: np.ndarray, conv: bool) -> bool:
@@ -226,8 +227,8 @@ def fits(w: np.ndarray, conv: bool) -> bool:
 
 
 def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None) -> relax.Expr:
-    """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding) or matmul the
-    accelerator takes.
+    """int32 sum (x_q - x_zp) * w as an int8 x int8 conv2d (``conv``: strides, padding, optional groups) or
+    matmul the accelerator takes.
 
     x_q (uint8 or int8) is offset to int8 x' = x_q - c (c = 128 for uint8); padding is done on the CPU with
     x_zp - c when that is not 0; the offset's share (x_zp - c) * sum(w) is subtracted as an int32 constant.
@@ -242,8 +243,9 @@ def integer_op(xq: relax.Expr, xz: int, w: np.ndarray, conv: dict | None = None)
         if off and any(pads):  # pad with the real zero on the CPU, convolve without padding
             xi = op.nn.pad(xi, [0, 0, 0, 0, pt, pb, pl, pr], pad_value=float(off))
             pads = [0, 0, 0, 0]
-        acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, out_dtype="int32")
-        corr = (off * w.astype(np.int64).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)
+        acc = op.nn.conv2d(xi, w8, strides=conv["strides"], padding=pads, groups=conv.get("groups", 1),
+                           out_dtype="int32")
+        corr = (off * w.astype(np.int64).sum(axis=(1, 2, 3))).reshape(1, -1, 1, 1)  # per output channel's group
     else:
         acc = op.matmul(xi, w8, out_dtype="int32")
         corr = off * w.astype(np.int64).sum(axis=0)

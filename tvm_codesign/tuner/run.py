@@ -252,7 +252,7 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
 
 def _write(res: TuneResult, out: Path) -> dict:
     from ..schedules import store
-    from ..schedules.layout import fold_kw
+    from ..schedules.groups import kernel_workload
     from ..schedules.workload import Workload  # noqa: F401  (records carry workloads as dicts)
     from ..schedules.knobs import Knobs
     files: dict = {"targets": {}, "schedules": []}
@@ -266,7 +266,7 @@ def _write(res: TuneResult, out: Path) -> dict:
         by_key = {ly.key: ly for ly in res.layers}
         for row in rec["layers"]:
             wl = by_key[row["key"]].workload
-            kwl = fold_kw(wl, cfg) or wl
+            kwl = kernel_workload(wl, cfg)
             v = measured.get((rec["point"], row["key"]))
             knobs, figs = (row["knobs"], {"cycles": row["cycles"], "energy_pj": row["energy_pj"], "source": "model"}) \
                 if v is None else (v["best_knobs"], {"cycles": v["best_sim_cycles"],
