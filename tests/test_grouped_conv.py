@@ -152,7 +152,8 @@ def test_workload_of_takes_grouped_int8_convs():
 
 
 class DW(torch.nn.Module):
-    """Depthwise (multiplier 1 and 2, stride 2), a group-4 conv and pointwise convs."""
+    """Depthwise (multiplier 1 and 2, stride 2, MobileNet), a group-4 3x3 conv, a group-2 5x5 conv (AlexNet), a
+    group-4 1x1 conv with a channel shuffle (ShuffleNet) and pointwise convs."""
 
     def __init__(self):
         super().__init__()
@@ -160,6 +161,8 @@ class DW(torch.nn.Module):
         self.dw = torch.nn.Conv2d(24, 24, 3, stride=2, padding=1, groups=24)
         self.dw2 = torch.nn.Conv2d(24, 48, 3, padding=1, groups=24)
         self.g4 = torch.nn.Conv2d(48, 32, 3, padding=1, groups=4)
+        self.g2 = torch.nn.Conv2d(32, 40, 5, padding=2, groups=2)
+        self.shuffle = torch.nn.Conv2d(40, 32, 1, groups=4)
         self.pw = torch.nn.Conv2d(32, 16, 1)
         self.fc = torch.nn.Linear(16, 10)
 
@@ -167,6 +170,9 @@ class DW(torch.nn.Module):
         x = torch.relu(self.c1(x))
         x = torch.nn.functional.relu6(self.dw(x))
         x = torch.relu(self.g4(torch.relu(self.dw2(x))))
+        x = torch.relu(self.shuffle(torch.relu(self.g2(x))))
+        n, c, h, w = x.shape
+        x = x.reshape(n, 4, c // 4, h, w).transpose(1, 2).reshape(n, c, h, w)
         return self.fc(self.pw(x).mean((2, 3)))
 
 
@@ -187,7 +193,7 @@ def test_ptq_grouped_convs_offloaded(requant):
     cm = tc.compile(model, "vta_default", calibration=[(x,) for x in _xs(4)], requant=requant)
     assert not _convs_on_cpu(cm), cm.cpu_ops
     convs = [k["workload"] for k in cm.kernels if k["workload"]["kind"] == "conv2d"]
-    assert sorted(w["groups"] for w in convs) == [1, 1, 4, 24, 24]
+    assert sorted(w["groups"] for w in convs) == [1, 1, 2, 4, 4, 24, 24]
     if requant == "alu":  # bias, requantisation and ReLU / ReLU6 fused: int8 out of every grouped kernel
         assert all(w["out_dtype"] == "int8" and w["bias"] and w["multiplier"] for w in convs if w["groups"] > 1)
     for x in _xs(4, first=100):
@@ -237,7 +243,8 @@ def test_qdq_depthwise_bit_exact_with_onnxruntime(tmp_path, act, per_channel):
     model = onnx.load(str(tmp_path / "q.onnx"))
     cm = tc.compile(model, "vta_default")
     assert not _convs_on_cpu(cm), cm.cpu_ops
-    assert sorted(k["workload"]["groups"] for k in cm.kernels if k["workload"]["kind"] == "conv2d") == [1, 1, 4, 24, 24]
+    assert sorted(k["workload"]["groups"] for k in cm.kernels if k["workload"]["kind"] == "conv2d") == \
+        [1, 1, 2, 4, 4, 24, 24]
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
