@@ -26,7 +26,8 @@ from .workload import Workload
 @lru_cache(maxsize=4096)
 def best_merge(groups: int, ci: int, co: int, taps: int, alu_passes: int, block_in: int, block_out: int,
                alu_ii: int) -> int:
-    """The k in 1..groups with the least executed work (ties: the smallest k)."""
+    """The k in 1..groups with the least executed work per output pixel (ties: fewer input blocks, then the
+    smallest k)."""
     k = np.arange(1, groups + 1)
     g = -(-groups // k)
     cib, cob = -(-(k * ci) // block_in), -(-(k * co) // block_out)
@@ -44,12 +45,13 @@ def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
 
 def merge_columns(wl: Workload, block_in, block_out, alu_ii) -> np.ndarray:
     """``merge_factor`` over arrays of config fields (one k per config), for the tuner's vectorised prior."""
-    cols = np.stack(np.broadcast_arrays(block_in, block_out, alu_ii), 1).astype(np.int64)
+    bi, bo, ii = (np.asarray(a, np.int64) for a in np.broadcast_arrays(block_in, block_out, alu_ii))
     if wl.kind != "conv2d" or wl.groups == 1:
-        return np.ones(len(cols), np.int64)
-    uniq, inv = np.unique(cols, axis=0, return_inverse=True)
-    ks = [best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, len(wl.epilogue), *map(int, u)) for u in uniq]
-    return np.asarray(ks, np.int64)[inv.reshape(-1)]
+        return np.ones(bi.shape, np.int64)
+    uniq, inv = np.unique((bi << 40) | (bo << 20) | ii, return_inverse=True)  # a few distinct block shapes
+    ks = [best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, len(wl.epilogue), int(u >> 40), int(u >> 20 & 0xFFFFF),
+                     int(u & 0xFFFFF)) for u in uniq]
+    return np.asarray(ks, np.int64)[inv.reshape(bi.shape)]
 
 
 def merged(wl: Workload, cfg: AcceleratorConfig, k: int | None = None) -> Workload:
