@@ -16,7 +16,7 @@ import tempfile
 from _common import resnet18_layers
 
 import tvm_codesign as tc
-from tvm_codesign.schedules.layout import fold_kw
+from tvm_codesign.schedules.groups import kernel_workload
 from tvm_codesign.tuner import network
 
 
@@ -26,7 +26,7 @@ def simulate(cfg, rec, layers) -> dict:
     cycles = pj = 0.0
     for row in rec["layers"]:
         wl = by_key[row["key"]].workload
-        st = tc.build(fold_kw(wl, cfg) or wl, cfg, knobs=row["knobs"]).time()
+        st = tc.build(kernel_workload(wl, cfg), cfg, knobs=row["knobs"]).time()
         cycles += row["count"] * st.cycles
         pj += row["count"] * st.energy_pj["total"]
     lat = cycles / (cfg.clock_mhz * 1e6)

@@ -10,7 +10,9 @@ from tvm_codesign.schedules.resnet import resnet18_convs
 from tvm_codesign.tuner import knob_grid as G
 
 LAYERS = [tc.Workload.conv2d(1, 64, 14, 14, 96, 3, 1, 1, bias=True, shift=8, out_dtype="int8"),
-          tc.Workload.conv2d(2, 24, 9, 9, 40, 7, 2, 3), tc.Workload.dense(33, 200, 70, relu=True),
+          tc.Workload.conv2d(2, 24, 9, 9, 40, 7, 2, 3),
+          tc.Workload.conv2d(2, 40, 9, 9, 40, 3, 2, 1, groups=40, merge=14, bias=True, shift=6, out_dtype="int8"),
+          tc.Workload.conv2d(1, 48, 10, 10, 36, 1, 2, 0, groups=3), tc.Workload.dense(33, 200, 70, relu=True),
           tc.Workload.batch_matmul(3, 16, 64, 32),
           tc.Workload.conv2d(1, 48, 14, 14, 64, 1, 2, 0, bias=True, shift=7, relu=True, out_dtype="int8")]
 

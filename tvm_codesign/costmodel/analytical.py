@@ -61,7 +61,7 @@ def columns(points) -> dict:
         sh = packed_shapes(wl, cfg)
         n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
         rows.append([getattr(cfg, f) for f in CONFIG_FIELDS] + [
-            wl.groups, sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
+            sh["data"][0], sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
             wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, int(wl.bias), int(wl.out_dtype == "int8"),
             n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
             k.vthreads, kn.INP_TILES.index(k.inp_tile)])

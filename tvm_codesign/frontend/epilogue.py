@@ -87,7 +87,7 @@ def _match(clip_var, value, uses, workload_of) -> Fused | None:
             or not -128 <= lo <= hi <= 127:  # a wider clip would let astype wrap: not the saturating store
         return None
     if bias is not None:
-        per_channel = bias.shape == (1, wl.co, 1, 1) if wl.kind == "conv2d" else \
+        per_channel = bias.shape == (1, wl.channels_out, 1, 1) if wl.kind == "conv2d" else \
             (bias.ndim >= 1 and bias.shape[-1] == wl.co == bias.size)
         if str(bias.dtype) != "int32" or not per_channel:
             return None

@@ -12,8 +12,8 @@ The accelerator multiplies int8 x int8, so operands are offset into int8: x' = x
 uint8 activations (0 for int8), padding is applied on the CPU with the value x_zp - c (the real zero), and
 the offset's contribution (x_zp - c) * sum(w') is folded into the int32 bias. Weights w' = w_q - w_zp that
 leave int8 (uint8 weights, zero-pointed int8) are shifted into it per output channel, w' + d, and d times the
-input's window sums is subtracted on the CPU. Groups whose conv the accelerator does not take (groups > 1,
-dilation) keep onnxruntime's float QDQ semantics on the CPU. (QLinearConv & co. are lowered by onnx_integer.)
+input's window sums is subtracted on the CPU. Groups whose conv the accelerator does not take (dilation)
+keep onnxruntime's float QDQ semantics on the CPU. (QLinearConv & co. are lowered by onnx_integer.)
 
 Rounding rules: the int32 sum is exact; requantisation rounds half to even in float32, as onnxruntime's
 integer kernels do. onnxruntime's reference execution (DequantizeLinear, float32 conv, QuantizeLinear) sums in
@@ -165,7 +165,7 @@ def _integer_group(g: _Graph, q: relax.Call):
     w, wsb = wts
     cp = conv_params(y.attrs) if conv else None
     if str(xq.ty.dtype) not in ("uint8", "int8") or not fits(w, conv) or (conv and cp is None):
-        return None  # e.g. w - w_zp does not fit int8, or a depthwise conv: stays float QDQ on the CPU
+        return None  # e.g. w - w_zp does not fit int8, or a dilated conv: stays float QDQ on the CPU
     ws = _out_scale(w, wsb, conv)
     O = ws.size
     if bias is None:
@@ -227,11 +227,12 @@ def _activation_matmul(g: _Graph, aq, as_, az: int, b, ys, yz, out_dtype: str):
 
 
 def conv_params(attrs) -> dict | None:
-    """strides/padding of a relax conv2d the accelerator takes (NCHW/OIHW, groups 1, no dilation), else None."""
-    if int(attrs.groups) != 1 or tuple(int(d) for d in attrs.dilation) != (1, 1) or str(attrs.data_layout) != "NCHW" \
+    """strides/padding/groups of a relax conv2d the accelerator takes (NCHW/OIHW, no dilation), else None."""
+    if tuple(int(d) for d in attrs.dilation) != (1, 1) or str(attrs.data_layout) != "NCHW" \
             or str(attrs.kernel_layout) != "OIHW":
         return None
-    return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding]}
+    return {"strides": [int(s) for s in attrs.strides], "padding": [int(p) for p in attrs.padding],
+            "groups": int(attrs.groups)}
 
 
 def int8_shift(w: np.ndarray, conv: bool) -> np.ndarray | None:

@@ -1,9 +1,9 @@
 """Post-training quantisation of float Relax models for the accelerator.
 
-Targets: float32 conv2d (groups 1, no dilation, symmetric padding, NCHW) and matmul whose weight is a
-constant, and matmul of two activations with equal batch dims (attention: both operands are quantised per
-tensor like x). ``calibrate`` runs the float model on the CPU over sample inputs and records max |x| of each
-target's activation operands; ``quantize`` rewrites each target as
+Targets: float32 conv2d (any groups, depthwise included; no dilation, symmetric padding, NCHW) and matmul
+whose weight is a constant, and matmul of two activations with equal batch dims (attention: both operands are
+quantised per tensor like x). ``calibrate`` runs the float model on the CPU over sample inputs and records max |x|
+of each target's activation operands; ``quantize`` rewrites each target as
     x_q = clip(round(x / s_x), -127, 127) as int8          (per-tensor symmetric, s_x = amax / 127)
     w_q = round(w / s_w) as int8, constant                 (per output channel, s_w = max|w_o| / 127)
     y   = float(conv_or_matmul_int8(x_q, w_q) -> int32) * (s_x * s_w)
@@ -50,7 +50,7 @@ def _targets(func: relax.Function) -> list:
             if v.op.name == "relax.nn.conv2d":
                 a = v.attrs
                 pt, pl, pb, pr = (int(p) for p in a.padding)
-                if not isinstance(w, Constant) or int(a.groups) != 1 or tuple(int(d) for d in a.dilation) != (1, 1) \
+                if not isinstance(w, Constant) or tuple(int(d) for d in a.dilation) != (1, 1) \
                         or (pt, pl) != (pb, pr) or str(a.data_layout) != "NCHW" or str(a.kernel_layout) != "OIHW":
                     continue
             elif not (isinstance(w, Constant) and w.value.numpy().ndim == 2) and not _activation_matmul(v):

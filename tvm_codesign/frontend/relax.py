@@ -7,7 +7,7 @@
 
 Each offloaded op becomes three ``call_tir``s: pack (CPU TIR: channel padding, packed layout), the
 tensorized accelerator kernel, unpack (CPU TIR). Packing of constant weights is folded at compile time.
-Ops the accelerator does not take (groups, dilation, asymmetric padding, non-NCHW, non-int8) keep TVM's
+Ops the accelerator does not take (dilation, asymmetric padding, non-NCHW, non-int8) keep TVM's
 default CPU legalization; ``offloaded(mod)`` lists what went where.
 """
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tvm import relax, te, tirx
 from ..hardware.config import AcceleratorConfig
 from ..schedules.knobs import default
 from ..schedules.store import lookup
-from ..schedules.layout import fold_kw, pack_bias, packed_shapes
+from ..schedules.groups import kernel_workload
+from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
 from . import epilogue
@@ -51,58 +52,71 @@ def _unflat(i, dims: list[int]) -> list:
 
 def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Workload | None = None) -> tirx.PrimFunc:
     """User data (NCHW; (..., M, K) for dense; (..., M, K) for batch matmul) -> packed
-    (G, N/b, C/BI, H, W, b, BI) of the kernel's workload ``kwl`` (default ``wl``; or ``fold_kw(wl)``), zero-padded."""
+    (G, N/b, C/BI, H, W, b, BI) of the kernel's workload ``kwl`` (default ``wl``; ``fold_kw(wl)`` or merged
+    groups, ``schedules/groups.py``), zero-padded."""
     kwl = kwl or wl
     x = te.placeholder(shape, "int8", name="x")
     B, BI = cfg.batch, cfg.block_in
     zero = tirx.const(0, "int8")
 
     def at(g, n, c, h, w):
-        if kwl is not wl:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
+        if kwl.kw != wl.kw:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
             ci, col, row = c // wl.kw, w * wl.stride[1] + c % wl.kw - wl.pad[1], h - wl.pad[0]
             inside = tirx.all(row >= 0, row < wl.h, col >= 0, col < wl.w)
             return tirx.if_then_else(inside, x[n, ci, tirx.max(tirx.min(row, wl.h - 1), 0),
                                                tirx.max(tirx.min(col, wl.w - 1), 0)], zero)
-        if wl.kind == "conv2d":
-            return x[n, c, h, w]
+        if wl.kind == "conv2d":  # kernel group g holds channels [g * C, (g + 1) * C), C = merge * ci
+            if kwl.kernel_groups == 1:
+                return x[n, c, h, w]
+            ch = g * (kwl.merge * wl.ci) + c
+            return tirx.if_then_else(ch < wl.channels_in, x[n, tirx.min(ch, wl.channels_in - 1), h, w], zero)
         if wl.kind == "dense":
             return x[(*_unflat(n, shape[:-1]), c)]
         return x[(*_unflat(g, shape[:-2]), n, c)]
 
     out = te.compute(packed_shapes(kwl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
-        tirx.all(n * B + b < kwl.n, c * BI + i < kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero), name="packed")
+        tirx.all(n * B + b < kwl.n, c * BI + i < kwl.merge * kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero),
+        name="packed")
     return te.create_prim_func([x, out])
 
 
 def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool,
                  kwl: Workload | None = None) -> tirx.PrimFunc:
     """User weights (OIHW, or K x N / ... x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI) of the
-    kernel's workload ``kwl`` (default ``wl``; or ``fold_kw(wl)``)."""
+    kernel's workload ``kwl`` (default ``wl``; ``fold_kw(wl)`` or merged groups: block-diagonal)."""
     kwl = kwl or wl
     w = te.placeholder(shape, "int8", name="w")
     BI, BO = cfg.block_in, cfg.block_out
     zero = tirx.const(0, "int8")
 
     def at(g, o, c, kh, kw):
-        if kwl is not wl:
+        if kwl.kw != wl.kw:
             return w[o, c // wl.kw, kh, c % wl.kw]
-        if wl.kind == "conv2d":
-            return w[o, c, kh, kw]
+        if wl.kind == "conv2d":  # merged groups: group j of kernel group g is block (j, j), zero elsewhere
+            if wl.groups == 1:
+                return w[o, c, kh, kw]
+            j, grp = o // wl.co, g * kwl.merge + o // wl.co
+            ok = tirx.all(c // wl.ci == j, grp < wl.groups)
+            return tirx.if_then_else(ok, w[tirx.min(grp * wl.co + o % wl.co, wl.channels_out - 1), c % wl.ci, kh, kw],
+                                     zero)
         if wl.kind == "dense":
             return w[c, o] if kn else w[o, c]
         lead = _unflat(g, shape[:-2])
         return w[(*lead, c, o)] if kn else w[(*lead, o, c)]
 
     out = te.compute(packed_shapes(kwl, cfg)["weight"], lambda g, o, c, kh, kw, bo, bi: tirx.if_then_else(
-        tirx.all(o * BO + bo < kwl.co, c * BI + bi < kwl.ci), at(g, o * BO + bo, c * BI + bi, kh, kw), zero),
-        name="packed")
+        tirx.all(o * BO + bo < kwl.merge * kwl.co, c * BI + bi < kwl.merge * kwl.ci),
+        at(g, o * BO + bo, c * BI + bi, kh, kw), zero), name="packed")
     return te.create_prim_func([w, out])
 
 
 def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx.PrimFunc:
     p = te.placeholder(packed_shapes(wl, cfg)["out"], wl.out_dtype, name="p")
     B, BO = cfg.batch, cfg.block_out
-    if wl.kind == "conv2d":
+    if wl.kind == "conv2d" and wl.kernel_groups > 1:  # kernel group g holds channels [g * C, (g + 1) * C)
+        C = wl.merge * wl.co
+        f = lambda n, o, y, x: p[o // C, n // B, o % C // BO, y, x, n % B, o % C % BO]
+    elif wl.kind == "conv2d":
         f = lambda n, o, y, x: p[0, n // B, o // BO, y, x, n % B, o % BO]
     elif wl.kind == "dense":
         def f(*i):
@@ -123,7 +137,7 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
           bias: np.ndarray | None = None) -> relax.Expr:
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
-    kwl = fold_kw(wl, cfg) or wl  # the workload the kernel runs
+    kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
         k = (knobs(kwl, cfg) if callable(knobs) else None) or lookup(kwl, cfg) or default(kwl, cfg)
         ident = json.dumps([wl.to_dict(), kwl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
@@ -144,7 +158,8 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
 
 def workload_of(call: relax.Call) -> Workload | None:
     """The accelerator workload of an int8 x int8 -> int32 conv2d / matmul call, or None if it stays on the CPU
-    (groups, dilation, asymmetric padding, other layouts or dtypes, dynamic shapes, broadcast batch dims)."""
+    (dilation, asymmetric padding, other layouts or dtypes, dynamic shapes, broadcast batch dims). A grouped or
+    depthwise conv2d is the user's workload (``groups``, real MACs); ``_emit`` runs its merged kernel."""
     x, w = call.args[0], call.args[1]
     dx, dw = _dims(x), _dims(w)
     if not (_int8(x) and _int8(w) and str(call.attrs.out_dtype) == "int32" and dx and dw):
@@ -152,11 +167,13 @@ def workload_of(call: relax.Call) -> Workload | None:
     if call.op.name == "relax.nn.conv2d":
         a = call.attrs
         pt, pl, pb, pr = (int(p) for p in a.padding)
-        if not (int(a.groups) == 1 and tuple(int(d) for d in a.dilation) == (1, 1) and str(a.data_layout) == "NCHW"
-                and str(a.kernel_layout) == "OIHW" and (pt, pl) == (pb, pr)):
+        g = int(a.groups)
+        if not (tuple(int(d) for d in a.dilation) == (1, 1) and str(a.data_layout) == "NCHW"
+                and str(a.kernel_layout) == "OIHW" and (pt, pl) == (pb, pr) and g >= 1 and dx[1] == dw[1] * g
+                and dw[0] % g == 0 and len(dx) == len(dw) == 4):
             return None
         return Workload.conv2d(dx[0], dx[1], dx[2], dx[3], dw[0], (dw[2], dw[3]), tuple(int(s) for s in a.strides),
-                               (pt, pl))
+                               (pt, pl), groups=g)
     if len(dx) >= 2 and len(dw) == 2:  # (..., M, K) x (K, N): leading dims fold into the rows
         return Workload.dense(math.prod(dx[:-1]), dx[-1], dw[1])
     if len(dx) >= 3 and len(dw) == len(dx) and dx[:-2] == dw[:-2]:  # batch dims fold into groups

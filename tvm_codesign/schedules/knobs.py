@@ -170,7 +170,7 @@ def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
     """DRAM bytes the schedule moves (inputs, weights, bias, outputs)."""
     d = dims(wl, cfg)
     ext = {"n": d["n"] // k.tile_n, "c": d["co"] // k.tile_co, "h": d["h"] // k.tile_h, "w": d["w"] // k.tile_w}
-    tiles = wl.groups * math.prod(ext.values())
+    tiles = wl.kernel_groups * math.prod(ext.values())
     steps = d["ci"] // k.tile_ci
     in_h, in_w = wl.input_tile(k.tile_h, k.tile_w, k.inp_tile != "window")
     inp_bytes = k.tile_n * k.tile_ci * min(in_h, wl.h) * min(in_w, wl.w) * cfg.inp_elem_bytes
@@ -178,10 +178,10 @@ def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
     if steps > 1:
         n_inp = n_wgt = tiles * steps
     else:
-        n_inp = wl.groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "inp")])
-        n_wgt = wl.groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "wgt")])
+        n_inp = wl.kernel_groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "inp")])
+        n_wgt = wl.kernel_groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "wgt")])
     out_e = cfg.out_elem_bytes if wl.out_dtype == "int8" else cfg.acc_elem_bytes
-    bias = (wl.groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "bias")]) * k.tile_co
+    bias = (wl.kernel_groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "bias")]) * k.tile_co
             * cfg.acc_elem_bytes) if wl.bias else 0
     return n_inp * inp_bytes + n_wgt * wgt_tile + bias + tiles * k.tile_n * k.tile_co * k.tile_h * k.tile_w * out_e
 
@@ -189,7 +189,7 @@ def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
 def estimate_cycles(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> float:
     """Rough overlapped estimate for ranking knobs: max(compute, DRAM) plus per-tile overheads."""
     d = dims(wl, cfg)
-    blocks = wl.groups * d["n"] * d["co"] * d["h"] * d["w"] * d["ci"] * wl.kh * wl.kw
+    blocks = wl.kernel_groups * d["n"] * d["co"] * d["h"] * d["w"] * d["ci"] * wl.kh * wl.kw
     tiles = blocks // (k.tile_n * k.tile_co * k.tile_h * k.tile_w * d["ci"] * wl.kh * wl.kw)
     steps = d["ci"] // k.tile_ci
     dram = traffic_bytes(wl, cfg, k) / cfg.dram_bandwidth

@@ -2,7 +2,9 @@
 layouts, padding batch to BATCH and channels to BLOCK multiples with zeros.
 
 Packed: data (G, N/b, C/BI, H, W, b, BI), weight (G, O/BO, C/BI, KH, KW, BO, BI),
-bias (G, O/BO, b, BO) int32 (broadcast over the batch rows), out (G, N/b, O/BO, OH, OW, b, BO).
+bias (G, O/BO, b, BO) int32 (broadcast over the batch rows), out (G, N/b, O/BO, OH, OW, b, BO), with G the
+kernel's groups and C, O its channels per group: for a conv2d with ``merge`` k, ceil(groups/k) groups of k*ci
+and k*co channels, the weight block-diagonal (zeros between the k groups; missing groups of the last are zero).
 """
 from __future__ import annotations
 
@@ -19,19 +21,20 @@ def _ceil(a: int, b: int) -> int:
 
 
 def packed_shapes(wl: Workload, cfg: AcceleratorConfig) -> dict:
-    B, BI, BO = cfg.batch, cfg.block_in, cfg.block_out
-    nb, cib, cob = _ceil(wl.n, B), _ceil(wl.ci, BI), _ceil(wl.co, BO)
-    return {"data": (wl.groups, nb, cib, wl.h, wl.w, B, BI),
-            "weight": (wl.groups, cob, cib, wl.kh, wl.kw, BO, BI),
-            "bias": (wl.groups, cob, B, BO),
-            "out": (wl.groups, nb, cob, wl.oh, wl.ow, B, BO)}
+    B, BI, BO, g = cfg.batch, cfg.block_in, cfg.block_out, wl.kernel_groups
+    nb, cib, cob = _ceil(wl.n, B), _ceil(wl.merge * wl.ci, BI), _ceil(wl.merge * wl.co, BO)
+    return {"data": (g, nb, cib, wl.h, wl.w, B, BI),
+            "weight": (g, cob, cib, wl.kh, wl.kw, BO, BI),
+            "bias": (g, cob, B, BO),
+            "out": (g, nb, cob, wl.oh, wl.ow, B, BO)}
 
 
 def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
     Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
-    = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain."""
-    if wl.kind != "conv2d" or wl.kw == 1:
+    = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain
+    (or a grouped conv)."""
+    if wl.kind != "conv2d" or wl.kw == 1 or wl.groups > 1:
         return None
     blocks = lambda c: -(-c // cfg.block_in)
     if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
@@ -41,18 +44,33 @@ def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
 
 
 def _canon(wl: Workload, a: np.ndarray, what: str) -> np.ndarray:
-    """User layout -> (G, N, C, H, W)."""
-    want = {("conv2d", "data"): (wl.n, wl.ci, wl.h, wl.w), ("conv2d", "weight"): (wl.co, wl.ci, wl.kh, wl.kw),
+    """User layout -> (G, N, C, H, W) of the kernel (merged groups: block-diagonal weights)."""
+    want = {("conv2d", "data"): (wl.n, wl.channels_in, wl.h, wl.w),
+            ("conv2d", "weight"): (wl.channels_out, wl.ci, wl.kh, wl.kw),
             ("dense", "data"): (wl.n, wl.ci), ("dense", "weight"): (wl.co, wl.ci),
             ("batch_matmul", "data"): (wl.groups, wl.n, wl.ci),
             ("batch_matmul", "weight"): (wl.groups, wl.co, wl.ci)}[(wl.kind, what)]
     if tuple(a.shape) != want:
         raise WorkloadError(f"{what} of {wl.describe()} must have shape {want}, got {tuple(a.shape)}")
     if wl.kind == "conv2d":
-        return a[None]
+        return _conv_groups(wl, a, what)
     if wl.kind == "dense":
         return a[None, :, :, None, None]
     return a[:, :, :, None, None]
+
+
+def _conv_groups(wl: Workload, a: np.ndarray, what: str) -> np.ndarray:
+    """NCHW data / OIHW weight -> (G', N, k*ci, H, W) / (G', k*co, k*ci, KH, KW), k = merge, G' = kernel groups:
+    consecutive channel ranges per kernel group; the weight block-diagonal, missing groups zero."""
+    g, k = wl.kernel_groups, wl.merge
+    if what == "data":
+        x = np.zeros((wl.n, g * k * wl.ci, wl.h, wl.w), a.dtype)
+        x[:, :wl.channels_in] = a
+        return x.reshape(wl.n, g, k * wl.ci, wl.h, wl.w).transpose(1, 0, 2, 3, 4)
+    w = np.zeros((g * k, wl.co, wl.ci, wl.kh, wl.kw), a.dtype)
+    w[:wl.groups] = a.reshape(wl.groups, wl.co, wl.ci, wl.kh, wl.kw)
+    w = w.reshape(g, k, wl.co, 1, wl.ci, wl.kh, wl.kw) * np.eye(k, dtype=a.dtype)[None, :, None, :, None, None, None]
+    return w.reshape(g, k * wl.co, k * wl.ci, wl.kh, wl.kw)
 
 
 def _pack(src: np.ndarray, packed: tuple) -> np.ndarray:
@@ -74,18 +92,23 @@ def pack_weight(wl: Workload, cfg: AcceleratorConfig, wt: np.ndarray) -> np.ndar
 def pack_bias(wl: Workload, cfg: AcceleratorConfig, bias: np.ndarray) -> np.ndarray:
     g, cob, b, bo = packed_shapes(wl, cfg)["bias"]
     bias = np.asarray(bias)
-    if bias.shape != (wl.co,):
-        raise WorkloadError(f"bias of {wl.describe()} must have shape ({wl.co},), got {bias.shape}")
-    c = np.zeros(cob * bo, np.int32)
-    c[:wl.co] = (bias.astype(np.int64) + wl.bias_offset).astype(np.int32)  # folded rounding, wraps like the ALU
-    return np.ascontiguousarray(np.broadcast_to(c.reshape(1, cob, 1, bo), (g, cob, b, bo)))
+    if bias.shape != (wl.channels_out,):
+        raise WorkloadError(f"bias of {wl.describe()} must have shape ({wl.channels_out},), got {bias.shape}")
+    v = (bias.astype(np.int64) + wl.bias_offset).astype(np.int32)  # folded rounding, wraps like the ALU
+    per = wl.merge * wl.co if wl.kind == "conv2d" else wl.co  # a conv's groups differ; a batch shares one
+    c = np.zeros((g if wl.kind == "conv2d" else 1, per), np.int32)
+    c.reshape(-1)[:v.size] = v
+    out = np.zeros((c.shape[0], cob * bo), np.int32)
+    out[:, :per] = c
+    return np.ascontiguousarray(np.broadcast_to(out.reshape(-1, cob, 1, bo), (g, cob, b, bo)))
 
 
 def unpack_out(wl: Workload, cfg: AcceleratorConfig, out: np.ndarray) -> np.ndarray:
     g, nb, cob, oh, ow, b, bo = out.shape
-    c = out.transpose(0, 1, 5, 2, 6, 3, 4).reshape(g, nb * b, cob * bo, oh, ow)[:, :wl.n, :wl.co]
-    if wl.kind == "conv2d":
-        return np.ascontiguousarray(c[0])
+    c = out.transpose(0, 1, 5, 2, 6, 3, 4).reshape(g, nb * b, cob * bo, oh, ow)[:, :wl.n, :wl.merge * wl.co]
+    if wl.kind == "conv2d":  # kernel groups hold consecutive channel ranges
+        c = c.transpose(1, 0, 2, 3, 4).reshape(wl.n, -1, oh, ow)[:, :wl.channels_out]
+        return np.ascontiguousarray(c)
     if wl.kind == "dense":
         return np.ascontiguousarray(c[0, :, :, 0, 0])
     return np.ascontiguousarray(c[:, :, :, 0, 0])

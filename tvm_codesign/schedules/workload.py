@@ -2,7 +2,10 @@
 
 All three are one packed "grouped GEMM-conv":
 ``out[g, n, co, y, x] = sum_{ci, kh, kw} data[g, n, ci, y*sh + kh - ph, x*sw + kw - pw] * w[g, co, ci, kh, kw]``
-Dense is a 1x1 conv on a 1x1 image with batch M; batch matmul adds the group axis g. The epilogue runs
+Dense is a 1x1 conv on a 1x1 image with batch M; batch matmul adds the group axis g; a grouped conv2d
+(``groups`` G, ``ci`` / ``co`` channels per group) is G of them on consecutive channel ranges. ``merge`` k
+packs k consecutive groups into one kernel group with a block-diagonal weight (schedules/groups.py): the
+kernel runs ceil(G/k) groups of k*ci -> k*co channels, zeros between the groups included. The epilogue runs
 on the ALU: + bias[co], then (with ``shift``) round half up and arithmetic shift right, then clip to
 [lo, hi] (relu raises lo to 0), then the store narrows to ``out_dtype``. With a ``multiplier`` M (integer
 requantisation) the stages are + bias, * M, then a floor shift: the caller folds rounding into the bias.
@@ -32,7 +35,8 @@ class Workload:
     kw: int = 1
     stride: tuple = (1, 1)
     pad: tuple = (0, 0)
-    groups: int = 1           # batch-matmul batch
+    groups: int = 1           # batch-matmul batch; conv2d groups (ci, co are per group)
+    merge: int = 1            # conv2d groups per kernel group (block-diagonal weight; schedules/groups.py)
     bias: bool = False
     shift: int | None = None  # requantise: round half up, >> shift
     multiplier: int | None = None  # requantise: * multiplier before a floor >> shift (an ALU immediate)
@@ -43,7 +47,7 @@ class Workload:
     name: str = ""
 
     def __post_init__(self):
-        for f in ("n", "ci", "co", "h", "w", "kh", "kw", "groups"):
+        for f in ("n", "ci", "co", "h", "w", "kh", "kw", "groups", "merge"):
             v = getattr(self, f)
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise WorkloadError(f"{f} must be a positive integer, got {v!r}")
@@ -55,6 +59,9 @@ class Workload:
             raise WorkloadError(f"pad must be two integers >= 0, got {self.pad}")
         if self.kind not in ("conv2d", "dense", "batch_matmul"):
             raise WorkloadError(f"kind must be conv2d, dense or batch_matmul, got {self.kind!r}")
+        if self.merge > 1 and (self.kind != "conv2d" or self.merge > self.groups):
+            raise WorkloadError(f"merge {self.merge} needs a conv2d with at least that many groups "
+                                f"({self.kind}, groups {self.groups})")
         if self.out_dtype not in ("int8", "int32"):
             raise WorkloadError(f"out_dtype must be int8 or int32, got {self.out_dtype!r}")
         if self.oh < 1 or self.ow < 1:
@@ -73,11 +80,15 @@ class Workload:
 
     # ----- constructors -----------------------------------------------------------------------
     @classmethod
-    def conv2d(cls, n, ci, h, w, co, k, stride=1, pad=0, **kw) -> "Workload":
+    def conv2d(cls, n, ci, h, w, co, k, stride=1, pad=0, groups=1, **kw) -> "Workload":
+        """NCHW x OIHW. ``ci`` / ``co`` are all channels, as in ``torch.nn.Conv2d``; with ``groups`` G both must
+        divide by G (depthwise: groups = ci), and the fields hold the per-group counts."""
         kh, kw_ = (k, k) if np.isscalar(k) else k
         s = (stride, stride) if np.isscalar(stride) else stride
         p = (pad, pad) if np.isscalar(pad) else pad
-        return cls("conv2d", n, ci, co, h, w, kh, kw_, s, p, **kw)
+        if not isinstance(groups, (int, np.integer)) or groups < 1 or ci % groups or co % groups:
+            raise WorkloadError(f"groups {groups!r} must be a positive integer dividing ci {ci} and co {co}")
+        return cls("conv2d", n, ci // groups, co // groups, h, w, kh, kw_, s, p, groups=groups, **kw)
 
     @classmethod
     def dense(cls, m, k, n, **kw) -> "Workload":
@@ -97,6 +108,21 @@ class Workload:
     @property
     def ow(self) -> int:
         return (self.w + 2 * self.pad[1] - self.kw) // self.stride[1] + 1
+
+    @property
+    def channels_in(self) -> int:
+        """Input channels (K) of the user's tensor: all groups' for a conv2d."""
+        return self.ci * self.groups if self.kind == "conv2d" else self.ci
+
+    @property
+    def channels_out(self) -> int:
+        """Output channels (N) of the user's tensor and the bias length: all groups' for a conv2d."""
+        return self.co * self.groups if self.kind == "conv2d" else self.co
+
+    @property
+    def kernel_groups(self) -> int:
+        """Groups the kernel runs: ceil(groups / merge)."""
+        return -(-self.groups // self.merge)
 
     @property
     def input_step(self) -> tuple[int, int]:
@@ -124,6 +150,7 @@ class Workload:
 
     @property
     def macs(self) -> int:
+        """Real multiply-accumulates (no channel padding, no zeros of a merged block-diagonal weight)."""
         return self.groups * self.n * self.co * self.oh * self.ow * self.ci * self.kh * self.kw
 
     @property
@@ -166,8 +193,10 @@ class Workload:
 
     def describe(self) -> str:
         if self.kind == "conv2d":
-            s = (f"conv2d n={self.n} {self.ci}->{self.co} {self.h}x{self.w} k={self.kh}x{self.kw} "
+            s = (f"conv2d n={self.n} {self.channels_in}->{self.channels_out} {self.h}x{self.w} k={self.kh}x{self.kw} "
                  f"s={self.stride[0]} p={self.pad[0]}")
+            s += (f" groups={self.groups}" if self.groups > 1 else "") + \
+                (f" merge={self.merge}" if self.merge > 1 else "")
         elif self.kind == "dense":
             s = f"dense {self.n}x{self.ci} . {self.co}x{self.ci}^T"
         else:
@@ -176,8 +205,8 @@ class Workload:
 
     # ----- numpy reference (unpacked layouts) ---------------------------------------------------
     def reference(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
-        """The documented semantics in numpy. conv2d: NCHW x OIHW -> NCHW; dense: (M,K)x(N,K) -> (M,N);
-        batch_matmul: (B,M,K)x(B,N,K) -> (B,M,N). Accumulation wraps at 32 bits."""
+        """The documented semantics in numpy. conv2d: NCHW x OIHW -> NCHW (I: channels per group); dense:
+        (M,K)x(N,K) -> (M,N); batch_matmul: (B,M,K)x(B,N,K) -> (B,M,N). Accumulation wraps at 32 bits."""
         x, wt = data.astype(np.int64), weight.astype(np.int64)
         if self.kind == "conv2d":
             ph, pw = self.pad
@@ -185,7 +214,11 @@ class Workload:
             sh, sw = self.stride
             win = np.lib.stride_tricks.sliding_window_view(x, (self.kh, self.kw), axis=(2, 3))
             win = win[:, :, ::sh, ::sw][:, :, :self.oh, :self.ow]
-            acc = np.einsum("nchwij,ocij->nohw", win, wt, optimize=True)
+            g = self.groups
+            win = win.reshape(win.shape[0], g, self.ci, *win.shape[2:])
+            acc = np.einsum("ngchwij,gocij->ngohw", win, wt.reshape(g, self.co, self.ci, self.kh, self.kw),
+                            optimize=True)
+            acc = acc.reshape(acc.shape[0], g * self.co, self.oh, self.ow)
             bshape = (1, -1, 1, 1)
         elif self.kind == "dense":
             acc, bshape = x @ wt.T, (1, -1)

@@ -13,7 +13,7 @@ import numpy as np
 from ..hardware.config import AcceleratorConfig
 from ..hardware.space import sram_kib
 from ..schedules import knobs as kn
-from ..schedules.layout import fold_kw
+from ..schedules.groups import kernel_workload
 from ..schedules.workload import Workload
 from . import knob_grid
 
@@ -55,10 +55,10 @@ def explain(history: list[dict], layers: list, pool) -> str:
     biggest = max(range(len(cfgs)), key=lambda i: sram_kib(cfgs[i]))
     for i, ly in enumerate(layers):
         for j, cfg in enumerate(cfgs):
-            runs[i, j] = why_not(fold_kw(ly.workload, cfg) or ly.workload, cfg) is None
+            runs[i, j] = why_not(kernel_workload(ly.workload, cfg), cfg) is None
         if not runs[i].any():
             cfg = cfgs[biggest]
-            wl = fold_kw(ly.workload, cfg) or ly.workload
+            wl = kernel_workload(ly.workload, cfg)
             return (f"layer {ly.name} ({wl.describe()}) cannot run on any of the {len(pool)} feasible configs of "
                     f"space {pool.space.name!r}: even on {cfg.name}, the one with the most on-chip SRAM "
                     f"({sram_kib(cfg):g} KiB), {why_not(wl, cfg)}. A larger budget cannot help: widen the space "

@@ -16,7 +16,7 @@ from ..costmodel import analytical as A
 from ..hardware import energy
 from ..hardware.config import AcceleratorConfig
 from ..schedules import knobs as kn
-from ..schedules.layout import fold_kw
+from ..schedules.groups import kernel_workload
 from ..schedules.store import workload_key
 from ..schedules.workload import Workload
 from . import knob_grid
@@ -75,7 +75,7 @@ def evaluate(cfg: AcceleratorConfig, layers: list[Layer], schedules: str = "tune
     area = energy.area_mm2(cfg)["total"]
     rows, cycles, pj = [], 0.0, 0.0
     for ly in layers:
-        wl = fold_kw(ly.workload, cfg) or ly.workload  # the kernel compile() builds for this config
+        wl = kernel_workload(ly.workload, cfg)  # the kernel compile() builds for this config
         k, fig = _pick(wl, cfg, schedules)
         if k is None:
             return {"feasible": False, "reason": f"{ly.name}: {fig}", "area_mm2": area}

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..hardware import energy
 from ..hardware.space import DesignSpace, sram_kib
+from ..schedules.groups import merge_columns
 from .network import Layer
 
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
@@ -104,14 +105,16 @@ class Pool:
         sram_pj = np.zeros(len(self))
         for ly in layers:
             wl = ly.workload
-            nb, cib, cob = np.ceil(wl.n / B), np.ceil(wl.ci / BI), np.ceil(wl.co / BO)
-            vec = wl.groups * nb * cob * wl.oh * wl.ow
+            k = merge_columns(wl, BI, BO, c("alu_ii"))  # groups per kernel group (schedules/groups.py)
+            g = np.ceil(wl.groups / k)
+            nb, cib, cob = np.ceil(wl.n / B), np.ceil(k * wl.ci / BI), np.ceil(k * wl.co / BO)
+            vec = g * nb * cob * wl.oh * wl.ow
             gemm = vec * cib * wl.kh * wl.kw
             alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
             out_b = ob if wl.out_dtype == "int8" else ab
             rh, rw = wl.input_read  # a 1x1 strided conv reads every stride-th input
-            in_b = wl.groups * nb * cib * rh * rw * B * BI * ib
-            w_b = wl.groups * cob * cib * wl.kh * wl.kw * BO * BI * wb
+            in_b = g * nb * cib * rh * rw * B * BI * ib
+            w_b = g * cob * cib * wl.kh * wl.kw * BO * BI * wb
             # what does not fit on chip is streamed again: the cheaper of keeping weights or inputs resident
             b = np.minimum(w_b + in_b * np.ceil(w_b / half["wgt"]), in_b + w_b * np.ceil(in_b / half["inp"]))
             b = b + vec * B * BO * out_b

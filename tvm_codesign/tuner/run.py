@@ -240,8 +240,8 @@ def _write(res: TuneResult, out: Path) -> dict:
     """The best configs (``tuned/<run>_<label>.json``, each recording where its schedules are), their schedules
     (``tuned/schedules/<config>/<layer>.json``) and the front's JSON/CSV/PNG; sets ``res.configs``."""
     from ..schedules import store
+    from ..schedules.groups import kernel_workload
     from ..schedules.knobs import Knobs
-    from ..schedules.layout import fold_kw
     files: dict = {"configs": {}, "schedules": []}
     sched_dir = (out / "tuned" / "schedules").resolve()
     measured = {(v["point"], v["key"]): v for v in res.verified}
@@ -252,7 +252,7 @@ def _write(res: TuneResult, out: Path) -> dict:
             f"{rec['energy_j'] * 1e3:.3f} mJ, {rec['area_mm2']:.3f} mm^2 on the tuned network)"))
         for row in rec["layers"]:
             wl = by_key[row["key"]].workload
-            kwl = fold_kw(wl, cfg) or wl
+            kwl = kernel_workload(wl, cfg)
             v = measured.get((rec["point"], row["key"]))
             knobs, figs = (row["knobs"], {"cycles": row["cycles"], "energy_pj": row["energy_pj"], "source": "model"}) \
                 if v is None else (v["best_knobs"], {"cycles": v["best_sim_cycles"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..hardware.space import DesignSpace
 from ..schedules.knobs import Knobs
-from ..schedules.layout import fold_kw
+from ..schedules.groups import kernel_workload
 from . import knob_grid
 from .network import Layer
 
@@ -39,7 +39,7 @@ def verify_records(space: DesignSpace, records: list[dict], layers: list[Layer],
             key = (rec["point"], row["key"])
             if key not in done or done[key].get("top", 1) < top:
                 wl = by_key[row["key"]].workload
-                kwl = fold_kw(wl, cfg) or wl
+                kwl = kernel_workload(wl, cfg)
                 bar.set_postfix_str(row["name"])
                 chosen = _measure(kwl, cfg, row["knobs"])
                 bar.update()
