@@ -33,7 +33,7 @@ def _reference(x, s, ids):
 
 @pytest.fixture(scope="module")
 def cm():
-    return tc.compile(_module(), "vta_default", progress=False)
+    return tc.compile(_module(), "vta_default")
 
 
 X = RNG.integers(-128, 128, (4, 32), dtype=np.int8)

@@ -5,7 +5,6 @@ import tvm
 from tvm import relax
 
 import tvm_codesign as tc
-from tvm_codesign import progress
 
 
 W = np.random.default_rng(0).integers(-128, 128, (32, 16), dtype=np.int8)
@@ -26,7 +25,7 @@ def _module() -> tvm.IRModule:
     (lambda: "vta/vta_default", "vta_default"),
 ])
 def test_compile_accepts_the_targets_build_accepts(target, name):
-    cm = tc.compile(_module(), target(), progress=False)
+    cm = tc.compile(_module(), target())
     assert cm.config.name == name and len(cm.kernels) == 1
     x = np.random.default_rng(1).integers(-128, 128, (8, 32), dtype=np.int8)
     assert np.array_equal(cm(x), x.astype(np.int32) @ W.astype(np.int32))
@@ -34,10 +33,11 @@ def test_compile_accepts_the_targets_build_accepts(target, name):
 
 def test_compile_rejects_a_target_of_another_kind():
     with pytest.raises(ValueError, match="not a tvm_codesign accelerator target"):
-        tc.compile(_module(), tvm.target.Target("llvm"), progress=False)
+        tc.compile(_module(), tvm.target.Target("llvm"))
 
 
 def test_progress_bar_over_the_compile_steps(monkeypatch, capsys):
+    from tvm_codesign import progress
     monkeypatch.setattr(progress, "DELAY_S", 0)  # as if the compile were slow
     tc.compile(_module(), "vta_default", progress=True)
     err = capsys.readouterr().err

@@ -51,7 +51,7 @@ def mixed():
 
 def test_every_mac_bearing_layer_counts_against_torch_hooks(mixed):
     xs = _inputs(4)
-    cm = tc.compile(mixed, "vta_default", calibration=[(x,) for x in xs], progress=False)
+    cm = tc.compile(mixed, "vta_default", calibration=[(x,) for x in xs])
     check_macs(cm, torch_layers(mixed, xs[0]))
     cpu = {r["op"] for r in cm.profile() if r["device"] == "cpu" and r["macs"]}
     assert {"relax.nn.conv1d", "relax.nn.conv1d_transpose", "relax.nn.conv2d_transpose", "relax.nn.conv3d"} <= cpu
@@ -63,7 +63,7 @@ def test_every_mac_bearing_layer_counts_against_onnx_shapes(mixed):
     xs = _inputs(4)
     torch.onnx.export(mixed, (torch.as_tensor(xs[0]),), buf, input_names=["x"], opset_version=17, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
-    cm = tc.compile(proto, "vta_default", calibration=[(x,) for x in xs], progress=False)
+    cm = tc.compile(proto, "vta_default", calibration=[(x,) for x in xs])
     check_macs(cm, onnx_layers(proto))
 
 
@@ -72,7 +72,7 @@ def test_depthwise_counted_once_per_group():
     m = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1, groups=32),
                       nn.ReLU(), nn.Conv2d(32, 16, 1)).eval()
     xs = _inputs(2, (1, 3, 8, 8))
-    cm = tc.compile(m, "vta_default", calibration=[(x,) for x in xs], progress=False)
+    cm = tc.compile(m, "vta_default", calibration=[(x,) for x in xs])
     ref = torch_layers(m, xs[0])
     assert [v for _, v in ref] == [8 * 8 * 32 * 3 * 9, 8 * 8 * 32 * 9, 8 * 8 * 16 * 32]
     check_macs(cm, ref)

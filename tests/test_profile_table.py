@@ -26,7 +26,7 @@ class Net(torch.nn.Module):
 def cm():
     torch.manual_seed(0)
     xs = [np.random.default_rng(i).standard_normal((1, 3, 8, 8)).astype(np.float32) for i in range(4)]
-    cm = tc.compile(Net().eval(), "vta_default", calibration=[(x,) for x in xs], progress=False)
+    cm = tc.compile(Net().eval(), "vta_default", calibration=[(x,) for x in xs])
     cm(xs[0])
     return cm
 

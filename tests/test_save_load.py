@@ -35,7 +35,7 @@ def _x(i):
 @pytest.fixture(scope="module")
 def cm():
     torch.manual_seed(0)
-    return tc.compile(Net().eval(), "vta_default", calibration=[(_x(i),) for i in range(4)], progress=False)
+    return tc.compile(Net().eval(), "vta_default", calibration=[(_x(i),) for i in range(4)])
 
 
 @pytest.fixture(scope="module")

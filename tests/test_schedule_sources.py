@@ -34,7 +34,7 @@ class Net(torch.nn.Module):
 def _compile(**kw):
     torch.manual_seed(0)
     xs = [np.random.default_rng(i).standard_normal((1, 16, 8, 8)).astype(np.float32) for i in range(2)]
-    return tc.compile(Net().eval(), "vta_default", calibration=[(x,) for x in xs], requant="cpu", progress=False,
+    return tc.compile(Net().eval(), "vta_default", calibration=[(x,) for x in xs], requant="cpu",
                       **kw)  # int32 kernels: c3 and c4 are the same kernel
 
 

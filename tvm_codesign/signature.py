@@ -57,8 +57,10 @@ class Signature:
         if spec["dtype"] is None:
             return a
         name, want = spec["name"], np.dtype(spec["dtype"])
-        if hasattr(a, "numpy") and not isinstance(a, np.ndarray):
-            a = a.numpy()  # a torch tensor or TVM tensor
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()  # a torch tensor
+        elif hasattr(a, "numpy") and not isinstance(a, (np.ndarray, np.generic)):
+            a = a.numpy()  # a TVM tensor
         a = np.asarray(a)
         if a.dtype != want:
             floats = a.dtype.kind == want.kind == "f"
