@@ -1,9 +1,9 @@
-"""The ``tvm_codesign`` logger: one line per compile, visible by default.
+"""The ``tvm_codesign`` logger: one INFO line per compile, visible by default.
 
-While the application has not configured logging (the root logger has no handlers), ``info`` lines go to
-stderr as ``tvm_codesign: <message>``. Once it has, they propagate like any library's records and the
-application's levels and handlers decide; ``logging.getLogger("tvm_codesign").setLevel(logging.WARNING)``
-silences them either way.
+The logger's level is INFO (unless set before this import). While the application has configured no logging
+(the root logger has no handlers) its lines go to stderr as ``tvm_codesign: <message>``; otherwise they
+propagate to the application's handlers like any library's records. Silence them with
+``logging.getLogger("tvm_codesign").setLevel(logging.WARNING)``.
 """
 from __future__ import annotations
 
@@ -14,26 +14,22 @@ logger = logging.getLogger("tvm_codesign")
 
 
 class _Default(logging.Handler):
-    """Writes to the current sys.stderr while logging is unconfigured (so a captured stderr captures it)."""
+    """Writes to the current sys.stderr (so a captured stderr captures it) while logging is unconfigured."""
 
     def emit(self, record):
         if logging.getLogger().handlers:
-            return  # configured: the record propagates to the application's handlers
+            return  # the record propagates to the application's handlers
         try:
             sys.stderr.write(f"{record.name}: {record.getMessage()}\n")
         except Exception:
             self.handleError(record)
 
 
+if logger.level == logging.NOTSET:
+    logger.setLevel(logging.INFO)
 if not any(isinstance(h, _Default) for h in logger.handlers):
     logger.addHandler(_Default())
 
 
-def _unconfigured() -> bool:
-    return not logging.getLogger().handlers and logger.level == logging.NOTSET
-
-
 def info(msg: str) -> None:
-    """Log ``msg`` at INFO: shown by default, and by a configured application that enables INFO."""
-    if logger.isEnabledFor(logging.INFO) or _unconfigured():
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, msg, None, None))
+    logger.info(msg)
