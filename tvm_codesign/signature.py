@@ -63,7 +63,7 @@ class Signature:
             a = a.numpy()  # a TVM tensor
         a = np.asarray(a)
         if a.dtype != want:
-            floats = a.dtype.kind == want.kind == "f"
+            floats = a.dtype.kind == "f" and want == np.float32
             ints = a.dtype.kind in "iu" and want.kind in "iu" and (
                 a.size == 0 or np.iinfo(want).min <= a.min() and a.max() <= np.iinfo(want).max)
             if not (floats or ints or np.can_cast(a.dtype, want, "safe")):
