@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tvm_codesign as tc
+from mac_reference import check_macs, onnx_layers, torch_layers
 from tvm_codesign import models
 
 # name -> (constructor, input shape); small widths keep compile time low, the structure is the real one
@@ -57,7 +58,7 @@ def test_zoo_ptq(name, source):
     rows = cm.profile()
     acc = [r for r in rows if r["device"] == "accelerator"]
     assert acc and all(r["cycles"] > 0 for r in acc)
-    assert cm.offloaded_mac_fraction >= {"mobilenet_v2": 0.95, "transformer_encoder": 0.9}.get(name, 1.0)
+    check_macs(cm, torch_layers(model, calib[0]) if source == "pytorch" else onnx_layers(proto))
     assert not any(r["device"] == "cpu" and "conv" in r["op"] for r in rows)  # depthwise convs included
 
 
@@ -92,5 +93,5 @@ def test_zoo_qdq_bit_exact(name, tmp_path):
     sess = ort.InferenceSession(qdq.SerializeToString(), so, providers=["CPUExecutionProvider"])
     for x in inputs(shape, 3, first=100):
         assert np.array_equal(cm(x), sess.run(None, {"x": x})[0])
-    assert cm.offloaded_mac_fraction >= (0.99 if name == "mobilenet_v2" else 1.0)
+    check_macs(cm, onnx_layers(qdq))
     assert not any(r["device"] == "cpu" and "conv" in r["op"] for r in cm.profile())  # depthwise convs included

@@ -13,7 +13,8 @@ _LAZY = {"target": ("backend", "target"), "config_of": ("backend", "config_of"),
          "Knobs": ("schedules.knobs", "Knobs"), "KnobError": ("schedules.knobs", "KnobError"),
          "WorkloadError": ("schedules.workload", "WorkloadError"), "LoweringError": ("lowering.affine", "LoweringError"),
          "last_stats": ("runtime.kernel", "last_stats"), "compile": ("model", "compile"),
-         "CompiledModel": ("model", "CompiledModel"), "tune": ("tuner.run", "tune"),
+         "CompiledModel": ("model", "CompiledModel"),
+         "load": ("model", "load"), "tune": ("tuner.run", "tune"),
          "TuneResult": ("tuner.run", "TuneResult"), "DesignSpace": ("hardware.space", "DesignSpace"),
          "load_module": ("export", "load_module")}
 

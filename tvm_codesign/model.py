@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import tvm
 from tvm import relax
 
-from .frontend import epilogue, onnx_qdq
+from . import logs, saved
+from . import profile as P
+from .frontend import epilogue, macs, onnx_qdq
 from .frontend import quantize as Q
-from .frontend.relax import offload, offloaded, workload_of
+from .frontend.relax import OFFLOADED_OPS, offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
+from .progress import Progress
 from .runtime import entry
 from .schedules.knobs import Knobs
-from .schedules.workload import Workload
+from .signature import Signature
 
 
 def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
@@ -41,54 +45,84 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
 
 
 class CompiledModel:
-    """A model compiled for the accelerator: call it on numpy inputs, then ``profile()`` the last run."""
+    """A model compiled for the accelerator: call it on numpy inputs, then ``profile()`` the last run.
 
-    def __init__(self, mod: tvm.IRModule, cfg: AcceleratorConfig, cpu_ops: Counter, total_macs: int,
-                 compile_s: float, cpu_macs: Counter | None = None):
-        self.mod, self.config, self.cpu_ops, self.compile_s = mod, cfg, cpu_ops, compile_s
-        self.kernels = offloaded(mod)
-        self.calls = _call_counts(mod)  # a kernel shared by identical layers runs once per layer
-        self.total_macs = total_macs
-        self.cpu_macs = cpu_macs or Counter()  # conv2d / matmul MACs left on the CPU, per op
-        self.accelerator_macs = sum(Workload(**k["workload"]).macs * self.calls.get(k["name"], 0)
-                                    for k in self.kernels)
-        self.vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    ``cm(x, ...)`` or ``cm(name=x, ...)``: arguments are checked against the compiled inputs (count, names,
+    shapes, dtypes; TypeError / ValueError naming the input). Float data for a float32 input is cast to
+    float32 (float64 included); integer data stays integer and is converted only if every value fits; 0-d
+    (scalar) inputs stay 0-d. ``save(path)`` / ``tvm_codesign.load(path)`` keep it across processes."""
+
+    def __init__(self, executable, cfg: AcceleratorConfig, facts: dict, mod: tvm.IRModule | None = None):
+        self.mod = mod  # the Relax module after offload (None for a loaded model)
+        self.executable, self.config, self.facts = executable, cfg, facts
+        self.name, self.compile_s = facts["name"], facts["compile_s"]
+        self.kernels = facts["kernels"]
+        self.calls = Counter(facts["calls"])  # a kernel shared by identical layers runs once per layer
+        self.cpu_layers = facts["cpu_layers"]  # MAC-bearing ops left on the CPU: op, shape, macs, calls
+        self.cpu_ops = Counter(facts["cpu_ops"])
+        self.cpu_ops.update({d["op"]: d["calls"] for d in self.cpu_layers})
+        self.cpu_macs = Counter()  # MACs left on the CPU, per op
+        for d in self.cpu_layers:
+            self.cpu_macs[d["op"]] += (d["macs"] or 0) * d["calls"]
+        self.total_macs, self.accelerator_macs = facts["total_macs"], facts["accelerator_macs"]
+        self.signature = Signature(facts["inputs"])
+        self.vm = relax.VirtualMachine(executable, tvm.cpu())
 
     def __call__(self, *inputs, **named):
-        if named:
-            names = [p.name for p in self.mod["main"].params]
-            missing = [n for n in names if n not in named]
-            if missing or inputs:
-                raise TypeError(f"pass all inputs by name ({names}) or all by position; missing {missing}")
-            inputs = tuple(named[n] for n in names)
-        out = self.vm["main"](*[tvm.runtime.tensor(np.asarray(a, order="C")) for a in inputs])
+        args = self.signature.bind(inputs, named)
+        out = self.vm["main"](*[tvm.runtime.tensor(a) if isinstance(a, np.ndarray) else a for a in args])
         return out.numpy() if hasattr(out, "numpy") else tuple(o.numpy() for o in out)
 
     @property
     def offloaded_mac_fraction(self) -> float:
-        """Share of the model's conv/matmul MACs (unpadded) that run on the accelerator."""
+        """Share of the model's real (unpadded) MACs that run on the accelerator: every conv (any dimension, groups,
+        dilation, transposed), matmul / dense / batch matmul, einsum and attention counts, wherever it runs (ops
+        with dynamic shapes excepted)."""
         return self.accelerator_macs / max(self.total_macs, 1)
+
+    def schedule_counts(self) -> Counter:
+        """Accelerator layers (calls) by where their schedule came from: "tuned", "user" or "default"."""
+        return Counter({s: n for s in ("tuned", "user", "default")
+                        if (n := sum(self.calls.get(k["name"], 0) for k in self.kernels if k.get("source") == s))})
+
+    def summary(self) -> str:
+        """One line: layers on the accelerator and where their schedules came from, MAC share, CPU ops, time."""
+        what = {"tuned": "tuned schedule", "user": "given", "default": "default"}
+        sched = ", ".join(f"{n} {what[s]}{'s' if s == 'tuned' and n != 1 else ''}"
+                          for s, n in self.schedule_counts().items())
+        n = sum(self.calls[k["name"]] for k in self.kernels)
+        return (f"compiled {self.name} for {self.config.name}: {n} layer{'s' * (n != 1)} on the accelerator"
+                + (f" ({sched})" if sched else "") + f", {self.offloaded_mac_fraction:.1%} of MACs; "
+                f"{sum(self.cpu_ops.values())} ops on the CPU; {self.compile_s:.1f} s")
 
     def program(self, name: str) -> str:
         """The accelerator program of one offloaded layer, as assembly."""
         return entry.BY_NAME[name].disassemble()
 
-    def profile(self) -> list[dict]:
-        """Per offloaded layer of the last run: op, shape, device, MACs, cycles, utilisation, bytes, energy;
-        then one row per kind of op that ran on the CPU."""
-        rows = []
-        for k in self.kernels:
-            st = entry.BY_NAME[k["name"]].last_stats
-            wl = k["workload"]
-            rows.append({"name": k["name"], "op": wl["kind"], "device": "accelerator",
-                         "calls": self.calls.get(k["name"], 0),
-                         "shape": f"n={wl['n']} {wl['ci']}->{wl['co']} {wl['h']}x{wl['w']} k={wl['kh']}",
-                         "macs": st.macs if st else None, "cycles": st.cycles if st else None,
-                         "utilisation": st.utilisation if st else None,
-                         "dram_bytes": st.dram_bytes if st else None, "energy_uj": st.energy_uj if st else None})
-        for op, n in sorted(self.cpu_ops.items()):
-            rows.append({"name": op, "op": op, "device": "cpu", "count": n, "macs": self.cpu_macs.get(op) or None})
-        return rows
+    def profile(self) -> P.ProfileTable:
+        """Per accelerator kernel of the last run (op, the user's shapes and real MACs beside the kernel's padded
+        ones, calls, cycles, utilisation, DRAM bytes, energy, schedule source), then the CPU layers with MACs and
+        one row per other kind of CPU op; ``print`` it for an aligned table with totals, ``.rows`` for code."""
+        rows = P.accelerator_rows(self.kernels, self.calls, self.config)
+        rows += P.cpu_rows(self.cpu_layers, self.facts["cpu_ops"])
+        sched = ", ".join(f"{n} {s}" for s, n in self.schedule_counts().items())
+        return P.ProfileTable(rows, f"{self.name} on {self.config.name}",
+                              (f"schedules of the accelerator layers: {sched}",) if sched else ())
+
+    def save(self, path) -> Path:
+        """Write the compiled model to the directory ``path`` (replacing an earlier save there, nothing else);
+        ``tvm_codesign.load(path)`` restores it in any process without compiling."""
+        return saved.write(path, self.executable, self.config, self.facts, [k["name"] for k in self.kernels])
+
+    def __repr__(self) -> str:
+        return f"CompiledModel({self.summary()})"
+
+
+def load(path) -> CompiledModel:
+    """A model saved with ``CompiledModel.save``, ready to run: no compile, kernels and profile as saved (a save
+    holds native code: load only saves you trust)."""
+    lib, cfg, facts = saved.read(path)
+    return CompiledModel(lib, cfg, facts)
 
 
 def _call_counts(mod: tvm.IRModule) -> Counter:
@@ -103,16 +137,34 @@ def _call_counts(mod: tvm.IRModule) -> Counter:
     return n
 
 
-def _macs(call) -> int:
-    """MACs of a conv2d / matmul call from its static shapes (0 if dynamic)."""
-    try:
-        out = [int(s) for s in call.ty.shape]
-        w = [int(s) for s in call.args[1].ty.shape]
-    except (TypeError, AttributeError):
-        return 0
-    if call.op.name == "relax.nn.conv2d":
-        return int(np.prod(out, dtype=np.int64)) * int(np.prod(w[1:], dtype=np.int64)) // max(int(call.attrs.groups), 1)
-    return int(np.prod(out, dtype=np.int64)) * w[-2]
+def _census(mod: tvm.IRModule) -> dict:
+    """Before offload: real MACs of every MAC-bearing op (on the accelerator exactly when ``workload_of`` takes
+    it, alone or as the core of a fused epilogue), the MAC-bearing ops left on the CPU, and the other CPU ops
+    (not counting the epilogue ops fused into a kernel)."""
+    func = Q._main(mod)
+    inside = {v for f in epilogue.find(func, workload_of).values() for v in f.members}
+    total = acc = 0
+    cpu_layers: dict = {}
+    cpu_ops = Counter()
+    for block in func.body.blocks:
+        for bd in block.bindings:
+            op = macs.op_name(bd.value)
+            m = macs.macs(bd.value, mod)
+            if op in macs.MAC_OPS or m:
+                total += m or 0
+                if op in OFFLOADED_OPS and workload_of(bd.value) is not None:
+                    acc += m
+                    continue
+                if op == "relax.call_tir":
+                    op = f"{bd.value.args[0].name_hint} (call_tir)"
+                shape = " * ".join("x".join(map(str, d or ["?"])) for d in macs.operand_shapes(bd.value))
+                shape += " -> " + "x".join(map(str, macs.dims(bd.value) or ["?"]))
+                row = cpu_layers.setdefault((op, shape), {"op": op, "shape": shape, "macs": m, "calls": 0})
+                row["calls"] += 1
+            elif op and bd.var not in inside:
+                cpu_ops[op] += 1
+    return {"total_macs": total, "accelerator_macs": acc, "cpu_layers": list(cpu_layers.values()),
+            "cpu_ops": dict(cpu_ops)}
 
 
 def _schedule_picker(schedules):
@@ -147,8 +199,10 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm
 def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, requant="alu") -> list:
     """The accelerator layers of a model as ``compile`` would offload them: [(Workload, count), ...] in program
     order, identical layers counted (what the co-design tuner optimises; no kernel is built)."""
-    mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
-    main = Q._main(mod)
+    return _layer_counts(Q._main(_quantized(model, input_shapes, example_inputs, calibration, requant)))
+
+
+def _layer_counts(main: relax.Function) -> list:
     fused = epilogue.find(main, workload_of)
     cores = {f.core for f in fused.values()}
     counts: dict = {}
@@ -164,35 +218,60 @@ def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, r
     return list(counts.items())
 
 
+def _config(target) -> AcceleratorConfig:
+    """A preset name, JSON path or AcceleratorConfig; or a TVM target of the package (``tc.target(cfg)``, a tag
+    such as ``Target("vta/vta_default")``, or the tag string itself)."""
+    if isinstance(target, tvm.target.Target):
+        from .backend import config_of
+        return config_of(target)
+    if isinstance(target, str) and target.startswith("vta/"):
+        return AcceleratorConfig.load(target[len("vta/"):])
+    return AcceleratorConfig.load(target)
+
+
+def _name(model) -> str:
+    if isinstance(model, (str, Path)) or hasattr(model, "__fspath__"):
+        return Path(model).stem
+    graph = getattr(model, "graph", None)  # an onnx.ModelProto
+    if getattr(graph, "name", None) and not isinstance(model, tvm.IRModule):
+        return graph.name
+    return type(model).__name__
+
+
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
-            schedules=None, requant="alu", knobs=None) -> CompiledModel:
+            schedules=None, requant="alu", knobs=None, progress=None) -> CompiledModel:
     """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
 
+    ``target``: a preset name, AcceleratorConfig, JSON path, or a TVM target of the package (``tc.target(cfg)``,
+    ``Target("vta/vta_default")`` or the string ``"vta/vta_default"``).
     Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
     ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
     ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
     quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
     ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
-    layers it does not cover get the default schedule (``knobs`` is an older name for the same argument).
+    layers it does not cover get the tuned schedule in schedules/ if there is one, else the default schedule
+    (``knobs`` is an older name for the same argument). ``progress``: a progress bar on stderr once the compile
+    takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always; False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the
+    accelerator and how many use tuned, given and default schedules.
     """
-    cfg = AcceleratorConfig.load(target)
+    cfg = _config(target)
+    name = _name(model)
     t0 = time.perf_counter()
-    mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
-    cpu_ops, cpu_macs, total_macs = Counter(), Counter(), 0
-    inside = {v for f in epilogue.find(Q._main(mod), workload_of).values() for v in f.members}  # fused epilogues
-    for block in Q._main(mod).body.blocks:
-        for bd in block.bindings:
-            op = getattr(getattr(bd.value, "op", None), "name", None)
-            if bd.var in inside and op not in Q.TARGET_OPS:
-                continue
-            if op in Q.TARGET_OPS:
-                total_macs += _macs(bd.value)
-                if workload_of(bd.value) is None:  # e.g. depthwise conv2d: stays on the CPU, listed as such
-                    cpu_ops[op] += 1
-                    cpu_macs[op] += _macs(bd.value)
-            elif op:
-                cpu_ops[op] += 1
-    mod = offload(cfg, _schedule_picker(schedules if schedules is not None else knobs))(mod)
-    cm = CompiledModel(mod, cfg, cpu_ops, total_macs, 0.0, cpu_macs)
-    cm.compile_s = time.perf_counter() - t0
+    with Progress(progress, name, steps=3) as bar:
+        bar.step("importing and quantising")
+        mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
+        main = Q._main(mod)
+        facts = {"name": name, **_census(mod), "inputs": Signature.of(main).inputs}
+        kernels = len({wl for wl, _ in _layer_counts(main)})
+        mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels))(mod)
+        bar.step("lowering and building")
+        executable = tvm.compile(mod, target="llvm")
+        kernels = offloaded(mod)
+        calls = _call_counts(mod)
+        facts.update(kernels=kernels, calls={k["name"]: calls[k["name"]] for k in kernels})
+        bar.step("loading")
+        facts["compile_s"] = 0.0
+        cm = CompiledModel(executable, cfg, facts, mod)
+    cm.compile_s = facts["compile_s"] = round(time.perf_counter() - t0, 3)
+    logs.info(cm.summary())
     return cm

@@ -27,7 +27,9 @@ from ..schedules.groups import kernel_workload
 from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
-from . import epilogue
+from . import epilogue, macs
+
+OFFLOADED_OPS = ("relax.nn.conv2d", "relax.matmul")  # the ops whose calls ``workload_of`` may take
 
 
 def _dims(e) -> list[int] | None:
@@ -139,11 +141,20 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k = (knobs(kwl, cfg) if callable(knobs) else None) or lookup(kwl, cfg) or default(kwl, cfg)
+        k, source = (knobs(kwl, cfg) if callable(knobs) else None), "user"
+        if k is None:
+            k, source = lookup(kwl, cfg), "tuned"
+        if k is None:
+            k, source = default(kwl, cfg), "default"
+        dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
+        real = macs.conv(dout, dw) if wl.kind == "conv2d" else macs.matmul(dout, dx)
+        layer = json.dumps({"data": dx, "weight": dw, "out": dout, "macs": real})
         ident = json.dumps([wl.to_dict(), kwl.to_dict(), cfg.key, k.to_dict(), kn], sort_keys=True).encode()
         name = f"vta_{wl.kind}_{hashlib.sha1(ident).hexdigest()[:10]}"  # stable across processes
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
-        cache[key] = (add(schedule(kwl, cfg, k).mod["main"], ""),
+        kernel = schedule(kwl, cfg, k).mod["main"].with_attrs({"tvm_codesign.schedule_source": source,
+                                                              "tvm_codesign.layer": layer})
+        cache[key] = (add(kernel, ""),
                       add(_pack_data(wl, cfg, _dims(x), kwl), "_pack_x"),
                       add(_pack_weight(wl, cfg, _dims(w), kn, kwl), "_pack_w"),
                       add(_unpack(kwl, cfg, _dims(call)), "_unpack"))
@@ -205,7 +216,7 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
                      knobs, cache, f.bias)
 
     legalize = relax.transform.LegalizeOps(customize_legalize_map={
-        "relax.nn.conv2d": legalize_op, "relax.matmul": legalize_op, "relax.astype": legalize_astype})
+        **{op: legalize_op for op in OFFLOADED_OPS}, "relax.astype": legalize_astype})
 
     @tvm.transform.module_pass(opt_level=0, name="tvm_codesign.offload")
     def _offload(mod, ctx):
@@ -223,10 +234,16 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
 
 
 def offloaded(mod: tvm.IRModule) -> list[dict]:
-    """The accelerator kernels in a module after ``offload``: name, workload and schedule knobs."""
+    """The accelerator kernels in a module after ``offload``: name, workload (the kernel's), schedule knobs,
+    where the knobs came from (``source``: "user", "tuned" from schedules/, or "default") and the user's
+    ``layer`` (data, weight and output shapes, real MACs per call)."""
     out = []
     for gv, f in mod.functions.items():
         if isinstance(f, tirx.PrimFunc) and f.attrs is not None and "tvm_codesign.workload" in f.attrs:
-            out.append({"name": gv.name_hint, "workload": json.loads(str(f.attrs["tvm_codesign.workload"])),
-                        "knobs": json.loads(str(f.attrs["tvm_codesign.knobs"]))})
+            a = f.attrs
+            out.append({"name": gv.name_hint, "workload": json.loads(str(a["tvm_codesign.workload"])),
+                        "knobs": json.loads(str(a["tvm_codesign.knobs"])),
+                        "source": str(a["tvm_codesign.schedule_source"]) if "tvm_codesign.schedule_source" in a
+                        else None,
+                        "layer": json.loads(str(a["tvm_codesign.layer"])) if "tvm_codesign.layer" in a else None})
     return out

@@ -16,12 +16,24 @@ BY_NAME: dict[str, CompiledKernel] = {}  # global symbol -> kernel (per-layer pr
 def add(kernel: CompiledKernel, name: str | None = None) -> tuple[int, str]:
     """Keep a kernel for this process; returns (key, blob) to embed in the compiled function."""
     blob = kernel.to_blob()
-    key = int.from_bytes(hashlib.sha1(blob.encode()).digest()[:7], "little")
+    key = key_of(blob)
     _KERNELS[key] = kernel
     LAST[0] = kernel
     if name:
         BY_NAME[name] = kernel
     return key, blob
+
+
+def key_of(blob: str) -> int:
+    """The key a compiled function passes with ``blob`` to ``tvm_codesign.run``."""
+    return int.from_bytes(hashlib.sha1(blob.encode()).digest()[:7], "little")
+
+
+def restore(name: str, blob: str) -> CompiledKernel:
+    """Register a saved kernel under its name (``tvm_codesign.load``): a loaded module's calls reach this object,
+    so its stats and program are there for ``profile()`` and ``program()``."""
+    kernel = BY_NAME[name] = get(key_of(blob), blob)
+    return kernel
 
 
 def get(key: int, blob: str | None = None) -> CompiledKernel:
