@@ -52,7 +52,7 @@ def onnx_model(kind, x_shape):
         if kind == "input_bn":
             inits += bn_params("in", c_in, rng)
             nodes.append(bn("in", "x", "xn"))
-            ins[0] = src = "xn"
+            ins[0] = "xn"
         nodes.append(helper.make_node("Conv", ins, ["c"], pads=[1, 1, 1, 1], group=groups))
     if kind == "input_bn":
         nodes.append(helper.make_node("Relu", ["c"], ["y"]))

@@ -55,7 +55,7 @@ def test_rows_hold_real_and_padded_work(cm):
 def test_table_prints_aligned_with_totals(cm):
     p = cm.profile()
     lines = str(p).splitlines()
-    assert lines[0] == f"Net on vta_default" and repr(p) == str(p)
+    assert lines[0] == "Net on vta_default" and repr(p) == str(p)
     header = lines[1]
     body = lines[3:3 + len(p.rows)]
     for col, key in (("device", "device"), ("schedule", "schedule")):  # left-aligned columns start together

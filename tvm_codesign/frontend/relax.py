@@ -21,8 +21,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from ..hardware.config import AcceleratorConfig
-from ..schedules.knobs import default
-from ..schedules.store import lookup
+from ..schedules.choice import pick
 from ..schedules.groups import kernel_workload
 from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
@@ -141,11 +140,7 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k, source = (knobs(kwl, cfg) if callable(knobs) else None), "user"
-        if k is None:
-            k, source = lookup(kwl, cfg), "tuned"
-        if k is None:
-            k, source = default(kwl, cfg), "default"
+        k, source = pick(kwl, cfg, knobs(kwl, cfg) if callable(knobs) else None)
         dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
         real = macs.conv(dout, dw) if wl.kind == "conv2d" else macs.matmul(dout, dx)
         layer = json.dumps({"data": dx, "weight": dw, "out": dout, "macs": real})

@@ -3,22 +3,23 @@ schedule on disk (``store.lookup``: "tuned") or ``knobs.default`` ("default"). O
 ``tvm_codesign`` logger."""
 from __future__ import annotations
 
-import logging
-
 from ..hardware.config import AcceleratorConfig
+from ..logs import logger as log
 from .knobs import Knobs, default
 from .store import lookup
 from .workload import Workload
 
-log = logging.getLogger("tvm_codesign")
+
+def pick(wl: Workload, cfg: AcceleratorConfig, knobs: "Knobs | dict | None" = None) -> tuple[Knobs, str]:
+    """(knobs, source) with source "user", "tuned" or "default"; nothing logged."""
+    if knobs is not None:
+        return (Knobs.from_dict(knobs) if isinstance(knobs, dict) else knobs), "user"
+    tuned = lookup(wl, cfg)
+    return (tuned, "tuned") if tuned is not None else (default(wl, cfg), "default")
 
 
 def choose(wl: Workload, cfg: AcceleratorConfig, knobs: "Knobs | dict | None" = None) -> tuple[Knobs, str]:
-    """(knobs, source) with source "user", "tuned" or "default"."""
-    if knobs is not None:
-        k, source = (Knobs.from_dict(knobs) if isinstance(knobs, dict) else knobs), "user"
-    else:
-        tuned = lookup(wl, cfg)
-        k, source = (tuned, "tuned") if tuned is not None else (default(wl, cfg), "default")
+    """``pick``, and one INFO line saying which schedule the layer got."""
+    k, source = pick(wl, cfg, knobs)
     log.info("%s on %s: %s schedule %s", wl.describe(), cfg.name, source, k.to_dict())
     return k, source
