@@ -48,7 +48,6 @@ def onnx_model(kind, x_shape):
         if kind != "conv_nobias":
             inits.append(numpy_helper.from_array(rng.standard_normal(co).astype(np.float32), "b"))
             ins.append("b")
-        src = "x"
         if kind == "input_bn":
             inits += bn_params("in", c_in, rng)
             nodes.append(bn("in", "x", "xn"))

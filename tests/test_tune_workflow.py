@@ -22,13 +22,7 @@ from tvm_codesign.tuner.log import read
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-LAYERS = [(tc.Workload.conv2d(1, 64, 28, 28, 64, 3, 1, 1, bias=True, shift=9, relu=True, out_dtype="int8"), 2),
-          (tc.Workload.conv2d(1, 64, 28, 28, 128, 1, 2, 0, bias=True, shift=8, out_dtype="int8"), 1),
-          (tc.Workload.dense(1, 256, 100), 1)]
-TINY = {"name": "tiny", "base": "vta_default", "params": {"block_in": [8, 16, 32], "block_out": [8, 16, 32],
-                                                          "inp_buffer_bytes": {"pow2": [13, 15]},
-                                                          "dram_bandwidth": [4.0, 8.0]},
-        "constraints": {"area_mm2_max": 2.5}}
+from tune_cases import LAYERS, TINY  # noqa: E402
 
 
 def _tune(out, **kw):

@@ -14,6 +14,7 @@ from tvm.script import tirx as T
 from tvm.target import Target
 
 import tvm_codesign as tc
+from prim_funcs import matmul_kn
 from tvm_codesign.frontend.relax import offload
 from tvm_codesign.frontend.vta_target import NotOffloadedWarning
 
@@ -96,16 +97,6 @@ def test_float_module_runs_on_the_cpu_and_says_so():
     out = run_vm(ex, x, w)
     assert np.array_equal(out, run_vm(tvm.compile(FloatMatmul, target="llvm"), x, w))
     np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-5)
-
-
-@T.prim_func(s_tir=True)
-def matmul_kn(C: T.Buffer((20, 24), "int32"), A: T.Buffer((20, 40), "int8"), B: T.Buffer((40, 24), "int8")):
-    for i, j, k in T.grid(20, 24, 40):
-        with T.sblock("C"):
-            vi, vj, vk = T.axis.remap("SSR", [i, j, k])
-            with T.init():
-                C[vi, vj] = 0
-            C[vi, vj] = C[vi, vj] + T.Cast("int32", A[vi, vk]) * T.Cast("int32", B[vk, vj])
 
 
 def conv_bias_func():
