@@ -52,6 +52,15 @@ def test_rows_hold_real_and_padded_work(cm):
     assert dw["macs"] == 8 * 8 * 16 * 9
 
 
+def test_padded_shape_of_merged_groups(cm):
+    """A depthwise conv of 16 channels runs as one kernel group with a block-diagonal 16x16 weight (merged
+    groups): its padded shape says so, and the MACs the accelerator ran are that shape's."""
+    dw = next(r for r in cm.profile().rows if r["shape"] == "1x16x8x8 * 16x1x3x3 -> 1x16x8x8")
+    assert dw["device"] == "accelerator"
+    assert dw["padded"] == "1x16x8x8 * 16x16x3x3"
+    assert dw["padded_macs"] == 8 * 8 * 16 * 16 * 9
+
+
 def test_table_prints_aligned_with_totals(cm):
     p = cm.profile()
     lines = str(p).splitlines()

@@ -25,10 +25,13 @@ def user_shape(layer: dict) -> str:
 
 
 def padded_shape(wl: dict, cfg: AcceleratorConfig) -> str:
-    """The shape the kernel computes: rows / batch and channels rounded up to the GEMM block."""
+    """The shape the kernel computes: rows / batch and channels rounded up to the GEMM block; a grouped conv's
+    merged groups (``merge`` k) as ceil(groups / k) kernel groups of k times the channels."""
     up = lambda v, b: -(-v // b) * b
-    n, ci, co = up(wl["n"], cfg.batch), up(wl["ci"], cfg.block_in), up(wl["co"], cfg.block_out)
-    g = f"{wl['groups']}x" if wl.get("groups", 1) > 1 else ""
+    k = wl.get("merge", 1)
+    n, ci, co = up(wl["n"], cfg.batch), up(k * wl["ci"], cfg.block_in), up(k * wl["co"], cfg.block_out)
+    groups = -(-wl.get("groups", 1) // k)
+    g = f"{groups}x" if groups > 1 else ""
     if wl["kind"] == "conv2d":
         return f"{g}{n}x{ci}x{wl['h']}x{wl['w']} * {g}{co}x{ci}x{wl['kh']}x{wl['kw']}"
     return f"{g}{n}x{ci} * {g}{ci}x{co}"
