@@ -326,3 +326,13 @@ def test_setup_and_verification_show_progress(tmp_path, capfd):
     assert "importing mlp" in capfd.readouterr().err
     _tune(tmp_path / "c", progress=False, verify=1, measure=1)
     assert capfd.readouterr().err == ""
+
+
+def test_verification_logs_no_line_per_kernel(tmp_path, caplog):
+    """Verification compiles every layer's top schedules of the best configs (64 kernels for ResNet-18): none of
+    them may print build's per-kernel INFO line (the user asked for a tune, and the lines broke the progress bar)."""
+    import logging
+    caplog.set_level(logging.INFO, logger="tvm_codesign")
+    res = _tune(tmp_path, verify=1, measure=2)
+    assert len(res.verified) == len(LAYERS)  # the kernels were compiled and simulated
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tvm_codesign")] == []

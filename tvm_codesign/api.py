@@ -96,9 +96,9 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
     """Compile ``op`` (a Workload, or a TIR PrimFunc/IRModule of an int8 matmul or NCHW conv2d) for a config.
 
     ``target_``/``config``: a preset name, AcceleratorConfig, JSON path or tvm_codesign target (default
-    ``vta_default``). ``knobs``: a schedule (None = the tuned one in ``schedules/<config>/`` if there is one, else the
-    default schedule for this layer); the Module's ``schedule_source`` says which, and so does an INFO line on the
-    ``tvm_codesign`` logger.
+    ``vta_default``). ``knobs``: a schedule (None = the config's tuned one if ``schedules/store.py`` finds it, else
+    the default schedule for this layer); the Module's ``schedule_source`` says which, and so does an INFO line on
+    the ``tvm_codesign`` logger.
     """
     spec = config if config is not None else target_
     if isinstance(spec, tvm.target.Target):
@@ -113,9 +113,15 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
         rec = recognise(op)
         wl, sig = rec.workload, Signature.of_func(_func(op), rec)
     k, source = choose(wl, cfg, knobs)
+    return build_workload(wl, cfg, k, source, rec, sig)
+
+
+def build_workload(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, source: str = "user", recognised=None,
+                   signature: Signature | None = None) -> Module:
+    """``build`` of a Workload with the given schedule, logging nothing (the tuner compiles many)."""
     t0 = time.perf_counter()
-    sch = schedule(wl, cfg, k)
+    sch = schedule(wl, cfg, knobs)
     entry.LAST[0] = None
     lib = tvm.compile(sch.mod, target=target(cfg))
     kernel = entry.LAST[0]
-    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec, sig, source)
+    return Module(wl, cfg, knobs, lib, kernel, time.perf_counter() - t0, recognised, signature, source)
