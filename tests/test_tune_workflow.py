@@ -256,6 +256,11 @@ def test_table_names_every_label_and_picks_units():
     assert row["base"].split()[1] == "120.0"
     assert res.gains() == ("vs vta_default (tuned schedules): best latency 3.00x faster, best energy 2.50x lower, "
                            "best area 1.67x smaller, best EDP 7.50x lower")
+    # a space whose best is worse than the base says so (it read "best latency 0.33x faster")
+    worse = {**a, "latency_s": 360e-6, "edp": 360e-6 * 2e-6}
+    res3 = TuneResult("r", sp, ["latency"], [], [worse], [worse], {"latency": worse, "edp": worse}, base)
+    assert res3.gains() == ("vs vta_default (tuned schedules): best latency 3.00x slower, "
+                            "best EDP 1.20x higher")
     # a best record off the front (EDP, not an objective here) still gets its row and label
     res2 = TuneResult("r", sp, ["latency"], [], [a, b], [b], {"latency": b, "edp": a}, base)
     assert any(ln.split()[0] == "3" and ln.endswith("<- best edp (off the front)") for ln in res2.table().splitlines())
