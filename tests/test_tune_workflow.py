@@ -147,6 +147,19 @@ def test_a_run_that_failed_before_evaluating_blocks_nothing(tmp_path, monkeypatc
     assert header["seed"] == 0 and len([r for r in recs if r["type"] == "eval"]) == 6
 
 
+def test_an_existing_log_is_refused_before_the_model_is_imported(tmp_path, monkeypatch):
+    """Running a tune script a second time without resume=True says so at once (it took ResNet-18's import,
+    9 s, to say it)."""
+    from tvm_codesign.tuner import run as run_mod
+    _tune(tmp_path, run="r")
+
+    def no_import(*a, **k):
+        raise AssertionError("the model was imported before the log was checked")
+    monkeypatch.setattr(run_mod.workloads, "load", no_import)
+    with pytest.raises(tc.tuner.log.LogError, match="already exists: pass resume=True"):
+        _tune(tmp_path, run="r")
+
+
 # ---- 4. resume with a smaller budget keeps what was found ---------------------------------------------------
 def test_resume_with_a_smaller_budget_keeps_every_evaluation(tmp_path):
     def written(_):
