@@ -177,10 +177,23 @@ def _schedule_picker(schedules):
     return lambda wl, cfg: table.get(wl)
 
 
+def _samples(calibration) -> list | None:
+    """``calibration`` as a list of samples: any iterable of them (a list, a generator, a DataLoader's batches)
+    but not one array, whose first axis could be samples or the batch."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, np.ndarray) or hasattr(calibration, "detach") or hasattr(calibration, "numpy") \
+            or not hasattr(calibration, "__iter__") or isinstance(calibration, (str, bytes, dict)):
+        raise TypeError(f"calibration must be a list of samples (each an input tuple, or one array for a one-input "
+                        f"model), e.g. [(x,) for x in batch]; got a {type(calibration).__name__}")
+    return list(calibration)
+
+
 def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm.IRModule:
     """Import, rewrite already-quantised groups, and quantise float conv2d / matmul layers (PTQ)."""
     if requant not in ("alu", "cpu"):
         raise ValueError(f"requant must be 'alu' (on the accelerator) or 'cpu', got {requant!r}")
+    calibration = _samples(calibration)
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
@@ -249,10 +262,11 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
     quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
     ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
-    layers it does not cover get the tuned schedule in schedules/ if there is one, else the default schedule
-    (``knobs`` is an older name for the same argument). ``progress``: a progress bar on stderr once the compile
-    takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always; False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the
-    accelerator and how many use tuned, given and default schedules.
+    layers it does not cover get the config's tuned schedule if ``schedules/store.py`` finds one, else the
+    default schedule (``knobs`` is an older name for the same argument). ``progress``: a progress bar on stderr
+    once the compile takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always;
+    False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the accelerator and how
+    many use tuned, given and default schedules.
     """
     cfg = _config(target)
     name = _name(model)
