@@ -1,4 +1,5 @@
 """tvm-codesign: a simulated VTA-style int8 accelerator as a TVM target, with a co-design autotuner."""
+from . import logs  # noqa: F401 - the tvm_codesign logger at INFO from the first import, not the first compile
 from .errors import (CodesignError, ConfigError, DeadlockError, DramAccessError, EncodingError, ProgramError,
                      RaceError, SramAccessError)
 from .hardware import AcceleratorConfig, preset_names

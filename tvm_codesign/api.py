@@ -11,7 +11,7 @@ from .runtime import entry
 from .runtime.kernel import CompiledKernel
 from .schedules import layout
 from .frontend.composite import Signature
-from .schedules.choice import choose
+from .schedules.choice import announce, pick
 from .schedules.knobs import Knobs
 from .schedules.schedule import schedule
 from .schedules.workload import Workload
@@ -112,8 +112,10 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
         from .frontend.tir import _func, recognise
         rec = recognise(op)
         wl, sig = rec.workload, Signature.of_func(_func(op), rec)
-    k, source = choose(wl, cfg, knobs)
-    return build_workload(wl, cfg, k, source, rec, sig)
+    k, source = pick(wl, cfg, knobs)
+    m = build_workload(wl, cfg, k, source, rec, sig)
+    announce(wl, cfg, k, source)  # after the knobs were checked: no line for a build that fails
+    return m
 
 
 def build_workload(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, source: str = "user", recognised=None,
