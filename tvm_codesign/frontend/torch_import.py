@@ -97,9 +97,10 @@ def _failed_node(exc: BaseException) -> str:
     return f" at {node.target}{where}"
 
 
-def import_torch(model, example_inputs) -> tvm.IRModule:
+def import_torch(model, example_inputs, bounds: dict | None = None) -> tvm.IRModule:
     """A torch.nn.Module as a Relax IRModule (parameters bound as constants, indices normalised), exported in
-    eval mode (BatchNorm's running statistics, no dropout); the module's own train/eval flags are left as they were."""
+    eval mode (BatchNorm's running statistics, no dropout); the module's own train/eval flags are left as they were.
+    ``bounds``: see ``normalize_indices``."""
     import torch
     from tvm.relax.frontend.torch import from_exported_program
     if example_inputs is None:
@@ -124,6 +125,6 @@ def import_torch(model, example_inputs) -> tvm.IRModule:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelImportError(f"TVM's PyTorch importer failed on {name}{_failed_node(e)}: {msg}") from e
     try:
-        return normalize_indices(mod)
+        return normalize_indices(mod, bounds)
     except ModelImportError as e:
         raise ModelImportError(f"{name}: {e}") from e
