@@ -289,6 +289,18 @@ def test_cli_summary_prints_only_the_objectives_it_has(tmp_path, capsys):
     assert "best EDP" in out and "best power" in out and "<- best edp" in out
 
 
+def test_cli_warning_is_one_line(tmp_path):
+    """The CLI shows a warning as one 'warning: ...' line (it printed tune.py's path and line, then 'main()')."""
+    layers, space = _files(tmp_path)
+    cmd = [sys.executable, "-m", "tvm_codesign.tune", "--model", str(layers), "--space", str(space), "--budget", "4",
+           "--objectives", "latency", "--executor", "local", "--verify", "0", "--quiet", "--out", str(tmp_path)]
+    for extra in ([], ["--resume", "--budget", "2"]):
+        r = subprocess.run(cmd + extra, env=ENV, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith("warning: ") \
+        and "holds 4 evaluations, more than budget=2" in r.stderr, r.stderr
+
+
 # ---- 7. errors -------------------------------------------------------------------------------------------------
 def test_cli_on_a_corrupt_onnx_file_prints_one_message(tmp_path):
     bad = tmp_path / "bad.onnx"
