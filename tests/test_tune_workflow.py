@@ -322,6 +322,7 @@ def test_space_of_invalid_configs_names_the_field_not_the_area(tmp_path, params,
     with pytest.raises(tc.ConfigError, match="no feasible point") as e:
         _tune(tmp_path, space={"name": "big", "params": params, "constraints": {"area_mm2_max": 3.0}})
     assert words in str(e.value) and "area <=" not in str(e.value)
+    assert str(e.value).startswith("design space 'big' has no feasible point") and type(e.value).__name__ == "SpaceError"
 
 
 @pytest.mark.parametrize("field, choice, words", [
