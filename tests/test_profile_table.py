@@ -79,3 +79,17 @@ def test_table_prints_aligned_with_totals(cm):
     assert total.startswith("total (all calls)") and f"{cycles:,}" in total and f"{macs:,}" in total
     share = sum(r["macs"] * r["calls"] for r in acc) / macs
     assert f"MACs on the accelerator: {share:.1%}" in str(p) and share == cm.offloaded_mac_fraction
+
+
+def test_profile_before_any_run_says_so():
+    """Before the first call the per-run figures are unknown: no '0 cycles' totals, a line saying why."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    cm = tc.compile(torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1)).eval(), "vta_default",
+                    calibration=[(x,)])
+    before = str(cm.profile())
+    assert "cycles/call" not in before and "not run yet: call the model" in before
+    assert cm.profile().totals()["cycles"] is None
+    cm(x)
+    after = cm.profile()
+    assert "cycles/call" in str(after) and "not run yet" not in str(after) and after.totals()["cycles"] > 0

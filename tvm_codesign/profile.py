@@ -96,11 +96,19 @@ class ProfileTable:
         acc = [r for r in self.rows if r["device"] == "accelerator"]
         tot = lambda key, rows: sum((r[key] or 0) * r["calls"] for r in rows)
         cycles = tot("cycles", acc)
-        return {"calls": sum(r["calls"] for r in self.rows), "macs": tot("macs", self.rows),
-                "accelerator_macs": tot("macs", acc), "padded_macs": tot("padded_macs", acc), "cycles": cycles,
-                "utilisation": (sum((r["utilisation"] or 0) * (r["cycles"] or 0) * r["calls"] for r in acc) / cycles
-                                if cycles else None),
-                "dram_bytes": tot("dram_bytes", acc), "energy_uj": float(tot("energy_uj", acc))}
+        out = {"calls": sum(r["calls"] for r in self.rows), "macs": tot("macs", self.rows),
+               "accelerator_macs": tot("macs", acc), "padded_macs": tot("padded_macs", acc), "cycles": cycles,
+               "utilisation": (sum((r["utilisation"] or 0) * (r["cycles"] or 0) * r["calls"] for r in acc) / cycles
+                               if cycles else None),
+               "dram_bytes": tot("dram_bytes", acc), "energy_uj": float(tot("energy_uj", acc))}
+        if not self.ran:  # figures of a run that has not happened are unknown, not 0
+            out.update(padded_macs=None, cycles=None, utilisation=None, dram_bytes=None, energy_uj=None)
+        return out
+
+    @property
+    def ran(self) -> bool:
+        """Whether any accelerator kernel has run (the per-run figures exist)."""
+        return any(r["cycles"] is not None for r in self.rows if r["device"] == "accelerator")
 
     def __str__(self) -> str:
         t = self.totals()
@@ -119,6 +127,8 @@ class ProfileTable:
         acc, mac = t["accelerator_macs"], t["macs"]
         if mac:
             out.append(f"MACs on the accelerator: {acc / mac:.1%} ({acc:,} of {mac:,})")
+        if not self.ran and any(r["device"] == "accelerator" for r in self.rows):
+            out.append("not run yet: call the model for padded MACs, cycles, DRAM bytes and energy")
         return "\n".join(out + list(self.notes))
 
     __repr__ = __str__
