@@ -85,7 +85,8 @@ class _Rewrite:
             name = getattr(b.op, "name", None) if isinstance(b, relax.Call) else None
             if name in _SAME_VALUES:
                 idx = b.args[0]
-            elif name == "relax.where" and self._plus_n(b.args[1], b.args[2]):
+            elif name == "relax.where" and self._negative(b.args[0], b.args[2]) \
+                    and self._plus_n(b.args[1], b.args[2]):
                 idx = b.args[2]  # where(i < 0, i + n, i): ONNX Gather's own negative-index fix
             else:
                 return
@@ -104,10 +105,19 @@ class _Rewrite:
             return relax.op.take(x, idx, call.attrs.axis, mode=mode)
         return relax.op.take(x, new, call.attrs.axis, mode="clip")  # in range now; clip is free of fast's warning
 
+    def _bound_to(self, v, op: str, i):
+        """The binding of ``v`` if it is ``op(i, other)``, else None."""
+        b = self.m.lookup_binding(v) if isinstance(v, relax.Var) else None
+        ok = isinstance(b, relax.Call) and getattr(b.op, "name", None) == op and b.args[0].same_as(i)
+        return b if ok else None
+
     def _plus_n(self, a, i) -> bool:
-        """``a`` is bound to ``i + something``."""
-        b = self.m.lookup_binding(a) if isinstance(a, relax.Var) else None
-        return isinstance(b, relax.Call) and getattr(b.op, "name", None) == "relax.add" and b.args[0].same_as(i)
+        return self._bound_to(a, "relax.add", i) is not None
+
+    def _negative(self, c, i) -> bool:
+        """``c`` is ``i < 0``."""
+        b = self._bound_to(c, "relax.less", i)
+        return b is not None and (k := self.const(b.args[1])) is not None and k.size == 1 and int(k) == 0
 
     def _per_axis(self, op: str, x, indices) -> list:
         shape = _dims(x)
