@@ -99,3 +99,18 @@ def test_calibration_shape_and_count_are_checked():
     cal = _floats(2) + [(_floats(1)[0], _floats(1)[0])]
     with pytest.raises(ValueError, match=r"calibration sample 2: 2 inputs given, the model takes 1 \(x\)"):
         tc.compile(_mlp(), "vta_default", calibration=cal)
+
+
+@pytest.mark.parametrize("batch", [torch.randn(4, 2, 8), np.random.default_rng(0).standard_normal((4, 2, 8))])
+def test_one_array_as_calibration_is_refused_with_the_form_expected(batch):
+    """One tensor or array is ambiguous (samples or a batch?): a TypeError showing the list form, not torch's
+    'Boolean value of Tensor ... is ambiguous' (a tensor) or an indexing error."""
+    with pytest.raises(TypeError, match=r"calibration must be a list of samples .*\[\(x,\) for x in batch\]"):
+        tc.compile(_mlp(), "vta_default", calibration=batch)
+
+
+def test_calibration_from_a_generator():
+    """Any iterable of samples works, e.g. a generator: it is read once, into a list."""
+    gen = (x for x in _floats(3))
+    cm = tc.compile(_mlp(), "vta_default", calibration=gen)
+    assert cm.offloaded_mac_fraction == 1.0

@@ -74,3 +74,60 @@ def test_wrong_shapes_are_value_errors(cm):
         cm(X, np.array([0.5], np.float32), IDS)
     with pytest.raises(ValueError, match=r"input 'ids': expected shape \(4,\), got \(2, 2\)"):
         cm(X, 0.5, IDS.reshape(2, 2))
+
+
+def _gather_onnx():
+    """ONNX: y = Gather(TABLE, ids) with the ids a graph input (run-time indices)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    g = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], axis=0)], "gather",
+                          [helper.make_tensor_value_info("ids", TensorProto.INT64, [3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 16])],
+                          [numpy_helper.from_array(TABLE, "table")])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_index_inputs_out_of_range_are_refused(tmp_path):
+    """Ids that are a model input and index an axis at run time (an embedding, a Gather) are checked at the
+    call: [-n, n) runs (negative from the end, as torch's x[ids] and ONNX's Gather), anything else is a
+    ValueError naming the input, instead of silently wrapping into another row (TABLE[60 % 10])."""
+    import torch
+    cm = tc.compile(_gather_onnx(), "vta_default")
+    ids = np.array([0, 9, -10])
+    assert np.array_equal(cm(ids), TABLE[ids])
+    for bad in ([0, 10, 1], [-11, 0, 0]):
+        with pytest.raises(ValueError, match=r"input 'ids' indexes an axis of size 10: its values must lie in "
+                                             r"\[-10, 9\]"):
+            cm(np.array(bad))
+    cm.save(tmp_path / "g")
+    with pytest.raises(ValueError, match="indexes an axis of size 10"):  # the check is saved with the model
+        tc.load(tmp_path / "g")(np.array([60, 0, 0]))
+
+    class Embed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e, self.fc = torch.nn.Embedding(20, 8), torch.nn.Linear(8, 3)
+
+        def forward(self, ids):
+            return self.fc(self.e(ids).mean(1))
+    torch.manual_seed(0)
+    cal = [RNG.integers(0, 20, (2, 5)) for _ in range(3)]
+    cm = tc.compile(Embed().eval(), "vta_default", calibration=cal)
+    cm(cal[0])
+    with pytest.raises(ValueError, match=r"input 'ids' indexes an axis of size 20: .* got 1 outside \(e\.g\. 20\)"):
+        cm(np.where(np.arange(10).reshape(2, 5) == 7, 20, cal[0]))
+
+
+def test_nan_into_a_quantised_model_is_refused():
+    """NaN has no int8 value: a post-training-quantised model refuses it by name (it returned finite garbage);
+    a model without quantisation (float on the CPU) passes it through as torch would."""
+    import torch
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.ReLU()).eval()
+    x = RNG.standard_normal((1, 8)).astype(np.float32)
+    cm = tc.compile(mlp, "vta_default", calibration=[(x,)])
+    float_model = tc.compile(torch.nn.Softmax(-1).eval(), "vta_default", example_inputs=(x,))
+    x[0, 3] = np.nan
+    with pytest.raises(ValueError, match="input 'input' has 1 NaN values"):
+        cm(x)
+    assert np.isnan(float_model(x)).all()

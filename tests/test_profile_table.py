@@ -52,6 +52,15 @@ def test_rows_hold_real_and_padded_work(cm):
     assert dw["macs"] == 8 * 8 * 16 * 9
 
 
+def test_padded_shape_of_merged_groups(cm):
+    """A depthwise conv of 16 channels runs as one kernel group with a block-diagonal 16x16 weight (merged
+    groups): its padded shape says so, and the MACs the accelerator ran are that shape's."""
+    dw = next(r for r in cm.profile().rows if r["shape"] == "1x16x8x8 * 16x1x3x3 -> 1x16x8x8")
+    assert dw["device"] == "accelerator"
+    assert dw["padded"] == "1x16x8x8 * 16x16x3x3"
+    assert dw["padded_macs"] == 8 * 8 * 16 * 16 * 9
+
+
 def test_table_prints_aligned_with_totals(cm):
     p = cm.profile()
     lines = str(p).splitlines()
@@ -70,3 +79,17 @@ def test_table_prints_aligned_with_totals(cm):
     assert total.startswith("total (all calls)") and f"{cycles:,}" in total and f"{macs:,}" in total
     share = sum(r["macs"] * r["calls"] for r in acc) / macs
     assert f"MACs on the accelerator: {share:.1%}" in str(p) and share == cm.offloaded_mac_fraction
+
+
+def test_profile_before_any_run_says_so():
+    """Before the first call the per-run figures are unknown: no '0 cycles' totals, a line saying why."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    cm = tc.compile(torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1)).eval(), "vta_default",
+                    calibration=[(x,)])
+    before = str(cm.profile())
+    assert "cycles/call" not in before and "not run yet: call the model" in before
+    assert cm.profile().totals()["cycles"] is None
+    cm(x)
+    after = cm.profile()
+    assert "cycles/call" in str(after) and "not run yet" not in str(after) and after.totals()["cycles"] > 0

@@ -2,6 +2,7 @@
 import logging
 
 import numpy as np
+import pytest
 
 import tvm_codesign as tc
 from tvm_codesign.schedules import store
@@ -33,3 +34,11 @@ def test_build_says_where_its_schedule_came_from(tmp_path, monkeypatch, caplog):
     assert len(lines) == 3, lines
     for line, source in zip(lines, ("default", "tuned", "user")):
         assert f"on vta_default: {source} schedule" in line and "conv2d n=1 32->32 10x10" in line
+
+
+def test_a_build_that_fails_logs_nothing(caplog):
+    """Knobs that do not fit raise KnobError naming the knob, and no line claims the layer got them."""
+    caplog.set_level(logging.INFO, logger="tvm_codesign")
+    with pytest.raises(tc.KnobError, match="tile_ci"):
+        tc.build(tc.Workload.dense(16, 64, 64), "vta_default", knobs=dict(tile_ci=1000))
+    assert [r.getMessage() for r in caplog.records if r.name == "tvm_codesign"] == []

@@ -1,5 +1,6 @@
 """compile() says which layers used a tuned schedule (schedules/ store), a given one or the default: per kernel,
 in profile(), and in one log line that a user who configured no logging sees (and nothing else)."""
+import logging
 import os
 import subprocess
 import sys
@@ -99,3 +100,12 @@ def test_one_log_line_by_default_and_nothing_else(logging_setup, prefix):
         assert r.stderr == ""
     else:
         assert r.stderr.startswith(prefix + LINE) and r.stderr.count("\n") == 1 and r.stderr.endswith(" s\n")
+
+
+def test_the_logger_is_at_info_from_the_first_import():
+    """The level is set by ``import tvm_codesign``, not by the first compile: pytest's caplog (or anything that
+    saves and restores the level around a block) used to restore NOTSET, dropping every later compile's line."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    code = "import logging, tvm_codesign; print(logging.getLogger('tvm_codesign').level)"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == str(logging.INFO), r.stderr[-2000:]

@@ -251,3 +251,22 @@ def test_unsupported_indexing_names_the_op():
     model = F(lambda x, i: x.index_put((i,), torch.tensor(1.0))).eval()
     with pytest.raises(ModelImportError, match=r"F at aten\.index_put\.default \(.*test_torch_models\.py.*\)"):
         import_torch(model, (_x(3, 5), np.array([-1, 0])))
+
+
+def test_import_leaves_the_modules_train_flags_alone():
+    """A model handed over in training mode is exported for inference (BatchNorm's running statistics, no
+    dropout: the eval-mode torch output), and every submodule's own train/eval flag is as it was afterwards
+    (tc.compile used to leave the caller's model in eval mode, so its training went on without dropout)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.Dropout(0.5), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+    model[1].eval()  # a frozen BatchNorm inside a model in training mode
+    before = [m.training for m in model.modules()]
+    x = _x(4, 6)
+    mod = import_torch(model, (x,))
+    assert [m.training for m in model.modules()] == before == [True, True, False, True, True]
+    out, = _tvm(mod, (x,))
+    model.eval()
+    np.testing.assert_allclose(out, _torch(model, (x,))[0], rtol=1e-4, atol=1e-5)

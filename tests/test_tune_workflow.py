@@ -147,6 +147,19 @@ def test_a_run_that_failed_before_evaluating_blocks_nothing(tmp_path, monkeypatc
     assert header["seed"] == 0 and len([r for r in recs if r["type"] == "eval"]) == 6
 
 
+def test_an_existing_log_is_refused_before_the_model_is_imported(tmp_path, monkeypatch):
+    """Running a tune script a second time without resume=True says so at once (it took ResNet-18's import,
+    9 s, to say it)."""
+    from tvm_codesign.tuner import run as run_mod
+    _tune(tmp_path, run="r")
+
+    def no_import(*a, **k):
+        raise AssertionError("the model was imported before the log was checked")
+    monkeypatch.setattr(run_mod.workloads, "load", no_import)
+    with pytest.raises(tc.tuner.log.LogError, match="already exists: pass resume=True"):
+        _tune(tmp_path, run="r")
+
+
 # ---- 4. resume with a smaller budget keeps what was found ---------------------------------------------------
 def test_resume_with_a_smaller_budget_keeps_every_evaluation(tmp_path):
     def written(_):
@@ -256,6 +269,11 @@ def test_table_names_every_label_and_picks_units():
     assert row["base"].split()[1] == "120.0"
     assert res.gains() == ("vs vta_default (tuned schedules): best latency 3.00x faster, best energy 2.50x lower, "
                            "best area 1.67x smaller, best EDP 7.50x lower")
+    # a space whose best is worse than the base says so (it read "best latency 0.33x faster")
+    worse = {**a, "latency_s": 360e-6, "edp": 360e-6 * 2e-6}
+    res3 = TuneResult("r", sp, ["latency"], [], [worse], [worse], {"latency": worse, "edp": worse}, base)
+    assert res3.gains() == ("vs vta_default (tuned schedules): best latency 3.00x slower, "
+                            "best EDP 1.20x higher")
     # a best record off the front (EDP, not an objective here) still gets its row and label
     res2 = TuneResult("r", sp, ["latency"], [], [a, b], [b], {"latency": b, "edp": a}, base)
     assert any(ln.split()[0] == "3" and ln.endswith("<- best edp (off the front)") for ln in res2.table().splitlines())
@@ -269,6 +287,18 @@ def test_cli_summary_prints_only_the_objectives_it_has(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "nan" not in out and "best latency" not in out
     assert "best EDP" in out and "best power" in out and "<- best edp" in out
+
+
+def test_cli_warning_is_one_line(tmp_path):
+    """The CLI shows a warning as one 'warning: ...' line (it printed tune.py's path and line, then 'main()')."""
+    layers, space = _files(tmp_path)
+    cmd = [sys.executable, "-m", "tvm_codesign.tune", "--model", str(layers), "--space", str(space), "--budget", "4",
+           "--objectives", "latency", "--executor", "local", "--verify", "0", "--quiet", "--out", str(tmp_path)]
+    for extra in ([], ["--resume", "--budget", "2"]):
+        r = subprocess.run(cmd + extra, env=ENV, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr.splitlines() == [r.stderr.strip()] and r.stderr.startswith("warning: ") \
+        and "holds 4 evaluations, more than budget=2" in r.stderr, r.stderr
 
 
 # ---- 7. errors -------------------------------------------------------------------------------------------------
@@ -292,6 +322,7 @@ def test_space_of_invalid_configs_names_the_field_not_the_area(tmp_path, params,
     with pytest.raises(tc.ConfigError, match="no feasible point") as e:
         _tune(tmp_path, space={"name": "big", "params": params, "constraints": {"area_mm2_max": 3.0}})
     assert words in str(e.value) and "area <=" not in str(e.value)
+    assert str(e.value).startswith("design space 'big' has no feasible point") and type(e.value).__name__ == "SpaceError"
 
 
 @pytest.mark.parametrize("field, choice, words", [
@@ -326,3 +357,13 @@ def test_setup_and_verification_show_progress(tmp_path, capfd):
     assert "importing mlp" in capfd.readouterr().err
     _tune(tmp_path / "c", progress=False, verify=1, measure=1)
     assert capfd.readouterr().err == ""
+
+
+def test_verification_logs_no_line_per_kernel(tmp_path, caplog):
+    """Verification compiles every layer's top schedules of the best configs (64 kernels for ResNet-18): none of
+    them may print build's per-kernel INFO line (the user asked for a tune, and the lines broke the progress bar)."""
+    import logging
+    caplog.set_level(logging.INFO, logger="tvm_codesign")
+    res = _tune(tmp_path, verify=1, measure=2)
+    assert len(res.verified) == len(LAYERS)  # the kernels were compiled and simulated
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tvm_codesign")] == []

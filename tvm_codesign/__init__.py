@@ -1,6 +1,7 @@
 """tvm-codesign: a simulated VTA-style int8 accelerator as a TVM target, with a co-design autotuner."""
+from . import logs  # noqa: F401 - the tvm_codesign logger at INFO from the first import, not the first compile
 from .errors import (CodesignError, ConfigError, DeadlockError, DramAccessError, EncodingError, ProgramError,
-                     RaceError, SramAccessError)
+                     RaceError, SpaceError, SramAccessError)
 from .hardware import AcceleratorConfig, preset_names
 from .hardware.isa import Alu, AluOp, Finish, Gemm, Load, Mem, Store
 from .simulator import Program, ProgramBuilder, SimStats, Simulator
@@ -32,5 +33,5 @@ __all__ = [
     "Alu", "AluOp", "Finish", "Gemm", "Load", "Mem", "Store",
     "Program", "ProgramBuilder", "SimStats", "Simulator",
     "CodesignError", "ConfigError", "DeadlockError", "RaceError", "DramAccessError", "EncodingError", "ProgramError",
-    "SramAccessError", *_LAZY,
+    "SpaceError", "SramAccessError", *_LAZY,
 ]

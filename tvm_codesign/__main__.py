@@ -1,4 +1,4 @@
-"""``python -m tvm_codesign``: the main job (see ``tvm_codesign.demo``)."""
+"""``python -m tvm_codesign``: the simulator demo (see ``tvm_codesign.demo``)."""
 from .demo import main
 
 main()

@@ -11,7 +11,7 @@ from .runtime import entry
 from .runtime.kernel import CompiledKernel
 from .schedules import layout
 from .frontend.composite import Signature
-from .schedules.choice import choose
+from .schedules.choice import announce, pick
 from .schedules.knobs import Knobs
 from .schedules.schedule import schedule
 from .schedules.workload import Workload
@@ -96,9 +96,9 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
     """Compile ``op`` (a Workload, or a TIR PrimFunc/IRModule of an int8 matmul or NCHW conv2d) for a config.
 
     ``target_``/``config``: a preset name, AcceleratorConfig, JSON path or tvm_codesign target (default
-    ``vta_default``). ``knobs``: a schedule (None = the tuned one in ``schedules/<config>/`` if there is one, else the
-    default schedule for this layer); the Module's ``schedule_source`` says which, and so does an INFO line on the
-    ``tvm_codesign`` logger.
+    ``vta_default``). ``knobs``: a schedule (None = the config's tuned one if ``schedules/store.py`` finds it, else
+    the default schedule for this layer); the Module's ``schedule_source`` says which, and so does an INFO line on
+    the ``tvm_codesign`` logger.
     """
     spec = config if config is not None else target_
     if isinstance(spec, tvm.target.Target):
@@ -112,10 +112,18 @@ def build(op, target_=None, *, knobs: "Knobs | dict | None" = None, config=None)
         from .frontend.tir import _func, recognise
         rec = recognise(op)
         wl, sig = rec.workload, Signature.of_func(_func(op), rec)
-    k, source = choose(wl, cfg, knobs)
+    k, source = pick(wl, cfg, knobs)
+    m = build_workload(wl, cfg, k, source, rec, sig)
+    announce(wl, cfg, k, source)  # after the knobs were checked: no line for a build that fails
+    return m
+
+
+def build_workload(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, source: str = "user", recognised=None,
+                   signature: Signature | None = None) -> Module:
+    """``build`` of a Workload with the given schedule, logging nothing (the tuner compiles many)."""
     t0 = time.perf_counter()
-    sch = schedule(wl, cfg, k)
+    sch = schedule(wl, cfg, knobs)
     entry.LAST[0] = None
     lib = tvm.compile(sch.mod, target=target(cfg))
     kernel = entry.LAST[0]
-    return Module(wl, cfg, k, lib, kernel, time.perf_counter() - t0, rec, sig, source)
+    return Module(wl, cfg, knobs, lib, kernel, time.perf_counter() - t0, recognised, signature, source)

@@ -14,6 +14,14 @@ class ConfigError(CodesignError, ValueError):
         super().__init__(f"config field '{field}': {message}")
 
 
+class SpaceError(ConfigError):
+    """A design space that cannot be read, or has no feasible point (the message says which and why)."""
+
+    def __init__(self, message: str):
+        self.field = "space"
+        CodesignError.__init__(self, message)
+
+
 class ProgramError(CodesignError, ValueError):
     """An instruction that is invalid for the configuration or fails at run time."""
 

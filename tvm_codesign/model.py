@@ -25,7 +25,8 @@ from .schedules.knobs import Knobs
 from .signature import Signature
 
 
-def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
+def _import(model, input_shapes, example_inputs, bounds: dict | None = None) -> tvm.IRModule:
+    """``bounds`` receives the inputs used as run-time indices (frontend/indices.py)."""
     if isinstance(model, tvm.IRModule):
         return model
     try:
@@ -34,12 +35,12 @@ def _import(model, input_shapes, example_inputs) -> tvm.IRModule:
         torch = None
     if torch is not None and isinstance(model, torch.nn.Module):
         from .frontend.torch_import import import_torch
-        return import_torch(model, example_inputs)
+        return import_torch(model, example_inputs, bounds)
     import onnx
     if isinstance(model, (str, onnx.ModelProto)) or hasattr(model, "__fspath__"):
         from .frontend.indices import normalize_indices
         from .frontend.onnx_import import import_onnx
-        return normalize_indices(import_onnx(model, input_shapes))  # its Gathers are fast-mode takes too
+        return normalize_indices(import_onnx(model, input_shapes), bounds)  # its Gathers are fast-mode takes too
     raise TypeError(f"cannot compile a {type(model).__name__}: give a torch.nn.Module, an ONNX model or path, "
                     "or a Relax IRModule")
 
@@ -177,15 +178,32 @@ def _schedule_picker(schedules):
     return lambda wl, cfg: table.get(wl)
 
 
-def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm.IRModule:
-    """Import, rewrite already-quantised groups, and quantise float conv2d / matmul layers (PTQ)."""
+def _samples(calibration) -> list | None:
+    """``calibration`` as a list of samples: any iterable of them (a list, a generator, a DataLoader's batches)
+    but not one array, whose first axis could be samples or the batch."""
+    if calibration is None:
+        return None
+    if isinstance(calibration, np.ndarray) or hasattr(calibration, "detach") or hasattr(calibration, "numpy") \
+            or not hasattr(calibration, "__iter__") or isinstance(calibration, (str, bytes, dict)):
+        raise TypeError(f"calibration must be a list of samples (each an input tuple, or one array for a one-input "
+                        f"model), e.g. [(x,) for x in batch]; got a {type(calibration).__name__}")
+    return list(calibration)
+
+
+def _quantized(model, input_shapes, example_inputs, calibration, requant, info: dict | None = None) -> tvm.IRModule:
+    """Import, rewrite already-quantised groups, and quantise float conv2d / matmul layers (PTQ). ``info``
+    receives "index_bounds" (inputs used as run-time indices) and "quantised" (float data becomes int8)."""
+    info = {} if info is None else info
+    info.update(index_bounds={}, quantised=False)
     if requant not in ("alu", "cpu"):
         raise ValueError(f"requant must be 'alu' (on the accelerator) or 'cpu', got {requant!r}")
+    calibration = _samples(calibration)
     if example_inputs is None and calibration:
         first = calibration[0]
         example_inputs = first if isinstance(first, (tuple, list)) else (first,)
-    mod, n_qdq = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs))  # already-quantised groups
+    mod, n_qdq = onnx_qdq.rewrite(_import(model, input_shapes, example_inputs, info["index_bounds"]))
     mod = Q.prepare(mod)
+    info["quantised"] = bool(n_qdq)  # QDQ groups quantise float data on the CPU
     func = mod["main"]
     if not n_qdq and not onnx_qdq.integer_layers(mod) and Q._targets(func):  # a quantised model says itself
         # what is quantised (QDQ groups, QLinearConv, ...): its float ops stay float
@@ -193,6 +211,7 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant) -> tvm
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
         mod = Q.quantize(mod, Q.calibrate(mod, calibration), requant)
+        info["quantised"] = True
     return mod
 
 
@@ -249,19 +268,22 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
     quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
     ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
-    layers it does not cover get the tuned schedule in schedules/ if there is one, else the default schedule
-    (``knobs`` is an older name for the same argument). ``progress``: a progress bar on stderr once the compile
-    takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always; False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the
-    accelerator and how many use tuned, given and default schedules.
+    layers it does not cover get the config's tuned schedule if ``schedules/store.py`` finds one, else the
+    default schedule (``knobs`` is an older name for the same argument). ``progress``: a progress bar on stderr
+    once the compile takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always;
+    False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the accelerator and how
+    many use tuned, given and default schedules.
     """
     cfg = _config(target)
     name = _name(model)
     t0 = time.perf_counter()
     with Progress(progress, name, steps=3) as bar:
         bar.step("importing and quantising")
-        mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
+        info: dict = {}
+        mod = _quantized(model, input_shapes, example_inputs, calibration, requant, info)
         main = Q._main(mod)
-        facts = {"name": name, **_census(mod), "inputs": Signature.of(main).inputs}
+        facts = {"name": name, **_census(mod),
+                 "inputs": Signature.of(main, info["index_bounds"], info["quantised"]).inputs}
         kernels = len({wl for wl, _ in _layer_counts(main)})
         mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels))(mod)
         bar.step("lowering and building")

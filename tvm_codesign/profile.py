@@ -25,10 +25,13 @@ def user_shape(layer: dict) -> str:
 
 
 def padded_shape(wl: dict, cfg: AcceleratorConfig) -> str:
-    """The shape the kernel computes: rows / batch and channels rounded up to the GEMM block."""
+    """The shape the kernel computes: rows / batch and channels rounded up to the GEMM block; a grouped conv's
+    merged groups (``merge`` k) as ceil(groups / k) kernel groups of k times the channels."""
     up = lambda v, b: -(-v // b) * b
-    n, ci, co = up(wl["n"], cfg.batch), up(wl["ci"], cfg.block_in), up(wl["co"], cfg.block_out)
-    g = f"{wl['groups']}x" if wl.get("groups", 1) > 1 else ""
+    k = wl.get("merge", 1)
+    n, ci, co = up(wl["n"], cfg.batch), up(k * wl["ci"], cfg.block_in), up(k * wl["co"], cfg.block_out)
+    groups = -(-wl.get("groups", 1) // k)
+    g = f"{groups}x" if groups > 1 else ""
     if wl["kind"] == "conv2d":
         return f"{g}{n}x{ci}x{wl['h']}x{wl['w']} * {g}{co}x{ci}x{wl['kh']}x{wl['kw']}"
     return f"{g}{n}x{ci} * {g}{ci}x{co}"
@@ -93,11 +96,19 @@ class ProfileTable:
         acc = [r for r in self.rows if r["device"] == "accelerator"]
         tot = lambda key, rows: sum((r[key] or 0) * r["calls"] for r in rows)
         cycles = tot("cycles", acc)
-        return {"calls": sum(r["calls"] for r in self.rows), "macs": tot("macs", self.rows),
-                "accelerator_macs": tot("macs", acc), "padded_macs": tot("padded_macs", acc), "cycles": cycles,
-                "utilisation": (sum((r["utilisation"] or 0) * (r["cycles"] or 0) * r["calls"] for r in acc) / cycles
-                                if cycles else None),
-                "dram_bytes": tot("dram_bytes", acc), "energy_uj": float(tot("energy_uj", acc))}
+        out = {"calls": sum(r["calls"] for r in self.rows), "macs": tot("macs", self.rows),
+               "accelerator_macs": tot("macs", acc), "padded_macs": tot("padded_macs", acc), "cycles": cycles,
+               "utilisation": (sum((r["utilisation"] or 0) * (r["cycles"] or 0) * r["calls"] for r in acc) / cycles
+                               if cycles else None),
+               "dram_bytes": tot("dram_bytes", acc), "energy_uj": float(tot("energy_uj", acc))}
+        if not self.ran:  # figures of a run that has not happened are unknown, not 0
+            out.update(padded_macs=None, cycles=None, utilisation=None, dram_bytes=None, energy_uj=None)
+        return out
+
+    @property
+    def ran(self) -> bool:
+        """Whether any accelerator kernel has run (the per-run figures exist)."""
+        return any(r["cycles"] is not None for r in self.rows if r["device"] == "accelerator")
 
     def __str__(self) -> str:
         t = self.totals()
@@ -116,6 +127,8 @@ class ProfileTable:
         acc, mac = t["accelerator_macs"], t["macs"]
         if mac:
             out.append(f"MACs on the accelerator: {acc / mac:.1%} ({acc:,} of {mac:,})")
+        if not self.ran and any(r["device"] == "accelerator" for r in self.rows):
+            out.append("not run yet: call the model for padded MACs, cycles, DRAM bytes and energy")
         return "\n".join(out + list(self.notes))
 
     __repr__ = __str__

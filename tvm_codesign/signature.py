@@ -6,20 +6,26 @@ from tvm import relax
 
 
 class Signature:
-    """``inputs``: [{"name", "shape" (ints; a dynamic dim is its name), "dtype"}]; non-tensor parameters
-    have ``dtype`` None and pass through unchecked."""
+    """``inputs``: [{"name", "shape" (ints; a dynamic dim is its name), "dtype"}, optionally "index_bound" n
+    (an integer input used as a run-time index into an axis of size n: values must lie in [-n, n)) and
+    "no_nan" (a float input of a quantised model: NaN has no int8 value)]; non-tensor parameters have
+    ``dtype`` None and pass through unchecked."""
 
     def __init__(self, inputs: list[dict]):
         self.inputs = inputs
 
     @classmethod
-    def of(cls, func: relax.Function) -> "Signature":
+    def of(cls, func: relax.Function, index_bounds: dict | None = None, quantised: bool = False) -> "Signature":
         out = []
         for p in func.params:
             t = p.ty
             if isinstance(t, relax.TensorType) and isinstance(t.shape, relax.ShapeExpr):
                 shape = [int(d) if isinstance(d, int) or hasattr(d, "value") else str(d) for d in t.shape.values]
                 out.append({"name": p.name, "shape": shape, "dtype": str(t.dtype)})
+                if (index_bounds or {}).get(p.name) is not None and np.dtype(str(t.dtype)).kind in "iu":
+                    out[-1]["index_bound"] = int(index_bounds[p.name])
+                if quantised and np.dtype(str(t.dtype)).kind == "f":
+                    out[-1]["no_nan"] = True
             else:
                 out.append({"name": p.name, "shape": None, "dtype": None})
         return cls(out)
@@ -74,6 +80,14 @@ class Signature:
         shape = spec["shape"]
         if a.ndim != len(shape) or any(isinstance(d, int) and d != g for d, g in zip(shape, a.shape)):
             raise ValueError(f"input {name!r}: expected shape {_fmt(shape)}, got {tuple(a.shape)}")
+        n = spec.get("index_bound")
+        if n is not None and a.size and (a.min() < -n or a.max() >= n):
+            bad = a[(a < -n) | (a >= n)]
+            raise ValueError(f"input {name!r} indexes an axis of size {n}: its values must lie in [{-n}, {n - 1}], "
+                             f"got {bad.size} outside (e.g. {bad.flat[0]})")
+        if spec.get("no_nan") and np.isnan(a).any():
+            raise ValueError(f"input {name!r} has {int(np.isnan(a).sum())} NaN values, which the model's int8 "
+                             "quantisation cannot represent")
         return np.asarray(a, order="C")
 
 

@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import types
+import warnings
 
 from .errors import CodesignError
 from .tuner.run import TuneInterrupted, TuneResult, resume_command, tune  # noqa: F401
@@ -65,6 +66,8 @@ def main(argv=None) -> TuneResult:
     ap.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
+    shown = warnings.showwarning  # a warning is one "warning: ..." line, not a source location and a code line
+    warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
     try:
         res = tune(a.model, a.space, objectives=[o.strip() for o in a.objectives.split(",") if o.strip()],
                    budget=a.budget, area_max=a.area_max, power_max=a.power_max, sram_max=a.sram_max,
@@ -76,6 +79,8 @@ def main(argv=None) -> TuneResult:
         sys.exit(130)
     except (CodesignError, ValueError, OSError) as e:
         ap.exit(2, f"error: {e}\n")
+    finally:
+        warnings.showwarning = shown
     print(f"\n{res.run}: {res.evaluations} configs evaluated in {res.wall_s:.1f} s; Pareto front "
           f"({len(res.front)} configs, objectives {', '.join(res.objectives)}):")
     print(res.table())

@@ -12,6 +12,10 @@ strided_slice:
   ``[0, n]``, as torch slices;
 - slice_scatter (bounds already normalised by the importer): a ``where`` over a constant mask and a ``take`` of
   the source, because TVM's legalization takes from the source in fast mode with indices past its end.
+
+A run-time index that is a model input (or a cast or reshape of one: token ids into an embedding) is
+recorded in ``bounds`` ({input name: size of the smallest axis it indexes}), so a compiled model refuses ids
+outside ``[-n, n)`` at call time instead of wrapping them into a wrong row.
 """
 from __future__ import annotations
 
@@ -65,12 +69,29 @@ class _Rewrite:
             if bad.size:
                 raise ModelImportError(f"{op}: index {int(bad.flat[0])} is out of range for {what} (size {n})")
             return relax.const(np.where(c < 0, c + n, c).astype(str(idx.ty.dtype)))
+        if n is not None:
+            self.bound(idx, n)
         if wrap_ok:
             return None  # the caller wraps
         if n is None:
             raise ModelImportError(f"{op}: an index into {what}, whose size is not static, cannot be checked; "
                                    "give static input shapes")
         return self.m.builder_.emit(relax.op.floor_mod(idx, relax.const(n, str(idx.ty.dtype))))
+
+    def bound(self, idx, n: int) -> None:
+        """Record ``n`` for the model input ``idx`` holds (directly, or cast / reshaped), if it holds one."""
+        while isinstance(idx, relax.Var) and idx.name not in self.m.params:
+            b = self.m.lookup_binding(idx)
+            name = getattr(b.op, "name", None) if isinstance(b, relax.Call) else None
+            if name in _SAME_VALUES:
+                idx = b.args[0]
+            elif name == "relax.where" and self._negative(b.args[0], b.args[2]) \
+                    and self._plus_n(b.args[1], b.args[2]):
+                idx = b.args[2]  # where(i < 0, i + n, i): ONNX Gather's own negative-index fix
+            else:
+                return
+        if isinstance(idx, relax.Var) and self.m.lookup_binding(idx) is None:
+            self.m.bounds[idx.name] = min(n, self.m.bounds.get(idx.name, n))
 
     def take(self, call):
         x, idx = call.args
@@ -83,6 +104,20 @@ class _Rewrite:
             mode = "wrap" if str(call.attrs.mode) == "fast" else str(call.attrs.mode)
             return relax.op.take(x, idx, call.attrs.axis, mode=mode)
         return relax.op.take(x, new, call.attrs.axis, mode="clip")  # in range now; clip is free of fast's warning
+
+    def _bound_to(self, v, op: str, i):
+        """The binding of ``v`` if it is ``op(i, other)``, else None."""
+        b = self.m.lookup_binding(v) if isinstance(v, relax.Var) else None
+        ok = isinstance(b, relax.Call) and getattr(b.op, "name", None) == op and b.args[0].same_as(i)
+        return b if ok else None
+
+    def _plus_n(self, a, i) -> bool:
+        return self._bound_to(a, "relax.add", i) is not None
+
+    def _negative(self, c, i) -> bool:
+        """``c`` is ``i < 0``."""
+        b = self._bound_to(c, "relax.less", i)
+        return b is not None and (k := self.const(b.args[1])) is not None and k.size == 1 and int(k) == 0
 
     def _per_axis(self, op: str, x, indices) -> list:
         shape = _dims(x)
@@ -155,6 +190,7 @@ class _Rewrite:
         return op.where(relax.const(mask.reshape(view)), taken, x)
 
 
+_SAME_VALUES = {f"relax.{k}" for k in ("astype", "reshape", "permute_dims", "expand_dims", "squeeze", "flatten")}
 _OPS = {f"relax.{k}" for k in ("take", "index_tensor", "index_put", "gather_elements", "scatter_elements",
                                "strided_slice", "slice_scatter")}
 
@@ -165,6 +201,8 @@ class _Mutator(relax.PyExprMutator):
         super().__init__(mod)
         self.fix = _Rewrite(self)
         self.error = None
+        self.params: set = set()  # parameter names of the function being rewritten
+        self.bounds: dict = {}
 
     def visit_call_(self, call):
         call = self.visit_expr_post_order(call)
@@ -178,12 +216,16 @@ class _Mutator(relax.PyExprMutator):
             return call
 
 
-def normalize_indices(mod: tvm.IRModule) -> tvm.IRModule:
-    """Every Relax function of ``mod`` with its indices normalised (see the module docstring)."""
+def normalize_indices(mod: tvm.IRModule, bounds: dict | None = None) -> tvm.IRModule:
+    """Every Relax function of ``mod`` with its indices normalised (see the module docstring); ``bounds``, if
+    given, receives main's inputs used as run-time indices: {name: axis size}."""
     m = _Mutator(mod)
     for gv, f in mod.functions.items():
         if isinstance(f, relax.Function):
+            m.params, m.bounds = {p.name for p in f.params}, {}
             m.builder_.update_func(gv, m.visit_expr(f))
+            if bounds is not None and gv.name_hint == "main":
+                bounds.update(m.bounds)
         if m.error:
             raise m.error
     return m.builder_.get()

@@ -97,8 +97,10 @@ def _failed_node(exc: BaseException) -> str:
     return f" at {node.target}{where}"
 
 
-def import_torch(model, example_inputs) -> tvm.IRModule:
-    """A torch.nn.Module as a Relax IRModule (parameters bound as constants, indices normalised)."""
+def import_torch(model, example_inputs, bounds: dict | None = None) -> tvm.IRModule:
+    """A torch.nn.Module as a Relax IRModule (parameters bound as constants, indices normalised), exported in
+    eval mode (BatchNorm's running statistics, no dropout); the module's own train/eval flags are left as they were.
+    ``bounds``: see ``normalize_indices``."""
     import torch
     from tvm.relax.frontend.torch import from_exported_program
     if example_inputs is None:
@@ -108,10 +110,14 @@ def import_torch(model, example_inputs) -> tvm.IRModule:
     with warnings.catch_warnings():
         for category, message in _NOISE:
             warnings.filterwarnings("ignore", message=message, category=category)
+        modes = {m: m.training for m in model.modules()}  # exported for inference, handed back as it came
         try:
             ep = torch.export.export(model.eval(), ex)
         except Exception as e:
             raise ModelImportError(f"torch.export of {name} failed: {str(e).splitlines()[0]}") from e
+        finally:
+            for m, training in modes.items():
+                m.training = training
         try:
             mod = from_exported_program(ep, keep_params_as_input=False, unwrap_unit_return_tuple=True,
                                         custom_convert_map={"index.Tensor": _index_tensor})
@@ -119,6 +125,6 @@ def import_torch(model, example_inputs) -> tvm.IRModule:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelImportError(f"TVM's PyTorch importer failed on {name}{_failed_node(e)}: {msg}") from e
     try:
-        return normalize_indices(mod)
+        return normalize_indices(mod, bounds)
     except ModelImportError as e:
         raise ModelImportError(f"{name}: {e}") from e

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SpaceError
 from . import energy
 from .config import AcceleratorConfig, field_error, target_dirs
 
@@ -85,14 +85,14 @@ class DesignSpace:
             found = [d / "spaces" / f"{p.name}.json" for d in target_dirs() if (d / "spaces" / f"{p.name}.json").is_file()]
             if not found:
                 known = sorted({q.stem for d in target_dirs() for q in (d / "spaces").glob("*.json")})
-                raise ConfigError("space", f"no design space named {p.name!r}; available: {known}")
+                raise SpaceError(f"no design space named {p.name!r}; available: {known}")
             p = found[0]
         try:
             return cls.from_dict(json.loads(p.read_text()))
         except FileNotFoundError:
-            raise ConfigError("space", f"file {str(p)!r} does not exist") from None
+            raise SpaceError(f"file {str(p)!r} does not exist") from None
         except json.JSONDecodeError as e:
-            raise ConfigError("space", f"{p} is not valid JSON: {e}") from None
+            raise SpaceError(f"{p} is not valid JSON: {e}") from None
 
     @property
     def size(self) -> int:

@@ -18,8 +18,13 @@ def pick(wl: Workload, cfg: AcceleratorConfig, knobs: "Knobs | dict | None" = No
     return (tuned, "tuned") if tuned is not None else (default(wl, cfg), "default")
 
 
+def announce(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, source: str) -> None:
+    """The INFO line saying which schedule the layer got."""
+    log.info("%s on %s: %s schedule %s", wl.describe(), cfg.name, source, knobs.to_dict())
+
+
 def choose(wl: Workload, cfg: AcceleratorConfig, knobs: "Knobs | dict | None" = None) -> tuple[Knobs, str]:
-    """``pick``, and one INFO line saying which schedule the layer got."""
+    """``pick``, and ``announce`` it."""
     k, source = pick(wl, cfg, knobs)
-    log.info("%s on %s: %s schedule %s", wl.describe(), cfg.name, source, k.to_dict())
+    announce(wl, cfg, k, source)
     return k, source

@@ -38,6 +38,11 @@ def read(path: Path) -> tuple[dict | None, list[dict]]:
     return header, records
 
 
+def exists_error(path: Path) -> LogError:
+    return LogError(f"{path} already exists: pass resume=True (--resume) to continue that run, "
+                    "or choose another run name (--run)")
+
+
 class RunLog:
     """Append-only log of one run. ``records`` holds what was already there (on resume). The header is
     written with the first record, so a run that fails before its first evaluation leaves no log behind;
@@ -55,8 +60,7 @@ class RunLog:
             if not records:
                 return  # nothing was evaluated: nothing to keep or to refuse over
             if not resume:
-                raise LogError(f"{self.path} already exists: pass resume=True (--resume) to continue that run, "
-                               "or choose another run name (--run)")
+                raise exists_error(self.path)
             diff = [k for k in self._header if k not in ("budget", "time", "version") and old.get(k) != self._header[k]]
             if diff:
                 raise LogError(f"{self.path} was written with other settings ({', '.join(diff)}); resume needs "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SpaceError
 from ..hardware import energy
 from ..hardware.space import DesignSpace, sram_kib
 from ..schedules.groups import merge_columns
@@ -59,7 +59,7 @@ class Pool:
                 area.append(a)
                 mac_pj.append(energy.mac_pj(cfg))
         if not points:
-            raise ConfigError("space", self._none_feasible(len(idx), invalid, over))
+            raise SpaceError(self._none_feasible(len(idx), invalid, over))
         self.points = np.array(points, np.int64)
         self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
         self.area = np.array(area)

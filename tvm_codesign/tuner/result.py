@@ -11,6 +11,7 @@ from . import pareto
 # label -> record field, minimised; how the summary says "less"
 LABELS = {"latency": "latency_s", "energy": "energy_j", "area": "area_mm2", "edp": "edp", "power": "power_w"}
 GAIN_WORD = {"latency": "faster", "energy": "lower", "area": "smaller", "edp": "lower", "power": "lower"}
+LOSS_WORD = {"latency": "slower", "energy": "higher", "area": "larger", "edp": "higher", "power": "higher"}
 _PREFIXES = ((1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
 
 
@@ -116,9 +117,14 @@ class TuneResult:
         return "\n".join(lines)
 
     def gains(self) -> str:
-        """One line: each best config against the base config (both with tuned schedules)."""
-        parts = [f"best {'EDP' if lbl == 'edp' else lbl} {self.baseline[LABELS[lbl]] / r[LABELS[lbl]]:.2f}x "
-                 f"{GAIN_WORD[lbl]}" for lbl, r in self.best.items() if r[LABELS[lbl]] > 0]
+        """One line: each best config against the base config (both with tuned schedules); a best worse than
+        the base (a space that cannot match it) reads "slower" / "higher" / "larger", never "0.11x faster"."""
+        parts = []
+        for lbl, r in self.best.items():
+            if r[LABELS[lbl]] > 0:
+                gain = self.baseline[LABELS[lbl]] / r[LABELS[lbl]]
+                word = f"{gain:.2f}x {GAIN_WORD[lbl]}" if gain >= 1 else f"{1 / gain:.2f}x {LOSS_WORD[lbl]}"
+                parts.append(f"best {'EDP' if lbl == 'edp' else lbl} {word}")
         return f"vs {self.space.base.name} (tuned schedules): " + ", ".join(parts)
 
     def plot(self, ax=None, path=None):

@@ -25,7 +25,7 @@ from .. import __version__
 from ..hardware.space import DesignSpace
 from . import pareto, workloads
 from .executor import Executor
-from .log import RunLog, read
+from .log import RunLog, exists_error, read
 from .network import Layer, evaluate
 from .pool import Pool
 from .result import LABELS, TuneResult, si_scale
@@ -123,6 +123,8 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     cache: dict = {}  # (point, schedule mode) -> eval record, logged ones included
     with _interrupts(log_path, resume_hint or f"tc.tune(..., run={run!r}, resume=True) with the same arguments"):
         layers = None
+        if not resume and log_path.is_file() and read(log_path)[1]:
+            raise exists_error(log_path)  # before importing the model (seconds), not after
         if resume and log_path.is_file():
             old, old_recs = read(log_path)
             if old and "layers" in old and old_recs:

@@ -15,8 +15,8 @@ from .network import Layer
 
 
 def _measure(wl, cfg, knobs: dict) -> dict:
-    from ..api import build
-    st = build(wl, cfg, knobs=knobs).time()
+    from ..api import build_workload
+    st = build_workload(wl, cfg, Knobs.from_dict(knobs)).time()
     return {"knobs": knobs, "sim_cycles": int(st.cycles), "sim_energy_pj": float(st.energy_pj["total"])}
 
 
