@@ -359,6 +359,18 @@ def test_setup_and_verification_show_progress(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+def test_cli_into_a_file_shows_no_progress_bars(tmp_path):
+    """Without --quiet, the CLI draws its bars only when someone watches: stderr redirected to a file (here a pipe)
+    stays clean, so a logged run reads as its summary."""
+    layers, space = _files(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "tvm_codesign.tune", "--model", str(layers), "--space", str(space),
+                        "--budget", "4", "--objectives", "latency", "--executor", "local", "--verify", "1",
+                        "--measure", "1", "--out", str(tmp_path)], env=ENV, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == "" and "Pareto front" in r.stdout
+
+
 def test_verification_logs_no_line_per_kernel(tmp_path, caplog):
     """Verification compiles every layer's top schedules of the best configs (64 kernels for ResNet-18): none of
     them may print build's per-kernel INFO line (the user asked for a tune, and the lines broke the progress bar)."""

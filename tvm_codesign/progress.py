@@ -10,10 +10,14 @@ from tqdm import tqdm
 DELAY_S = 2.0
 
 
+def watched(enabled: bool | None = None) -> bool:
+    """``enabled``, or for None: does someone watch (stderr is a terminal, or this is a Jupyter kernel)?"""
+    return (sys.stderr.isatty() or "ipykernel" in sys.modules) if enabled is None else bool(enabled)
+
+
 class Progress:
     def __init__(self, enabled: bool | None, name: str, steps: int):
-        if enabled is None:
-            enabled = sys.stderr.isatty() or "ipykernel" in sys.modules
+        enabled = watched(enabled)
         self.name = name
         self.bar = tqdm(total=steps, desc=f"tvm_codesign: compiling {name}", delay=DELAY_S, leave=False,
                         disable=not enabled, bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}]")

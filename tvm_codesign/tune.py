@@ -74,7 +74,7 @@ def main(argv=None) -> TuneResult:
                    seed=a.seed, strategy=a.strategy,
                    batch=a.batch, executor=a.executor, workers=a.workers, ray_address=a.ray_address, out_dir=a.out,
                    run=a.run, resume=a.resume, verify=a.verify, measure=a.measure, write=not a.no_write,
-                   progress=not a.quiet, input_shape=a.input_shape, resume_hint=resume_command(argv))
+                   progress=False if a.quiet else None, input_shape=a.input_shape, resume_hint=resume_command(argv))
     except TuneInterrupted:  # tune printed what is saved and how to resume
         sys.exit(130)
     except (CodesignError, ValueError, OSError) as e:

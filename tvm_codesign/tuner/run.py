@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import __version__
+from ..progress import watched
 from ..hardware.space import DesignSpace
 from . import pareto, workloads
 from .executor import Executor
@@ -73,7 +74,7 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
          seed: int = 0, strategy: str = "model",
          batch: int = 8, executor: str = "process", workers: int = 2, ray_address: str | None = None,
          out_dir=".", run: str | None = None, resume: bool = False, verify: int = 1, measure: int = 4,
-         write: bool = True, progress: bool = True, input_shape=None, resume_hint: str | None = None) -> TuneResult:
+         write: bool = True, progress: bool | None = None, input_shape=None, resume_hint: str | None = None) -> TuneResult:
     """Search accelerator configs of ``space`` jointly with every layer's schedule for ``model``.
 
     ``model``: a built-in name, .onnx or workload-list .json path, torch module (with ``input_shape``) or list
@@ -89,9 +90,11 @@ def tune(model="resnet18", space="edge", *, objectives=("latency", "energy", "ar
     Files go under ``out_dir``: autotune_logs/ (log, Pareto front) and tuned/ (configs and their schedules;
     ``write=False``: the log only). On Ctrl-C, one line says how many evaluations are saved and how to resume
     (``resume_hint``: the command to show, default this call with ``resume=True``); then ``TuneInterrupted``
-    (a KeyboardInterrupt) is raised.
+    (a KeyboardInterrupt) is raised. ``progress``: bars for import, pool, search and verification (None: when
+    stderr is a terminal or in Jupyter).
     """
     t0 = time.perf_counter()
+    progress = watched(progress)
     objectives = [objectives] if isinstance(objectives, str) else list(objectives)
     bad = [o for o in objectives if o not in OBJECTIVES]
     if bad or not objectives or len(set(objectives)) != len(objectives):
