@@ -6,8 +6,9 @@ an optimistic estimate of the ALU alternative.
 For every grouped layer of the model as ``compile`` offloads it (``tuner.workloads.load``), with the analytical
 model's best schedule for each kernel, simulated (timing run): cycles with ``merge = 1`` and with the merge
 ``compile`` picks (``schedules/groups.py``). ``alu_bound`` is a lower bound for running the same layer on the
-ALU instead (no such schedule exists): per tap a multiply by the weight vector and an add, each one pass of
-``alu_ii`` cycles per BATCH x BLOCK_OUT vector, plus the epilogue passes; inputs and weights moved into the
+ALU instead (no such schedule exists): per tap a multiply by the weight vector and an add, each a pass of
+``alu_ii_vec`` cycles (vector operands) per ``alu_lanes`` of a BATCH x BLOCK_OUT vector, plus the epilogue
+passes (``roofline.alu_cycles_per_vector``); inputs and weights moved into the
 accumulator SRAM as int32 at the DRAM bandwidth; compute and DRAM fully overlapped, no instruction overhead.
 Last line with --json: {"layers": [...], "total": {...}}.
 """
@@ -22,6 +23,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tvm_codesign as tc  # noqa: E402
+from tvm_codesign.costmodel.roofline import alu_cycles_per_vector  # noqa: E402
 from tvm_codesign.schedules import groups as G  # noqa: E402
 from tvm_codesign.tuner import knob_grid  # noqa: E402
 from tvm_codesign.tuner.workloads import load  # noqa: E402
@@ -29,7 +31,7 @@ from tvm_codesign.tuner.workloads import load  # noqa: E402
 
 def alu_bound(wl: tc.Workload, cfg: tc.AcceleratorConfig) -> float:
     vecs = math.ceil(wl.n / cfg.batch) * math.ceil(wl.channels_out / cfg.block_out) * wl.oh * wl.ow
-    compute = vecs * (2 * wl.kh * wl.kw + len(wl.epilogue)) * cfg.alu_ii
+    compute = vecs * (2 * wl.kh * wl.kw * cfg.alu_ii_vec * cfg.alu_passes + alu_cycles_per_vector(wl, cfg))
     acc_b = cfg.acc_bits // 8
     out_b = cfg.out_bits // 8 if wl.out_dtype == "int8" else acc_b
     dram = (wl.n * wl.channels_in * wl.h * wl.w * acc_b + wl.channels_out * wl.ci * wl.kh * wl.kw * acc_b

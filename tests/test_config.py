@@ -29,6 +29,43 @@ def test_vta_default_is_the_pynq_config():
     assert (c.uop_depth, c.inp_depth, c.wgt_depth, c.acc_depth) == (8192, 2048, 1024, 2048)
     assert c.uop_bytes == 4 and c.peak_gops == pytest.approx(51.2)
     assert c.key == AcceleratorConfig().key  # the dataclass defaults are the same hardware
+    # VTA's Chisel ALU (II 1 with an immediate, 2 vector-vector, one lane per element) and AXI DMA (16-beat
+    # bursts, 16 reads in flight, tsim's idle cycle between bursts)
+    assert (c.alu_ii_imm, c.alu_ii_vec, c.alu_lanes, c.alu_passes) == (1, 2, 16, 1)
+    assert (c.dma_burst_beats, c.dma_request_cycles, c.dma_outstanding) == (16, 1, 16)
+
+
+def test_alu_lanes_default_to_the_vector_and_follow_it():
+    """No alu_lanes: one lane per accumulator of a batch x block_out vector; a full-width ALU stays full width
+    when the core is reshaped, a narrower one keeps its lanes (and may then be too wide)."""
+    assert AcceleratorConfig(batch=2, block_out=32).alu_lanes == 64
+    base = AcceleratorConfig.load("edge_tiny")  # 1x8x8: 8 lanes
+    assert base.alu_lanes == 8 and base.replace(block_out=16).alu_lanes == 16
+    assert base.replace(batch=2, block_out=16).alu_lanes == 32
+    narrow = base.replace(alu_lanes=2)
+    assert narrow.alu_passes == 4 and narrow.replace(block_out=16).alu_lanes == 2
+    assert base.replace(alu_lanes=3).alu_passes == 3  # ceil(8 / 3)
+    assert base.replace(block_out=16, alu_lanes=4).alu_lanes == 4
+    with pytest.raises(ConfigError, match="alu_lanes.*exceeds batch x block_out = 4"):
+        base.replace(block_out=16, alu_lanes=8).replace(block_out=4)
+    assert AcceleratorConfig.from_dict({"name": "x", "block_out": 32}).alu_lanes == 32
+    assert base.replace(alu_lanes=4).key != base.key
+
+
+def test_old_alu_ii_names_its_replacement(tmp_path):
+    """A config written before the ALU II was split by operand: a clear error naming the new fields."""
+    old = AcceleratorConfig.load("vta_default").to_dict()
+    del old["alu_ii_imm"], old["alu_ii_vec"]
+    old["alu_ii"] = 2
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="'alu_ii': no longer a field.*alu_ii_imm.*alu_ii_vec") as e:
+        AcceleratorConfig.load(tmp_path / "old.json")
+    assert e.value.field == "alu_ii"
+    with pytest.raises(ConfigError, match="alu_ii_imm"):
+        AcceleratorConfig.load("vta_default").replace(alu_ii=1)
+    from tvm_codesign.hardware.space import DesignSpace
+    with pytest.raises(ConfigError, match="'alu_ii': no longer a field"):
+        DesignSpace.from_dict({"name": "s", "params": {"alu_ii": [1, 2]}})
 
 
 def test_isa_widths_derive_from_config():
@@ -76,7 +113,16 @@ def test_targets_env_dir(tmp_path, monkeypatch):
     (dict(dram_bandwidth=0), "dram_bandwidth", "> 0"),
     (dict(clock_mhz=0), "clock_mhz", "> 0"),
     (dict(dram_latency=-1), "dram_latency", ">= 0"),
-    (dict(alu_ii=0), "alu_ii", ">= 1"),
+    (dict(alu_ii_imm=0), "alu_ii_imm", ">= 1"),
+    (dict(alu_ii_vec=0), "alu_ii_vec", ">= 1"),
+    (dict(alu_lanes=0), "alu_lanes", ">= 1"),
+    (dict(alu_lanes=32), "alu_lanes", "exceeds batch x block_out = 16"),
+    (dict(batch=2, block_out=8, alu_lanes=32), "alu_lanes", "exceeds batch x block_out = 16"),
+    (dict(dma_burst_beats=0), "dma_burst_beats", ">= 1"),
+    (dict(dma_burst_beats=512), "dma_burst_beats", "exceeds 256"),
+    (dict(dma_burst_beats=256, dram_bandwidth=32.0), "dma_burst_beats", "8192 B exceeds 4096 B"),
+    (dict(dma_request_cycles=-1), "dma_request_cycles", ">= 0"),
+    (dict(dma_outstanding=0), "dma_outstanding", ">= 1"),
     (dict(queue_depth=0), "queue_depth", ">= 1"),
     (dict(inp_bits=4), "inp_bits", "not supported"),
     (dict(out_bits=32, acc_bits=16), "out_bits", "exceeds acc_bits"),

@@ -123,5 +123,7 @@ def test_roofline_by_hand():
     vecs = 28 * 28 * (128 // 16)                                   # output vectors of 16 channels
     assert rf["compute"] == vecs * (64 // 16)                      # 4 GEMM blocks per vector
     assert rf["memory"] == (28 * 28 * 64 + 128 * 64 + 28 * 28 * 128) // 8   # stride 2: every other row, column
-    assert rf["alu"] == vecs * 4 * 2                               # add, shr, max, min at II = 2
+    assert rf["alu"] == vecs * (2 + 1 + 1 + 1)                     # bias add (vector, II 2); shr, max, min (II 1)
     assert rf["bound_alu"] == rf["compute"] + rf["alu"]
+    narrow = roofline_cycles(wl, AcceleratorConfig.load("vta_default").replace(alu_lanes=4))
+    assert narrow["alu"] == 4 * rf["alu"] and narrow["compute"] == rf["compute"]  # 4 passes of 4 lanes a vector

@@ -13,8 +13,27 @@ from tvm_codesign.hardware.space import DesignSpace, sram_kib
 def test_shipped_spaces():
     edge, small = DesignSpace.load("edge"), DesignSpace.load("small")
     assert edge.size >= 10_000 and edge.params["inp_buffer_bytes"] == (8192, 16384, 32768, 65536, 131072)
-    assert small.size == 243  # enumerable: exhaustive baselines
+    assert small.size == 729  # enumerable: exhaustive baselines
     assert edge.base.name == "vta_default" and edge.constraints == {"area_mm2_max": 3.0}
+
+
+@pytest.mark.parametrize("name", ["edge", "iso", "small"])
+def test_shipped_spaces_search_alu_lanes(name):
+    """ALU lanes are a searched field: powers of two from 8 up to the widest vector; a point with more lanes
+    than its batch x block_out vector is an invalid config (ConfigError naming alu_lanes), never a silent one."""
+    sp = DesignSpace.load(name)
+    lanes = sp.params["alu_lanes"]
+    widest = max(sp.params.get("batch", (sp.base.batch,))) * max(sp.params["block_out"])
+    assert lanes == tuple(1 << e for e in range(3, widest.bit_length()))
+    digits = sp.digits(np.arange(sp.size))
+    vals = {f: np.asarray(c)[digits[:, j]] for j, (f, c) in enumerate(sp.params.items())}
+    vector = vals.get("batch", sp.base.batch) * vals["block_out"]
+    too_wide, fits = np.flatnonzero(vals["alu_lanes"] > vector), np.flatnonzero(vals["alu_lanes"] < vector)
+    assert too_wide.size and fits.size
+    with pytest.raises(ConfigError, match="alu_lanes.*exceeds batch x block_out"):
+        sp.config(int(too_wide[0]))
+    cfg = sp.config(int(fits[0]))
+    assert cfg.alu_passes == cfg.batch * cfg.block_out // cfg.alu_lanes > 1
 
 
 def test_index_round_trip_and_config():

@@ -6,9 +6,12 @@ from tvm_codesign import (AcceleratorConfig, Alu, AluOp, DeadlockError, Finish, 
                           Store)
 from tvm_codesign.simulator.reference_gemm import tiled_gemm
 
-CFG = AcceleratorConfig.load("vta_default")  # issue 4, gemm fill 6, alu fill 4, alu_ii 2, 8 B/cycle, latency 16
+# issue 4, gemm fill 6, alu fill 4, ALU II 1 (immediate) / 2 (vector), 8 B/cycle, 16-beat bursts with 1 request
+# cycle each, latency 16
+CFG = AcceleratorConfig.load("vta_default")
 # No overheads: every cycle below is transfer or compute.
-BARE = CFG.replace(name="bare", issue_cycles=0, gemm_fill_cycles=0, alu_fill_cycles=0, dram_latency=0)
+BARE = CFG.replace(name="bare", issue_cycles=0, gemm_fill_cycles=0, alu_fill_cycles=0, dram_latency=0,
+                   dma_request_cycles=0)
 
 
 def ld(mem, n=1, **kw):
@@ -24,9 +27,9 @@ def test_lone_gemm():
 
 
 def test_lone_alu():
-    # ALU: issue 4 + fill 4 + 2 iterations * 3 micro-ops * alu_ii 2 = 20
+    # ALU with an immediate: issue 4 + fill 4 + 2 iterations * 3 micro-ops * II 1 = 14
     st = Simulator(CFG).time(Program(CFG, [Alu(op=AluOp.ADD, use_imm=True, imm=1, uop_bgn=0, uop_end=3, iter_in=2)]))
-    assert st.cycles == 20
+    assert st.cycles == 14
 
 
 def test_load_compute_store_chain():
@@ -36,16 +39,17 @@ def test_load_compute_store_chain():
         Store(mem=Mem.OUT, sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1, pop_prev=True),
         Finish(),
     ])
-    # LOAD: issue 4, port 2 rows * ceil(8*16 B / 8) = 32, latency 16 -> ends 52, pushes load->compute
-    # GEMM: starts 52 (token), 4 + 6 + 1 -> 63, pushes compute->store
-    # STORE: starts 63, issue 4 -> port at 67 for ceil(16/8) = 2, latency 16 -> 85
-    # FINISH: compute free at 63 -> 67
+    # LOAD: issue 4, port 2 rows of 128 B at bytes 0 and 128, each one 16-beat burst + 1 request cycle = 34,
+    # latency 16 -> ends 54, pushes load->compute
+    # GEMM: starts 54 (token), 4 + 6 + 1 -> 65, pushes compute->store
+    # STORE: starts 65, issue 4 -> port at 69 for 2 beats + 1 request cycle = 3, latency 16 -> 88
+    # FINISH: compute free at 65 -> 69
     sim = Simulator(CFG)
     st = sim.time(prog)
-    assert sim.timeline.start.tolist() == [0, 52, 63, 63] and sim.timeline.end.tolist() == [52, 63, 85, 67]
-    assert st.cycles == 85
-    assert st.busy == {"load": 52, "compute": 15, "store": 22} and st.idle["load"] == 33
-    assert st.dram_port_busy == 34
+    assert sim.timeline.start.tolist() == [0, 54, 65, 65] and sim.timeline.end.tolist() == [54, 65, 88, 69]
+    assert st.cycles == 88
+    assert st.busy == {"load": 54, "compute": 15, "store": 23} and st.idle["load"] == 34
+    assert st.dram_port_busy == 37
     assert st.dram_read_bytes == {"INP": 256} and st.dram_write_bytes == {"OUT": 16}
 
 

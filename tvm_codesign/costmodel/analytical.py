@@ -11,8 +11,11 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
   merge), the innermost contiguous group is x, the next y, the rest unrolled (``_dma_shape``; a strided
   input tile, knob ``inp_tile``, has no contiguous x); padded input tiles are clipped per tile position,
   summed exactly over edge windows (``_clipped_sums``).
-- Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (x alu_ii), DMA
-  port cycles y*ceil(x*bytes/bandwidth), DRAM latency, one cycle per padding element.
+- Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (ALU: x ``alu_ii_imm`` or
+  ``alu_ii_vec`` by operand, x passes of ``alu_lanes``), DRAM latency, one cycle per padding element. DMA port
+  cycles as simulator/dma.py: per row whole beats + ``dma_request_cycles`` per burst, averaged over where its
+  rows start (costmodel/dma.py: tensors are 4 KiB-aligned, rows start at multiples of the row pitch and tile
+  steps), and the stall of ``dma_outstanding`` requests in flight.
 - Overlap (pipeline.py ``overlap_cycles``): a tile period bounded by each module's and the DRAM port's
   busy time and by the dependency cycles through ``vthreads`` SRAM contexts, plus prologue/epilogue.
 """
@@ -24,6 +27,7 @@ from ..errors import CodesignError
 from ..hardware import energy as en
 from ..schedules import knobs as kn
 from ..schedules.layout import packed_shapes
+from . import dma as D
 from .pipeline import overlap_cycles
 
 
@@ -33,8 +37,9 @@ class CostModelError(CodesignError, ValueError):
 
 CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_bits", "out_bits",
                  "uop_bytes", "uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes",
-                 "imm_bits", "dram_bandwidth", "dram_latency", "issue_cycles", "gemm_fill_cycles",
-                 "alu_fill_cycles", "alu_ii", "queue_depth")
+                 "imm_bits", "dram_bandwidth", "dram_latency", "dma_burst_beats", "dma_request_cycles",
+                 "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
+                 "alu_lanes", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
                 "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
@@ -80,7 +85,8 @@ def _check(cols: dict) -> int:
         raise CostModelError(f"columns must be 1-D of equal length {n}; {bad[0]} has shape {lens[bad[0]]}")
     for f in FIELDS:
         lo = 0 if f in ("ph", "pw", "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
-                        "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles") else 1
+                        "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
+                        "dma_request_cycles") else 1
         v = np.asarray(cols[f])
         if v.size and (not np.all(np.isfinite(v)) or v.min() < lo):
             raise CostModelError(f"column {f} must be >= {lo} (got min {v.min()})")
@@ -95,10 +101,11 @@ def _check(cols: dict) -> int:
 
 
 def _dma_shape(loops):
-    """Loops [(extent, DRAM stride in elements)] outermost first (N-arrays) -> (DMAs per copy, x, y).
+    """Loops [(extent, DRAM stride in elements)] outermost first (N-arrays) -> (DMAs per copy, x, y, pitch).
 
     As lowering/emit.py: unit loops dropped, a loop merges into the group inside it when its stride is
     the group's outermost stride x extent; x is the innermost group when DRAM-contiguous, y the next.
+    ``pitch``: the lowest set bit common to the strides of the groups outside x, in elements (0: one row).
     """
     n = len(loops[0][0])
     L = len(loops)
@@ -107,6 +114,7 @@ def _dma_shape(loops):
     ng = np.zeros(n, np.int64)
     ob_str = np.zeros(n, np.int64)       # outermost loop of the current group: stride, extent
     ob_ext = np.ones(n, np.int64)
+    rest = np.full(n, D.ALIGNED, np.int64)
     rows = np.arange(n)
     for ext, st in reversed(loops):
         ext, st = np.broadcast_to(ext, (n,)), np.broadcast_to(st, (n,))
@@ -117,6 +125,7 @@ def _dma_shape(loops):
         cur = gext[rows, np.minimum(idx, L - 1)]
         gext[rows, np.minimum(idx, L - 1)] = np.where(real, np.where(merge, cur * ext, ext), cur)
         gstr[rows, np.minimum(idx, L - 1)] = np.where(new, st, gstr[rows, np.minimum(idx, L - 1)])
+        rest = np.minimum(rest, np.where(new & (ng > 0), st & -st, D.ALIGNED))  # groups after the first
         ng = ng + new
         ob_str, ob_ext = np.where(real, st, ob_str), np.where(real, ext, ob_ext)
     has_x = (ng > 0) & (gstr[:, 0] == 1)
@@ -125,12 +134,15 @@ def _dma_shape(loops):
     has_y = ng > yi
     y = np.where(has_y, gext[rows, np.minimum(yi, L - 1)], 1)
     count = np.prod(gext, axis=1) // (x * y)
-    return count, x, y
+    g0 = gstr[:, 0]
+    pitch = np.where(has_x | (ng == 0), rest, np.minimum(rest, g0 & -g0))
+    return count, x, y, np.where(pitch == D.ALIGNED, 0, pitch)
 
 
-def _clipped_sums(J, T, p, size, limit, eb, bw):
+def _clipped_sums(J, T, p, size, limit, cost=None):
     """Over tile positions j < J of a window [j*T - p, j*T - p + size) clipped to [0, limit):
-    (sum of valid lengths, sum of ceil(valid * eb / bw)). Edge windows are evaluated, the interior counted."""
+    (sum of valid lengths, sum of ``cost(valid)``; cost maps an (n, k) array of lengths to an (n, k) array,
+    0 for 0). Edge windows are evaluated, the interior counted."""
     K = int(p.max(initial=0)) + 2
     j = np.concatenate([np.arange(K), -1 - np.arange(K)])[None, :] + np.where(np.arange(2 * K) < K, 0, J[:, None])
     first = np.arange(2 * K)[None, :] < K
@@ -138,10 +150,11 @@ def _clipped_sums(J, T, p, size, limit, eb, bw):
     lo = np.maximum(j * T[:, None] - p[:, None], 0)
     hi = np.minimum(j * T[:, None] - p[:, None] + size[:, None], limit[:, None])
     v = np.maximum(hi - lo, 0)
-    c = np.ceil(v * eb[:, None] / bw[:, None]).astype(np.int64)
     interior = np.maximum(J - 2 * K, 0)
-    full_c = np.ceil(size * eb / bw).astype(np.int64)
-    return (np.where(use, v, 0).sum(1) + interior * size, np.where(use, c, 0).sum(1) + interior * full_c)
+    sv = np.where(use, v, 0).sum(1) + interior * size
+    if cost is None:
+        return sv, None
+    return sv, np.where(use, cost(v), 0).sum(1) + interior * cost(size[:, None])[:, 0]
 
 
 def _fold_uops(extents):
@@ -161,6 +174,16 @@ def counts(cols: dict) -> dict:
     c = {f: np.asarray(cols[f]) for f in FIELDS}
     bw = c["dram_bandwidth"].astype(np.float64)
     iss, lat = c["issue_cycles"], c["dram_latency"]
+    nout = c["dma_outstanding"]
+
+    bus = D.Bus(bw, c["dma_burst_beats"], c["dma_request_cycles"])
+
+    row = bus.row  # mean (port cycles, requests) of a DMA row (simulator/dma.py)
+
+    def dma(rows, nbytes, align):  # port cycles of one DMA of ``rows`` rows of ``nbytes``, in-flight stall included
+        p, r = row(nbytes, align)
+        return rows * p + D.stall(rows, p, r, nout, lat)
+
     e_inp = c["batch"] * c["block_in"] * c["inp_bits"] // 8
     e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
     e_acc = c["batch"] * c["block_out"] * c["acc_bits"] // 8
@@ -188,25 +211,43 @@ def counts(cols: dict) -> dict:
     n_bias = np.where(c["bias"] == 1, events("c"), 0)
     # input tiles: clipped per tile position when padded (h/w loops never merge), else _dma_shape
     padded = (c["ph"] > 0) | (c["pw"] > 0)
-    sy, _ = _clipped_sums(ext[:, 2], th * c["sh"], c["ph"], in_h, c["h"], np.ones(n), np.ones(n))
-    sx, cx = _clipped_sums(ext[:, 3], tw * c["sw"], c["pw"], in_w, c["w"], e_inp, bw)
+    # where rows start: tile steps of the n, ci (and group) loops, the h and w tiles, and each copy's row pitch
+    hw, one = c["h"] * c["w"], np.ones(n, np.int64)
+    big = [(ext[:, 0] > 1) * tn * c["cib"] * hw, (steps > 1) * tci * hw, (c["g"] > 1) * c["nb"] * c["cib"] * hw]
+    al_pad = D.alignment(e_inp, *big, (in_h > 1) * c["w"] * qh, (ext[:, 3] > 1) * tw * c["sw"], c["pw"])
+    sy, sx, cx = np.ones(n), np.ones(n), np.ones(n)  # valid rows, columns, column port cycles over positions
+    P = np.flatnonzero(padded)
+    if P.size:
+        sy[P] = _clipped_sums(ext[P, 2], (th * c["sh"])[P], c["ph"][P], in_h[P], c["h"][P])[0]
+        bp, ep, ap = bus.take(P).column(), e_inp[P][:, None], al_pad[P][:, None]
+        sx[P], cx[P] = _clipped_sums(ext[P, 3], (tw * c["sw"])[P], c["pw"][P], in_w[P], c["w"][P],
+                                     lambda v: bp.row(v * ep, ap)[0])
     pos = ext[:, 2] * ext[:, 3]
-    ln, lc, ly, lx = ((tn, c["cib"] * c["h"] * c["w"]), (tci, c["h"] * c["w"]), (in_h, c["w"] * qh), (in_w, qw))
-    cnt_u, x_u, y_u = _dma_shape([ln, lc, ly, lx])
-    cnt_p, x_p, y_p = _dma_shape([ln, ly, lx, lc])  # "strided_hwc": pixel-major tile
+    ln, lc, ly, lx = ((tn, c["cib"] * hw), (tci, hw), (in_h, c["w"] * qh), (in_w, qw))
+    cnt_u, x_u, y_u, pt_u = _dma_shape([ln, lc, ly, lx])
+    cnt_p, x_p, y_p, pt_p = _dma_shape([ln, ly, lx, lc])  # "strided_hwc": pixel-major tile
     inner = c["inp_tile"] == 2
     cnt_u, x_u, y_u = np.where(inner, cnt_p, cnt_u), np.where(inner, x_p, x_u), np.where(inner, y_p, y_u)
+    al_u = D.alignment(e_inp, *big, np.where(inner, pt_p, pt_u), (ext[:, 2] > 1) * th * c["sh"] * c["w"],
+                       (ext[:, 3] > 1) * tw * c["sw"])
     inp_dmas = np.where(padded, tn * tci, cnt_u) * n_inp
-    inp_port = np.where(padded, tn * tci * sy * cx / pos, cnt_u * y_u * np.ceil(x_u * e_inp / bw)) * n_inp
+    p_win, r_win = row(in_w * e_inp, al_pad)  # a whole window row: the in-flight stall of a padded tile
+    inp_port = np.where(padded, tn * tci * (sy * cx / pos + D.stall(in_h, p_win, r_win, nout, lat)),
+                        cnt_u * dma(y_u, x_u * e_inp, al_u)) * n_inp
     inp_valid = np.where(padded, tn * tci * sy * sx / pos, tn * tci * in_h * in_w) * n_inp  # elements from DRAM
     inp_pad = tn * tci * in_h * in_w * n_inp - inp_valid
-    cnt_w, x_w, y_w = _dma_shape([(tco, c["cib"] * c["kh"] * c["kw"]), (tci, c["kh"] * c["kw"]), (c["kh"], c["kw"]),
-                                  (c["kw"], np.ones(n, np.int64))])
-    wgt_port = n_wgt * cnt_w * y_w * np.ceil(x_w * e_wgt / bw)
-    cnt_o, x_o, y_o = _dma_shape([(tn, c["cob"] * c["oh"] * c["ow"]), (tco, c["oh"] * c["ow"]), (th, c["ow"]),
-                                  (tw, np.ones(n, np.int64))])
-    out_port = nt * cnt_o * y_o * np.ceil(x_o * e_out / bw)
-    bias_port = n_bias * np.ceil(tco * e_acc / bw)
+    taps = c["kh"] * c["kw"]
+    cnt_w, x_w, y_w, pt_w = _dma_shape([(tco, c["cib"] * taps), (tci, taps), (c["kh"], c["kw"]), (c["kw"], one)])
+    al_w = D.alignment(e_wgt, pt_w, (ext[:, 1] > 1) * tco * c["cib"] * taps, (steps > 1) * tci * taps,
+                       (c["g"] > 1) * c["cob"] * c["cib"] * taps)
+    wgt_dma = dma(y_w, x_w * e_wgt, al_w)
+    wgt_port = n_wgt * cnt_w * wgt_dma
+    ohw = c["oh"] * c["ow"]
+    cnt_o, x_o, y_o, pt_o = _dma_shape([(tn, c["cob"] * ohw), (tco, ohw), (th, c["ow"]), (tw, one)])
+    al_o = D.alignment(e_out, pt_o, (ext[:, 0] > 1) * tn * c["cob"] * ohw, (ext[:, 1] > 1) * tco * ohw,
+                       (ext[:, 2] > 1) * th * c["ow"], (ext[:, 3] > 1) * tw, (c["g"] > 1) * c["nb"] * c["cob"] * ohw)
+    out_port = nt * cnt_o * dma(y_o, x_o * e_out, al_o)
+    bias_port = n_bias * dma(1, tco * e_acc, D.alignment(e_acc, (ext[:, 1] > 1) * tco, (c["g"] > 1) * c["cob"]))
     # micro-ops: one kernel per SRAM context combination in use (bounded by how often it occurs)
     gemm_u = _fold_uops([th, tw, tn, tco, tci, c["kh"], c["kw"]])
     reset_u = _fold_uops([th, tw, tn, tco])
@@ -215,20 +256,22 @@ def counts(cols: dict) -> dict:
     vi = np.minimum(v, np.maximum(n_inp, n_wgt))
     n_uops = va * reset_u + np.minimum(va * vi, nt * steps) * gemm_u + \
         np.where(c["alu_insns"] > 0, va * alu_u, 0) + np.where(c["bias"] == 1, va * alu_u, 0)
-    uop_port = np.ceil(n_uops * c["uop_bytes"] / bw)
+    uop_port = dma(1, n_uops * c["uop_bytes"], D.ALIGNED)  # one kernel after another from an aligned constant
     # compute module
     gemm_ev = th * tw * tn * tco * tci * c["kh"] * c["kw"]
     tile_ev = th * tw * tn * tco
     gemm_t = iss + c["gemm_fill_cycles"] + gemm_ev
     reset_t = iss + c["gemm_fill_cycles"] + tile_ev
-    alu_t = c["alu_insns"] * (iss + c["alu_fill_cycles"] + tile_ev * c["alu_ii"])
+    passes = -(-(c["batch"] * c["block_out"]) // c["alu_lanes"])
+    alu_ii = c["alu_reg_insns"] * c["alu_ii_vec"] + (c["alu_insns"] - c["alu_reg_insns"]) * c["alu_ii_imm"]
+    alu_t = c["alu_insns"] * (iss + c["alu_fill_cycles"]) + tile_ev * alu_ii * passes
     load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
     port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
     bias_t = n_bias * (iss + lat) + bias_port
     # one load event of each operand: what the first tile waits for even when the load is hoisted out of
     # the tile loops (a weight tile loaded once for every output tile still arrives before the first GEMM)
     inp_ev_t = (inp_dmas * (iss + lat) + inp_port + inp_pad) / np.maximum(n_inp, 1)
-    wgt_ev_t = cnt_w * (iss + lat) + cnt_w * y_w * np.ceil(x_w * e_wgt / bw)
+    wgt_ev_t = cnt_w * (iss + lat + wgt_dma)
     return dict(
         n=n, tiles=nt, steps=steps, vthreads=v, iss=iss, lat=lat, queue_depth=c["queue_depth"],
         first_load=inp_ev_t + wgt_ev_t,

@@ -46,6 +46,11 @@ def tuned_dirs() -> list[Path]:
 
 _FIELD_RULES: dict = {}  # field -> (kind, allowed values or lower bound), filled below the class
 
+# Fields that no longer exist: what replaced them (a JSON file or design space naming one gets this as its error)
+RENAMED = {"alu_ii": "no longer a field: the ALU's initiation interval depends on its operand (VTA's TensorAlu). "
+                     "Write \"alu_ii_imm\" (immediate operand; VTA: 1) and \"alu_ii_vec\" (vector operand; VTA: 2), "
+                     "or both = the old alu_ii to keep this file's old timing"}
+
 
 def _pow2(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0 and (v & (v - 1)) == 0
@@ -80,11 +85,20 @@ class AcceleratorConfig:
     dram_bandwidth: float = 8.0
     dram_latency: int = 16
     clock_mhz: float = 100.0
+    # DMA: AXI bursts of at most dma_burst_beats beats of dram_bandwidth bytes, each request paying
+    # dma_request_cycles on the port, up to dma_outstanding requests in flight (simulator/dma.py cites VTA)
+    dma_burst_beats: int = 16
+    dma_request_cycles: int = 1
+    dma_outstanding: int = 16
     # pipeline timing
     issue_cycles: int = 4
     gemm_fill_cycles: int = 6
     alu_fill_cycles: int = 4
-    alu_ii: int = 2
+    # ALU: cycles per micro-op iteration with an immediate / a vector (register) operand, and int32 lanes
+    # (None: batch x block_out, one per accumulator of a vector as in VTA); simulator/activity.py cites VTA
+    alu_ii_imm: int = 1
+    alu_ii_vec: int = 2
+    alu_lanes: int | None = None
     queue_depth: int = 8
     # instruction encoding
     insn_bits: int = 128
@@ -97,6 +111,9 @@ class AcceleratorConfig:
     schedules: str = ""
 
     def __post_init__(self):
+        if self.alu_lanes is None:  # as wide as a vector: batch x block_out (VTA)
+            object.__setattr__(self, "alu_lanes", self.full_alu_lanes if _pow2(self.batch) and _pow2(self.block_out)
+                               else 1)
         for f in ("dram_bandwidth", "clock_mhz"):  # 8 and 8.0 are the same hardware (and the same key)
             v = getattr(self, f)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -126,6 +143,13 @@ class AcceleratorConfig:
         if self.uop_buffer_bytes < self.uop_bytes:
             raise ConfigError("uop_buffer_bytes", f"{self.uop_buffer_bytes} B cannot hold one "
                               f"{self.uop_bytes} B micro-op")
+        if self.alu_lanes > self.full_alu_lanes:
+            raise ConfigError("alu_lanes", f"{self.alu_lanes} exceeds batch x block_out = {self.full_alu_lanes}: "
+                              "the ALU has at most one int32 lane per accumulator of a vector")
+        burst = self.dma_burst_beats * self.dram_bandwidth
+        if burst > 4096:
+            raise ConfigError("dma_burst_beats", f"{self.dma_burst_beats} beats of {self.dram_bandwidth:g} B = "
+                              f"{burst:g} B exceeds 4096 B: an AXI burst may not cross a 4 KiB boundary")
 
     # ----- derived sizes ----------------------------------------------------------------------
     @property
@@ -177,6 +201,16 @@ class AcceleratorConfig:
         return 4 if sum(self.uop_fields) <= 32 else 8
 
     @property
+    def full_alu_lanes(self) -> int:
+        """int32 lanes of an ALU as wide as a vector (batch x block_out): one pass per micro-op iteration."""
+        return self.batch * self.block_out
+
+    @property
+    def alu_passes(self) -> int:
+        """Passes of the ALU over one batch x block_out vector: ceil(vector / alu_lanes)."""
+        return -(-self.full_alu_lanes // self.alu_lanes)
+
+    @property
     def macs_per_cycle(self) -> int:
         return self.batch * self.block_in * self.block_out
 
@@ -200,12 +234,20 @@ class AcceleratorConfig:
             raise ConfigError("<root>", f"expected a JSON object, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         for k in d:
+            if k in RENAMED:
+                raise ConfigError(k, RENAMED[k])
             if k not in known:
                 raise ConfigError(k, f"unknown field; known fields: {', '.join(sorted(known))}")
         return cls(**d)
 
     def replace(self, **changes) -> "AcceleratorConfig":
-        """A copy with some fields changed (validated)."""
+        """A copy with some fields changed (validated). An ALU as wide as the vector stays as wide when
+        batch or block_out change (unless ``alu_lanes`` is given)."""
+        for k in changes:
+            if k in RENAMED:
+                raise ConfigError(k, RENAMED[k])
+        if "alu_lanes" not in changes and self.alu_lanes == self.full_alu_lanes:
+            changes["alu_lanes"] = None
         return dataclasses.replace(self, **changes)
 
     @property
@@ -288,6 +330,8 @@ def field_error(field: str, value) -> str | None:
         return f"{value!r} must be an integer >= {rule}"
     if field == "insn_bits" and value % 64:
         return f"{value} must be a multiple of 64"
+    if field == "dma_burst_beats" and value > 256:
+        return f"{value} exceeds 256, the longest AXI4 burst"
     return None
 
 
@@ -298,7 +342,8 @@ _FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8,
                      "out_bits": ("choice", (8, 16, 32)), "dram_bandwidth": ("float", " bytes/cycle"),
                      "clock_mhz": ("float", " MHz")})
 _FIELD_RULES.update({f: ("int", lo) for f, lo in (
-    ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii", 1),
+    ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
+    ("alu_ii_vec", 1), ("alu_lanes", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),
     ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
     ("pad_bits", 0), ("imm_bits", 2))})
 assert set(_FIELD_RULES) == {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ConfigError, SpaceError
 from . import energy
-from .config import AcceleratorConfig, field_error, target_dirs
+from .config import RENAMED, AcceleratorConfig, field_error, target_dirs
 
 CONSTRAINTS = ("area_mm2_max", "sram_kib_max", "power_w_max")
 
@@ -50,6 +50,8 @@ class DesignSpace:
         fields = {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
         params = {}
         for field, spec in d["params"].items():
+            if field in RENAMED:
+                raise ConfigError(field, RENAMED[field])
             if field not in fields:
                 raise ConfigError(field, f"not a hardware field; known: {sorted(fields)}")
             if isinstance(spec, dict) and set(spec) == {"pow2"} and len(spec["pow2"]) == 2:

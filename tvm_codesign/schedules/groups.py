@@ -8,8 +8,8 @@ core still executes the zeros; ``Workload.macs`` stays the real count, and ``lay
 cost model, the roofline and the simulator) counts what runs.
 
 ``merge_factor`` picks k by the work the core executes per output pixel: GEMM blocks (each KH*KW cycles),
-plus an ALU pass per epilogue stage and a store per output vector, then input blocks (DRAM bytes). It
-depends on the block shape and ALU II, not on the schedule.
+plus the epilogue's ALU cycles (a pass per stage at the II of its operand, per ALU lanes) and a store per
+output vector, then input blocks (DRAM bytes). It depends on the block shape and the ALU, not on the schedule.
 """
 from __future__ import annotations
 
@@ -24,14 +24,13 @@ from .workload import Workload
 
 
 @lru_cache(maxsize=4096)
-def best_merge(groups: int, ci: int, co: int, taps: int, alu_passes: int, block_in: int, block_out: int,
-               alu_ii: int) -> int:
+def best_merge(groups: int, ci: int, co: int, taps: int, alu_cycles: int, block_in: int, block_out: int) -> int:
     """The k in 1..groups with the least executed work per output pixel (ties: fewer input blocks, then the
-    smallest k)."""
+    smallest k); ``alu_cycles``: the epilogue's ALU cycles per output vector."""
     k = np.arange(1, groups + 1)
     g = -(-groups // k)
     cib, cob = -(-(k * ci) // block_in), -(-(k * co) // block_out)
-    work = g * cob * (cib * taps + alu_passes * alu_ii + 1)
+    work = g * cob * (cib * taps + alu_cycles + 1)
     return int(k[np.lexsort((k, g * cib, work))[0]])
 
 
@@ -39,18 +38,26 @@ def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
     """Groups per kernel group for ``wl`` on ``cfg`` (1 unless a grouped conv2d gains by merging)."""
     if wl.kind != "conv2d" or wl.groups == 1:
         return 1
-    return best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, len(wl.epilogue), cfg.block_in, cfg.block_out,
-                      cfg.alu_ii)
+    ac = int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes))
+    return best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, ac, cfg.block_in, cfg.block_out)
 
 
-def merge_columns(wl: Workload, block_in, block_out, alu_ii) -> np.ndarray:
-    """``merge_factor`` over arrays of config fields (one k per config), for the tuner's vectorised prior."""
-    bi, bo, ii = (np.asarray(a, np.int64) for a in np.broadcast_arrays(block_in, block_out, alu_ii))
+def alu_cycles(wl: Workload, ii_imm, ii_vec, passes):
+    """The epilogue's ALU cycles per output vector (arrays broadcast): per stage ``passes`` passes at the II of
+    its operand (immediate, or the bias vector)."""
+    n_vec = sum(imm is None for _, imm in wl.epilogue)
+    return (n_vec * np.asarray(ii_vec) + (len(wl.epilogue) - n_vec) * np.asarray(ii_imm)) * np.asarray(passes)
+
+
+def merge_columns(wl: Workload, block_in, block_out, alu_cycles) -> np.ndarray:
+    """``merge_factor`` over arrays of config fields (one k per config; ``alu_cycles``: the epilogue's ALU cycles
+    per output vector of each config, from ``alu_cycles``), for the tuner's vectorised prior."""
+    bi, bo, ac = (np.asarray(a, np.int64) for a in np.broadcast_arrays(block_in, block_out, alu_cycles))
     if wl.kind != "conv2d" or wl.groups == 1:
         return np.ones(bi.shape, np.int64)
-    uniq, inv = np.unique((bi << 40) | (bo << 20) | ii, return_inverse=True)  # a few distinct block shapes
-    ks = [best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, len(wl.epilogue), int(u >> 40), int(u >> 20 & 0xFFFFF),
-                     int(u & 0xFFFFF)) for u in uniq]
+    uniq, inv = np.unique((bi << 40) | (bo << 20) | ac, return_inverse=True)  # a few distinct block shapes
+    ks = [best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, int(u & 0xFFFFF), int(u >> 40), int(u >> 20 & 0xFFFFF))
+          for u in uniq]
     return np.asarray(ks, np.int64)[inv.reshape(bi.shape)]
 
 

@@ -1,35 +1,40 @@
-"""Activity counts of a program (no data needed): DRAM bytes, SRAM bytes, MACs, ALU ops, per-insn cycles."""
+"""Activity counts of a program (no data needed): DRAM bytes, SRAM bytes, MACs, ALU ops, per-insn cycles.
+
+ALU timing: a micro-op iteration takes ``alu_ii_imm`` cycles with an immediate operand and ``alu_ii_vec`` with a
+vector (register) operand, per pass of ``alu_lanes`` int32 lanes over the batch x block_out vector. Source of
+VTA's values (1, 2, batch x block_out): the Chisel ALU (apache/tvm-vta, hardware/chisel/src/main/scala/core/
+TensorAlu.scala): ``TensorAluIndexGenerator`` advances one micro-op iteration per cycle when ``alu_use_imm``
+and otherwise "stutters" a cycle to read the second operand from the accumulator scratchpad (``advance =
+io.dec.alu_use_imm || stutter``); ``AluVector`` instantiates one ``AluReg`` per element of the block_out
+vector (VTA's batch is 1), so one pass covers a whole vector.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp, Mem, Opcode
+from .dma import elem_bytes_by_mem, port_cycles  # noqa: F401 (elem_bytes_by_mem: lowering uses it)
 from .program import Program
-
-
-def elem_bytes_by_mem(cfg: AcceleratorConfig) -> np.ndarray:
-    """Element bytes indexed by Mem: UOP, WGT, INP, ACC, OUT."""
-    return np.array([cfg.uop_bytes, cfg.wgt_elem_bytes, cfg.inp_elem_bytes, cfg.acc_elem_bytes,
-                     cfg.out_elem_bytes], dtype=np.int64)
 
 
 def insn_cycles(cfg: AcceleratorConfig, t: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per instruction: (execute cycles after issue, DRAM-port cycles, DRAM latency), vectorised.
 
-    DMA: y_size bursts of ceil(x_size * elem / bandwidth) port cycles, plus the DRAM latency once, plus
-    one cycle per zero-padding element written. GEMM: fill + one micro-op per cycle per iteration.
-    ALU: fill + alu_ii cycles per micro-op per iteration. FINISH: 0.
+    DMA: the port cycles of its AXI requests (``dma.port_cycles``: whole beats, a request overhead per burst,
+    bounded requests in flight), plus the DRAM latency once, plus one cycle per zero-padding element written.
+    GEMM: fill + one micro-op per cycle per iteration. ALU: fill + per micro-op per iteration ``alu_passes``
+    passes of ``alu_ii_imm`` (immediate) or ``alu_ii_vec`` (vector operand) cycles. FINISH: 0.
     """
     op = t["opcode"]
-    e = elem_bytes_by_mem(cfg)[np.clip(t["mem"], 0, 4)]
     dma = (op == Opcode.LOAD) | (op == Opcode.STORE)
-    port = np.where(dma, t["y_size"] * np.ceil(t["x_size"] * e / cfg.dram_bandwidth).astype(np.int64), 0)
+    port, _ = port_cycles(cfg, t)
     area = (t["y_pad0"] + t["y_size"] + t["y_pad1"]) * (t["x_pad0"] + t["x_size"] + t["x_pad1"])
     pad = np.where(op == Opcode.LOAD, area - t["y_size"] * t["x_size"], 0)
     events = t["iter_out"] * t["iter_in"] * (t["uop_end"] - t["uop_bgn"])
+    ii = np.where(t["use_imm"] == 1, cfg.alu_ii_imm, cfg.alu_ii_vec) * cfg.alu_passes
     exe = np.select([op == Opcode.GEMM, op == Opcode.ALU, dma],
-                    [cfg.gemm_fill_cycles + events, cfg.alu_fill_cycles + events * cfg.alu_ii, pad], 0)
+                    [cfg.gemm_fill_cycles + events, cfg.alu_fill_cycles + events * ii, pad], 0)
     lat = np.where(dma, cfg.dram_latency, 0)
     return exe.astype(np.int64), port, lat
 

@@ -7,7 +7,8 @@
   compute->load (WAR), compute->store (RAW), store->compute (WAR), unbounded.
 - Every instruction costs ``issue_cycles``, then its execute cycles (``activity.insn_cycles``). A DMA
   waits for the single DRAM port (shared by all modules, granted in request order), holds it for its
-  transfer cycles, and completes one DRAM latency later.
+  AXI requests' cycles (``dma.port_cycles``: whole beats, a request overhead per burst, bounded requests in
+  flight), and completes one DRAM latency later.
 - Pending work is processed in order of start time, so port grants are chronological and the
   result is deterministic. No module able to start, with work left, is a deadlock: DeadlockError.
 """

@@ -1,8 +1,9 @@
 """The feasible points of a design space as arrays: what the search strategies choose from.
 
 Each point carries its parameter values, its exact area, and a roofline-style prior of the network's latency
-and energy, computed in numpy for the whole pool at once: padded GEMM blocks + ALU passes + per-tile
-instruction overhead vs. DRAM bytes at the bandwidth, where an operand that does not fit in half its SRAM
+and energy, computed in numpy for the whole pool at once: padded GEMM blocks + ALU passes (II by operand, per
+ALU lanes) + per-tile instruction overhead vs. DRAM bytes at the bandwidth less the per-burst request cycles
+of long rows (simulator/dma.py), where an operand that does not fit in half its SRAM
 (double buffering) makes the other one stream again; energy is MACs, DRAM bytes and SRAM accesses. It knows no schedule;
 the XGBoost surrogates (``search.py``) learn the rest from evaluated points.
 """
@@ -13,7 +14,7 @@ import numpy as np
 from ..errors import ConfigError, SpaceError
 from ..hardware import energy
 from ..hardware.space import DesignSpace, sram_kib
-from ..schedules.groups import merge_columns
+from ..schedules.groups import alu_cycles, merge_columns
 from .network import Layer
 
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
@@ -89,7 +90,10 @@ class Pool:
     def column(self, field: str) -> np.ndarray:
         if field in self.fields:
             return self.values[:, self.fields.index(field)]
-        return np.full(len(self), float(getattr(self.space.base, field)))
+        base = self.space.base
+        if field == "alu_lanes" and base.alu_lanes == base.full_alu_lanes:  # stays as wide as the vector
+            return self.column("batch") * self.column("block_out")
+        return np.full(len(self), float(getattr(base, field)))
 
     def prior(self, layers: list[Layer]) -> tuple[np.ndarray, np.ndarray]:
         """(latency s, energy J) roofline estimates of the network on every point."""
@@ -101,16 +105,20 @@ class Pool:
         macs = np.zeros(len(self))
         half = {b: c(f"{b}_buffer_bytes") / 2 for b in ("inp", "wgt", "acc")}  # double-buffered
         per_insn = c("issue_cycles") + c("dram_latency")
+        passes = np.ceil(B * BO / c("alu_lanes"))
+        # long rows: every burst of dma_burst_beats beats also pays dma_request_cycles on the port
+        bw = c("dram_bandwidth") * c("dma_burst_beats") / (c("dma_burst_beats") + c("dma_request_cycles"))
         pj = {b: energy.SRAM_64BIT_PJ_AT_8KB / 8 * np.sqrt(c(f"{b}_buffer_bytes") / 8192) for b in ("inp", "wgt", "acc")}
         sram_pj = np.zeros(len(self))
         for ly in layers:
             wl = ly.workload
-            k = merge_columns(wl, BI, BO, c("alu_ii"))  # groups per kernel group (schedules/groups.py)
+            ac = alu_cycles(wl, c("alu_ii_imm"), c("alu_ii_vec"), passes)  # epilogue cycles per output vector
+            k = merge_columns(wl, BI, BO, ac)  # groups per kernel group (schedules/groups.py)
             g = np.ceil(wl.groups / k)
             nb, cib, cob = np.ceil(wl.n / B), np.ceil(k * wl.ci / BI), np.ceil(k * wl.co / BO)
             vec = g * nb * cob * wl.oh * wl.ow
             gemm = vec * cib * wl.kh * wl.kw
-            alu = vec * (len(wl.epilogue) * c("alu_ii") + 1)
+            alu = vec * (ac + 1)
             out_b = ob if wl.out_dtype == "int8" else ab
             rh, rw = wl.input_read  # a 1x1 strided conv reads every stride-th input
             in_b = g * nb * cib * rh * rw * B * BI * ib
@@ -120,7 +128,7 @@ class Pool:
             b = b + vec * B * BO * out_b
             tiles = np.ceil(vec * B * BO * ab / half["acc"]) * np.ceil(np.minimum(w_b / half["wgt"], in_b / half["inp"]))
             overhead = tiles * (6 + len(wl.epilogue)) * per_insn
-            cycles += ly.count * np.maximum(gemm + alu + overhead, b / c("dram_bandwidth"))
+            cycles += ly.count * np.maximum(gemm + alu + overhead, b / bw)
             dram += ly.count * b
             # SRAM traffic: every GEMM cycle reads an input and a weight block and updates an accumulator
             # block; every ALU pass reads and writes the accumulator tile; DRAM loads are written on chip
