@@ -20,6 +20,20 @@ from .network import Layer
 MAX_POOL = 1 << 18  # larger spaces are searched through a seeded sample of this many points
 
 
+_TOO_WIDE = "config field 'alu_lanes': exceeds batch x block_out (one int32 lane per accumulator of a vector at most)"
+
+
+def _too_wide(space: DesignSpace, idx: np.ndarray) -> np.ndarray:
+    """Which points of ``idx`` have more ALU lanes than batch x block_out (vectorised; AcceleratorConfig
+    rejects them the same way, this only spares building half of a space that searches alu_lanes)."""
+    if "alu_lanes" not in space.params:
+        return np.zeros(len(idx), bool)
+    d = space.digits(idx)
+    col = {f: np.asarray(c)[d[:, j]] for j, (f, c) in enumerate(space.params.items())}
+    vector = col.get("batch", space.base.batch) * col.get("block_out", space.base.block_out)
+    return col["alu_lanes"] > vector
+
+
 class Pool:
     def __init__(self, space: DesignSpace, area_max: float | None = None, seed: int = 0,
                  sram_max: float | None = None, progress: bool = False):
@@ -33,6 +47,7 @@ class Pool:
         points, values, area, mac_pj, self.infeasible = [], [], [], [], 0
         invalid: dict = {}     # ConfigError text -> (count, an example point's values)
         over = {"area": [0, np.inf], "sram": [0, np.inf]}  # count, smallest value seen
+        too_wide = _too_wide(space, idx)  # more ALU lanes than a vector: invalid, known without building the config
         from tqdm.auto import tqdm
         with tqdm(total=len(idx), desc=f"feasible configs of {space.name}", unit="cfg", disable=not progress,
                   leave=False, mininterval=0.5) as bar:
@@ -40,6 +55,11 @@ class Pool:
                 if n % 4096 == 4095:
                     bar.update(4096)
                 vals = {f: c[k] for (f, c), k in zip(space.params.items(), d)}
+                if too_wide[n]:
+                    self.infeasible += 1
+                    c, ex = invalid.get(_TOO_WIDE, (0, vals))
+                    invalid[_TOO_WIDE] = (c + 1, ex)
+                    continue
                 try:
                     cfg = space.base.replace(name=f"{space.name}_{i}", **vals)
                 except ConfigError as e:
