@@ -203,6 +203,8 @@ def test_store_after_reset_is_refused_when_encoding():
     with pytest.raises(tc.ProgramError, match="last written by a GEMM with reset"):
         to_vta(b.program(), b.dram())
     to_vta(b.program())  # without the micro-ops (DRAM) the check cannot run
+    with pytest.raises(tc.ProgramError, match="outside the DRAM image.*cannot be checked"):
+        to_vta(b.program(), np.zeros(0, np.uint8))
 
 
 # ----- compiled programs ---------------------------------------------------------------------------
@@ -295,3 +297,10 @@ def test_requant_shift_model_encodes_and_stays_accurate():
             else:
                 with pytest.raises(EncodingError, match="MUL"):
                     to_vta(kernel.program)
+
+
+@pytest.mark.parametrize("name", ["vta_1x32x32", "vta_batch4"])
+def test_other_qualifying_presets_round_trip(name):
+    cfg = AcceleratorConfig.load(name)
+    m = tc.build(tc.Workload.conv2d(cfg.batch, 64, 10, 10, 64, 3, 1, 1, **EPI), cfg)
+    _round_trip(m.kernel)

@@ -301,3 +301,31 @@ def test_fields_vta_ignores():
     assert np.array_equal(sim.srams.acc[:2, 0], want)
     assert np.array_equal(img[24576:24576 + 32].view(np.int8).reshape(2, 16), want.astype(np.int8))
     assert np.array_equal(sim.srams.uop[:3], [[0, 0, 0], [1, 1, 0], [0, 0, 0]])  # two micro-ops copied, not four
+
+
+def test_stored_reset_rows_after_a_partial_touch_cannot_be_mapped():
+    """A reset of rows 0-1, an ALU on row 0 (the reset is re-issued before it, zeroing both rows), then a STORE of
+    row 1, whose out value VTA still holds: refused naming the STORE. Without the ALU the reset is re-issued before
+    FINISH, which hands it its pop, and the result is VTA's."""
+    rng = np.random.default_rng(4)
+    inp = rng.integers(-128, 128, (2, 16), dtype=np.int8)
+    wgt = rng.integers(-128, 128, (1, 16, 16), dtype=np.int8)
+    img = _gemm_image([[0, 0, 0], [1, 1, 0]], inp, wgt)
+    head = [(0, dict(memory_type=0, dram_base=1024, y_size=1, x_size=2, x_stride=2)),
+            (0, dict(memory_type=2, dram_base=512, y_size=1, x_size=2, x_stride=2)),
+            (0, dict(memory_type=1, dram_base=48, y_size=1, x_size=1, x_stride=1, push_next_dep=1)),
+            (2, dict(reset_reg=1, uop_bgn=0, uop_end=2, iter_out=1, iter_in=1, pop_prev_dep=1))]
+    alu = (4, dict(uop_bgn=0, uop_end=1, iter_out=1, iter_in=1, alu_opcode=2, use_imm=1, imm=1, push_next_dep=1))
+    store = (1, dict(memory_type=4, sram_base=1, dram_base=1536, y_size=1, x_size=1, x_stride=1, pop_prev_dep=1,
+                     push_prev_dep=1))
+    with pytest.raises(ProgramError, match="reset GEMM 3.*not expressible") as e:
+        from_vta(CFG, _binary(*head, alu, store, (3, dict(pop_next_dep=1))), img)
+    assert e.value.index == 5
+    head[-1][1]["push_next_dep"] = 1
+    program = from_vta(CFG, _binary(*head, store, (3, dict(pop_next_dep=1))), img)
+    assert program.table["reset"].tolist() == [0, 0, 0, 0, 0, 1, 0] and program.table["pop_next"][5] == 1
+    sim = Simulator(CFG)
+    sim.run(program, img)
+    want = inp[1].astype(np.int32) @ wgt[0].astype(np.int32).T
+    assert np.array_equal(img[24576:24576 + 16].view(np.int8), want.astype(np.int8))
+    assert not sim.srams.acc[:2].any()

@@ -116,9 +116,9 @@ def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: f
     else:
         acc = op.matmul(xq, relax.const(wq), out_dtype="int32")
     t = op.add(acc, relax.const(b))
-    if m != 1:
-        t = op.multiply(t, relax.const(m, "int32"))
-    if s or m != 1:
+    if not pow2:
+        t = op.right_shift(op.multiply(t, relax.const(m, "int32")), relax.const(s, "int32"))
+    elif s:  # no multiply: the kernel's epilogue has no ALU MUL
         t = op.right_shift(t, relax.const(s, "int32"))
     lo = -128 if ch.lo is None else 0
     hi = 127 if ch.hi is None else min(127, int(np.floor(ch.hi / sy)))

@@ -44,7 +44,9 @@ def lowered(program: Program) -> Program:
 
 
 def from_vta(config, blob: bytes, dram: np.ndarray) -> Program:
-    """A Program with the effect of VTA binary ``blob`` run on ``dram`` (module docstring)."""
+    """A Program with the effect of VTA binary ``blob`` run on ``dram`` (module docstring). Without the DRAM image
+    (micro-ops), ``Program(cfg, table=VtaLayout.for_config(cfg).decode_table(blob))`` decodes all but the out
+    buffer."""
     cfg = AcceleratorConfig.load(config)
     program = Program(cfg, table=VtaLayout.for_config(cfg).decode_table(blob))
     table = _analyse(program.config, program.table, dram, decoding=True)
@@ -81,7 +83,7 @@ def _analyse(cfg, t: dict, dram: np.ndarray, decoding: bool):
         if o == Opcode.LOAD and mem[i] == Mem.UOP:
             b, x = t["dram_base"][i], t["x_size"][i] * t["y_size"][i]
             if b + x > len(words):
-                return None  # the functional run reports the bad DMA
+                return _unknown(decoding, i, "dram_base", f"micro-ops [{b}, {b + x}) outside the DRAM image")
             uop[t["sram_base"][i]:t["sram_base"][i] + x] = decode_uops(words[b:b + x], cfg)
         elif o == Opcode.LOAD and mem[i] == Mem.ACC:
             lo = t["sram_base"][i]
@@ -92,12 +94,12 @@ def _analyse(cfg, t: dict, dram: np.ndarray, decoding: bool):
         elif o in (Opcode.GEMM, Opcode.ALU):
             d = _rows(uop, t, i, 0, "dst_out", "dst_in")
             if d.size and d[-1] >= cfg.acc_depth:
-                return None  # the functional run reports the out-of-range index
+                return _unknown(decoding, i, "dst", f"acc row {d[-1]} >= depth {cfg.acc_depth}")
             rows = d
             if o == Opcode.ALU and not t["use_imm"][i]:
                 s = _rows(uop, t, i, 1, "src_out", "src_in")
                 if s.size and s[-1] >= cfg.acc_depth:
-                    return None
+                    return _unknown(decoding, i, "src", f"acc row {s[-1]} >= depth {cfg.acc_depth}")
                 rows = np.union1d(d, s)
             touch(i, rows)
             if o == Opcode.GEMM and t["reset"][i]:
@@ -127,6 +129,14 @@ def _analyse(cfg, t: dict, dram: np.ndarray, decoding: bool):
     if not needed:
         return None
     return _defer(t, n, sorted(needed), first_touch)
+
+
+def _unknown(decoding: bool, i: int, field: str, why: str):
+    """A program whose accesses cannot be followed: decoding leaves it to the run to report (None); encoding
+    refuses it here, as the out buffer could not be checked."""
+    if decoding:
+        return None
+    raise ProgramError(i, field, f"{why}: the program cannot run, so its out buffer cannot be checked")
 
 
 def _defer(t: dict, n: int, needed: list, first_touch: dict) -> dict:
