@@ -6,7 +6,7 @@ import pytest
 
 import tvm_codesign as tc
 from tvm_codesign.errors import ConfigError
-from tvm_codesign.hardware import energy
+from tvm_codesign import physical
 from tvm_codesign.hardware.space import DesignSpace, sram_kib
 
 
@@ -14,7 +14,7 @@ def test_shipped_spaces():
     edge, small = DesignSpace.load("edge"), DesignSpace.load("small")
     assert edge.size >= 10_000 and edge.params["inp_buffer_bytes"] == (8192, 16384, 32768, 65536, 131072)
     assert small.size == 729  # enumerable: exhaustive baselines
-    assert edge.base.name == "vta_default" and edge.constraints == {"area_mm2_max": 3.0}
+    assert edge.base.name == "vta_default" and edge.constraints == {"area_mm2_max": 7.5}
 
 
 @pytest.mark.parametrize("name", ["edge", "iso", "small"])
@@ -52,12 +52,12 @@ def test_sampling_is_seeded_distinct_and_feasible():
     sp = DesignSpace.load("edge")
     a, b = sp.sample(300, seed=3), sp.sample(300, seed=3)
     assert [i for i, _ in a] == [i for i, _ in b] and len({i for i, _ in a}) == 300
-    assert all(energy.area_mm2(c)["total"] <= 3.0 for _, c in a)
+    assert all(physical.area_mm2(c)["total"] <= 7.5 and physical.why_infeasible(c) is None for _, c in a)
     assert [i for i, _ in sp.sample(300, seed=4)] != [i for i, _ in a]
 
 
 @pytest.mark.parametrize("constraint,measure", [
-    ({"area_mm2_max": 1.5}, lambda c: energy.area_mm2(c)["total"]),
+    ({"area_mm2_max": 3.7}, lambda c: physical.area_mm2(c)["total"]),
     ({"sram_kib_max": 320}, lambda c: sram_kib(c)),
 ])
 def test_constraint_excludes_points(constraint, measure):
@@ -67,6 +67,14 @@ def test_constraint_excludes_points(constraint, measure):
     kept = tight.sample(free.size)
     assert 0 < len(kept) < len(free.sample(free.size))
     assert all(measure(c) <= next(iter(constraint.values())) for _, c in kept)
+
+
+def test_points_physical_cannot_build_are_infeasible():
+    """A clock above the core's reach, or a bandwidth x clock no DRAM part delivers, is not a feasible point."""
+    sp = DesignSpace.from_dict({"params": {"clock_mhz": [100.0, 5000.0], "dram_bandwidth": [8.0, 512.0]}})
+    kept = {(c.clock_mhz, c.dram_bandwidth) for _, c in sp.sample(sp.size)}
+    assert kept == {(100.0, 8.0)}
+    assert "reaches" in physical.why_infeasible(sp.config(2)) and "GB/s" in physical.why_infeasible(sp.config(1))
 
 
 def test_sram_counts_every_buffer():

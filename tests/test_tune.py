@@ -49,9 +49,9 @@ def test_exhaustive_front_is_the_true_front(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["model", "xgboost", "nsga2", "random", "hw-first"])
 def test_strategies_respect_budget_and_constraints(tmp_path, strategy):
-    res = _tune(tmp_path, strategy=strategy, budget=10, area_max=1.9, objectives="latency,energy,area".split(","))
+    res = _tune(tmp_path, strategy=strategy, budget=10, area_max=4.7, objectives="latency,energy,area".split(","))
     assert 1 <= res.evaluations <= 10 + (len(res.front) if strategy == "hw-first" else 0)
-    assert all(r["area_mm2"] <= 1.9 for r in res.history)
+    assert all(r["area_mm2"] <= 4.7 for r in res.history)
     assert len({r["point"] for r in res.history if r["schedules"] == "tuned" or strategy == "hw-first"}) == \
         len([r for r in res.history if r["schedules"] == res.history[0]["schedules"]])  # no config evaluated twice
     assert res.front and all(r["feasible"] for r in res.front)

@@ -195,8 +195,9 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant, info: 
     receives "index_bounds" (inputs used as run-time indices) and "quantised" (float data becomes int8)."""
     info = {} if info is None else info
     info.update(index_bounds={}, quantised=False)
-    if requant not in ("alu", "cpu"):
-        raise ValueError(f"requant must be 'alu' (on the accelerator) or 'cpu', got {requant!r}")
+    if requant not in ("alu", "shift", "cpu"):
+        raise ValueError(f"requant must be 'alu' (on the accelerator), 'shift' (on the accelerator, power-of-two "
+                         f"scales: VTA's scheme) or 'cpu', got {requant!r}")
     calibration = _samples(calibration)
     if example_inputs is None and calibration:
         first = calibration[0]
@@ -265,7 +266,9 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     ``Target("vta/vta_default")`` or the string ``"vta/vta_default"``).
     Float conv2d / matmul layers are quantised to int8 with ``calibration`` (a list of input tuples) and, with
     ``requant="alu"``, requantised to int8 on the accelerator (multiply + shift, per-tensor weights, fused bias and
-    ReLU); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
+    ReLU); ``requant="shift"`` does the same with power-of-two scales, a shift and no ALU multiply (VTA's own
+    scheme: the kernels then encode to VTA's binary format, ``simulator/vta_binary.py``; up to 2x coarser output
+    steps); ``requant="cpu"`` keeps per-channel weights and rescales the int32 results on the CPU. ONNX models
     quantised by onnxruntime (QDQ / QOperator) run as they are, bit-exact (frontend/onnx_qdq.py).
     ``schedules``: a function (workload, config) -> Knobs or None, or a dict {Workload: Knobs or knob dict};
     layers it does not cover get the config's tuned schedule if ``schedules/store.py`` finds one, else the

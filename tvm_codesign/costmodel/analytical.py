@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import physical
 from ..errors import CodesignError
-from ..hardware import energy as en
 from ..schedules import knobs as kn
 from ..schedules.layout import packed_shapes
 from . import dma as D
@@ -43,7 +43,13 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
                 "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
-FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS
+# per-config physical costs (physical.costs, computed once per config in ``columns``; NaN if it cannot be built):
+# pJ per event / per byte at the operating voltage, leakage and DRAM background power mW, clock, area
+COST_FIELDS = ("e_mac", "e_alu", "e_alu_mul", "e_wire", "e_dma", "e_dram_rd", "e_dram_wr", "e_uop_rd", "e_uop_wr",
+               "e_inp_rd", "e_inp_wr", "e_wgt_rd", "e_wgt_wr", "e_acc_rd", "e_acc_wr", "p_leak_mw", "p_bg_mw", "clock_mhz",
+               "area_total_mm2")
+FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS + COST_FIELDS
+_FLOAT_FIELDS = frozenset(("dram_bandwidth",) + COST_FIELDS)
 _LOOPS = "nchw"
 
 
@@ -59,9 +65,22 @@ def _alu_counts(wl, cfg) -> tuple[int, int, int]:
     return n, reg, mul
 
 
+def cost_row(cfg) -> list:
+    """The ``COST_FIELDS`` of one config (NaN where ``physical`` says it cannot be built)."""
+    try:
+        c = physical.costs(cfg)
+    except physical.PhysicalError:
+        return [float("nan")] * (len(COST_FIELDS) - 2) + [cfg.clock_mhz, float("nan")]
+    u = c["unit_pj"]
+    return [u["mac"], u["alu_lane_op"], u["alu_mul_lane_op"], u["wiring_per_gemm_cycle"], u["dma_per_dram_byte"],
+            u["dram_read_byte"], u["dram_write_byte"]] + [u[f"{b}_{rw}_byte"] for b in ("uop", "inp", "wgt", "acc")
+                                                          for rw in ("read", "write")] + [
+        c["leakage_mw"], c["dram_background_mw"], cfg.clock_mhz, c["area_mm2"]["total"]]
+
+
 def columns(points) -> dict:
     """[(Workload, AcceleratorConfig, Knobs), ...] -> dict of int64/float64 column arrays (``FIELDS``)."""
-    rows = []
+    rows, costs = [], {}
     for wl, cfg, k in points:
         sh = packed_shapes(wl, cfg)
         n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
@@ -69,9 +88,9 @@ def columns(points) -> dict:
             sh["data"][0], sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
             wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, int(wl.bias), int(wl.out_dtype == "int8"),
             n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
-            k.vthreads, kn.INP_TILES.index(k.inp_tile)])
+            k.vthreads, kn.INP_TILES.index(k.inp_tile)] + (costs.get(id(cfg)) or costs.setdefault(id(cfg), cost_row(cfg))))
     a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
-    return {f: (a[:, i] if f == "dram_bandwidth" else a[:, i].astype(np.int64)) for i, f in enumerate(FIELDS)}
+    return {f: (a[:, i] if f in _FLOAT_FIELDS else a[:, i].astype(np.int64)) for i, f in enumerate(FIELDS)}
 
 
 def _check(cols: dict) -> int:
@@ -84,6 +103,8 @@ def _check(cols: dict) -> int:
     if bad:
         raise CostModelError(f"columns must be 1-D of equal length {n}; {bad[0]} has shape {lens[bad[0]]}")
     for f in FIELDS:
+        if f in COST_FIELDS:  # per-config physical costs: NaN marks a config that cannot be built
+            continue
         lo = 0 if f in ("ph", "pw", "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
                         "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
                         "dma_request_cycles") else 1
@@ -289,20 +310,15 @@ def counts(cols: dict) -> dict:
     )
 
 
-def _pl(points: dict, bits):
-    """hardware/energy.py's power law, vectorised over ``bits``."""
-    (b0, v0), (b1, v1) = sorted(points.items())
-    return v0 * (np.asarray(bits, np.float64) / b0) ** (np.log(v1 / v0) / np.log(b1 / b0))
-
-
 def evaluate(cols: dict) -> dict:
-    """Cycles, DRAM bytes, energy (pJ) and area (mm^2) of every candidate (arrays of length N)."""
+    """Cycles, DRAM bytes, energy (pJ) and area (mm^2) of every candidate (arrays of length N). Energy and area
+    are NaN for candidates whose config cannot be built (``physical.why_infeasible``)."""
     k = counts(cols)
     c = {f: np.asarray(cols[f]) for f in FIELDS}
+    cycles = overlap_cycles(k)
+    # ----- energy: the activity of simulator/activity.py in closed form, priced with the config's COST_FIELDS -----
     macs_pc = c["batch"] * c["block_in"] * c["block_out"]
     lanes = c["batch"] * c["block_out"]
-    mac_pj = _pl(en.MUL_PJ, np.maximum(c["inp_bits"], c["wgt_bits"])) + _pl(en.ADD_PJ, c["acc_bits"])
-    sram_pj = {b: en.SRAM_64BIT_PJ_AT_8KB / 8 * np.sqrt(c[f"{b}_buffer_bytes"] / 8192) for b in ("uop", "inp", "wgt", "acc")}
     read = sum(k["dram_read"].values())
     dram = read + k["dram_write"]
     mac, reset, alu = k["mac_ev"], k["reset_ev"], k["alu_ev"]
@@ -310,27 +326,24 @@ def evaluate(cols: dict) -> dict:
     e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
     st_acc = k["dram_write"] // np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8,
                                          e_acc) * e_acc
-    sram_bytes = {
-        "uop": (mac + reset + alu) * c["uop_bytes"] + k["dram_read"]["UOP"],
-        "inp": mac * e_inp + k["sram_inp_written"],
-        "wgt": mac * e_wgt + k["dram_read"]["WGT"],
-        "acc": (mac + alu + k["alu_reg_ev"]) * e_acc + st_acc + k["dram_read"]["ACC"] + (mac + reset + alu) * e_acc,
-    }
-    energy = {"mac": mac * macs_pc * mac_pj,
-              "alu": (alu - k["alu_mul_ev"]) * lanes * _pl(en.ADD_PJ, c["acc_bits"])
-              + k["alu_mul_ev"] * lanes * _pl(en.MUL_PJ, c["imm_bits"]),
-              "dram": dram * en.DRAM_PJ_PER_BYTE}
+    sram_read = {"uop": (mac + reset + alu) * c["uop_bytes"], "inp": mac * e_inp, "wgt": mac * e_wgt,
+                 "acc": (mac + alu + k["alu_reg_ev"]) * e_acc + st_acc}
+    sram_write = {"uop": k["dram_read"]["UOP"], "inp": k["sram_inp_written"], "wgt": k["dram_read"]["WGT"],
+                  "acc": k["dram_read"]["ACC"] + (mac + reset + alu) * e_acc}
+    energy = {"mac": mac * macs_pc * c["e_mac"],
+              "alu": (alu - k["alu_mul_ev"]) * lanes * c["e_alu"] + k["alu_mul_ev"] * lanes * c["e_alu_mul"]}
     for b in ("uop", "inp", "wgt", "acc"):
-        energy[f"{b}_sram"] = sram_bytes[b] * sram_pj[b]
+        energy[f"{b}_sram"] = sram_read[b] * c[f"e_{b}_rd"] + sram_write[b] * c[f"e_{b}_wr"]
+    energy["wiring"] = mac * c["e_wire"]
+    energy["dma"] = dram * c["e_dma"]
+    energy["dram"] = read * c["e_dram_rd"] + k["dram_write"] * c["e_dram_wr"]
+    us = cycles / c["clock_mhz"]
+    energy["static"] = us * 1e3 * c["p_leak_mw"]                     # mW x us = 1e3 pJ
+    energy["dram_background"] = us * 1e3 * c["p_bg_mw"]
     energy["total"] = sum(energy.values())
-    sram_mm2 = lambda cap: cap * 8 * en.SRAM_CELL_UM2 / en.SRAM_ARRAY_EFFICIENCY / 1e6
-    mac_um2 = _pl(en.MUL_UM2, np.maximum(c["inp_bits"], c["wgt_bits"])) + _pl(en.ADD_UM2, c["acc_bits"])
-    lane_um2 = 3 * _pl(en.ADD_UM2, c["acc_bits"]) + _pl(en.MUL_UM2, c["imm_bits"])
-    area = macs_pc * mac_um2 / 1e6 + lanes * lane_um2 / 1e6 + sum(
-        sram_mm2(c[f"{b}_buffer_bytes"]) for b in ("uop", "inp", "wgt", "acc"))
-    return {"cycles": overlap_cycles(k), "dram_read_bytes": read, "dram_write_bytes": k["dram_write"],
+    return {"cycles": cycles, "dram_read_bytes": read, "dram_write_bytes": k["dram_write"],
             "dram_bytes": dram, "dram_read_by_mem": k["dram_read"], "macs": mac * macs_pc,
-            "energy_pj": energy["total"], "energy_by_part_pj": energy, "area_mm2": area}
+            "energy_pj": energy["total"], "energy_by_part_pj": energy, "area_mm2": c["area_total_mm2"]}
 
 
 def predict(wl, cfg, knobs=None) -> dict:

@@ -120,10 +120,11 @@ def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
 
 def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu") -> tvm.IRModule:
     """Rewrite the float targets (same order as ``calibrate``) into int8 ops. ``requant_on="alu"``: constant-weight
-    layers requantise to int8 on the accelerator (requant.py, per-tensor weights); ``"cpu"``: per-channel weights
+    layers requantise to int8 on the accelerator (requant.py, per-tensor weights); ``"shift"``: the same with a
+    power-of-two scale (a shift, no ALU multiply: VTA's scheme and hardware); ``"cpu"``: per-channel weights
     and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU."""
-    if requant_on not in ("alu", "cpu"):
-        raise ValueError(f"requant_on must be 'alu' or 'cpu', got {requant_on!r}")
+    if requant_on not in ("alu", "shift", "cpu"):
+        raise ValueError(f"requant_on must be 'alu', 'shift' or 'cpu', got {requant_on!r}")
     func = _main(mod)
     targets = _targets(func)
     if len(targets) != len(amax):
@@ -132,11 +133,11 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
     replace = {}  # binding var -> [new bindings]
     ints = {}  # float var -> (int8 var, scale) of layers requantised on the accelerator
     for b, a in zip(targets, amax):
-        if requant_on == "alu" and isinstance(b.value.args[1], Constant):
+        if requant_on in ("alu", "shift") and isinstance(b.value.args[1], Constant):
             ch = requant.chain(g, b.var, b.value)
             x = b.value.args[0]  # the previous layer's int8 result feeds this one directly (same tensor, scale)
             xq, sx = ints[x] if x in ints else _quant(x, a[0])
-            q, sy = requant.requantize(xq, sx, b.value, ch, a[1], a[2])
+            q, sy = requant.requantize(xq, sx, b.value, ch, a[1], a[2], pow2=requant_on == "shift")
             qv = relax.Var(ch.last.name + "_q", relax.TensorType(ch.last.ty.shape, "int8"))
             replace[ch.last] = [relax.VarBinding(qv, q), relax.VarBinding(
                 ch.last, relax.op.multiply(relax.op.astype(qv, "float32"), relax.const(np.float32(sy))))]

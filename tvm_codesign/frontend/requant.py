@@ -82,8 +82,12 @@ def chain(g: Graph, var: relax.Var, call: relax.Call) -> Chain:
 
 
 def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: float,
-               amax_pre: float) -> tuple[relax.Expr, float]:
-    """The int8 kernel chain for one layer (int8 result) and its scale s_y."""
+               amax_pre: float, pow2: bool = False) -> tuple[relax.Expr, float]:
+    """The int8 kernel chain for one layer (int8 result) and its scale s_y.
+
+    ``pow2`` (``requant="shift"``, VTA's own scheme): no multiplier, M = 1, so the output scale becomes the power of
+    two s_x s_w 2^s with the smallest s >= 0 for which it is at least the calibrated s_y (no more clipping than
+    with M; up to 2x coarser steps). The kernel then uses only ALU operations VTA's hardware has (no MUL)."""
     op = relax.op
     w = call.args[1].value.numpy().astype(np.float64)
     conv = call.op.name == "relax.nn.conv2d"
@@ -93,9 +97,14 @@ def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: f
     scale = sx * sw / sy
     acc_max = amax_pre / (sx * sw) * HEADROOM + 1
     s = 0
-    while s < 31 and round(scale * 2 ** (s + 1)) <= IMM_MAX and round(scale * 2 ** (s + 1)) * acc_max < 2 ** 31:
-        s += 1
-    m = max(1, round(scale * 2 ** s))
+    if pow2:  # the smallest s with 2^-s <= scale, i.e. s_y' = s_x s_w 2^s >= s_y
+        while s < 31 and 2.0 ** -s > scale:
+            s += 1
+        m, sy = 1, sx * sw * 2.0 ** s
+    else:
+        while s < 31 and round(scale * 2 ** (s + 1)) <= IMM_MAX and round(scale * 2 ** (s + 1)) * acc_max < 2 ** 31:
+            s += 1
+        m = max(1, round(scale * 2 ** s))
     o = wq.shape[0] if conv else wq.shape[-1]
     b = np.round(ch.bias / (sx * sw)) if ch.bias is not None else np.zeros(o)
     b = np.clip(b + (round(2 ** (s - 1) / m) if s else 0), -2 ** 31, 2 ** 31 - 1).astype(np.int32)  # no silent wrap
@@ -106,7 +115,11 @@ def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: f
         b = b.reshape(1, -1, 1, 1)
     else:
         acc = op.matmul(xq, relax.const(wq), out_dtype="int32")
-    t = op.right_shift(op.multiply(op.add(acc, relax.const(b)), relax.const(m, "int32")), relax.const(s, "int32"))
+    t = op.add(acc, relax.const(b))
+    if not pow2:
+        t = op.right_shift(op.multiply(t, relax.const(m, "int32")), relax.const(s, "int32"))
+    elif s:  # no multiply: the kernel's epilogue has no ALU MUL
+        t = op.right_shift(t, relax.const(s, "int32"))
     lo = -128 if ch.lo is None else 0
     hi = 127 if ch.hi is None else min(127, int(np.floor(ch.hi / sy)))
     return op.astype(op.clip(t, lo, hi), "int8"), sy

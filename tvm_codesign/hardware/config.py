@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..physical import dram as _dram, tech as _tech
 from . import isa
 
 # Where presets are looked up by name, first hit wins: $TVM_CODESIGN_TARGETS, ./targets, <repo>/targets.
@@ -90,6 +91,10 @@ class AcceleratorConfig:
     dma_burst_beats: int = 16
     dma_request_cycles: int = 1
     dma_outstanding: int = 16
+    # physical design (physical/): technology node (nm) and DRAM part; "" derives the cheapest listed part that
+    # delivers dram_bandwidth x clock (physical/dram.py)
+    tech_nm: int = 45
+    dram_interface: str = ""
     # pipeline timing
     issue_cycles: int = 4
     gemm_fill_cycles: int = 6
@@ -259,8 +264,14 @@ class AcceleratorConfig:
 
     @cached_property
     def key(self) -> str:
-        """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``."""
-        blob = json.dumps(self.hardware_dict, sort_keys=True).encode()
+        """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``. The physical-design fields
+        (``tech_nm``, ``dram_interface``) enter it only when they differ from their defaults, so the keys (and
+        stored schedules) of configs written before those fields existed stay valid."""
+        hw = self.hardware_dict
+        for f in _PHYSICAL_DEFAULTS:
+            if hw[f] == _PHYSICAL_DEFAULTS[f]:
+                del hw[f]
+        blob = json.dumps(hw, sort_keys=True).encode()
         return f"{self.batch}x{self.block_in}x{self.block_out}-{hashlib.sha1(blob).hexdigest()[:8]}"
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -323,6 +334,10 @@ def field_error(field: str, value) -> str | None:
         return None if _pow2(value) else f"{value!r} must be a power of two " + ("number of bytes" if rule else ">= 1")
     if kind == "choice":
         return None if value in rule and not isinstance(value, bool) else f"{value!r} not supported; allowed: {rule}"
+    if kind == "names":
+        return None if isinstance(value, str) and value in rule else (
+            f"{value!r} is not a listed DRAM part; allowed: '' (derive the cheapest that delivers the bandwidth) or "
+            f"{sorted(n for n in rule if n)}")
     if kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
         return None if ok else f"{value!r} must be a finite number > 0{rule}"
@@ -340,7 +355,9 @@ _FIELD_RULES.update({f: ("pow2", True) for f in ("uop_buffer_bytes", "inp_buffer
                                                  "acc_buffer_bytes")})
 _FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8, 16)), "acc_bits": ("choice", (16, 32)),
                      "out_bits": ("choice", (8, 16, 32)), "dram_bandwidth": ("float", " bytes/cycle"),
-                     "clock_mhz": ("float", " MHz")})
+                     "clock_mhz": ("float", " MHz"), "tech_nm": ("choice", tuple(_tech.NODES)),
+                     "dram_interface": ("names", ("",) + tuple(_dram.INTERFACES))})
+_PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": ""}
 _FIELD_RULES.update({f: ("int", lo) for f, lo in (
     ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
     ("alu_ii_vec", 1), ("alu_lanes", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),

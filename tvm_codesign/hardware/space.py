@@ -8,7 +8,9 @@ A param is a list of choices or ``{"pow2": [lo, hi]}`` (2^lo .. 2^hi); every oth
 A point is one index per param (mixed radix over the choices), so a space can be enumerated, sampled and
 searched by index. Points whose config is invalid (``ConfigError``) or breaks a constraint are infeasible.
 Area and on-chip SRAM (micro-op + input + weight + accumulator buffers) are properties of a config; average
-power depends on the network, so the tuner applies ``power_w_max`` to each evaluated config.
+power depends on the network, so the tuner applies ``power_w_max`` to each evaluated config. A point is also
+infeasible when ``physical`` cannot build it: its clock above what the core reaches, no listed DRAM part delivering
+its bandwidth x clock, or an SRAM bank off the CACTI table (``physical.why_infeasible``).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, SpaceError
-from . import energy
+from .. import physical
 from .config import RENAMED, AcceleratorConfig, field_error, target_dirs
 
 CONSTRAINTS = ("area_mm2_max", "sram_kib_max", "power_w_max")
@@ -127,10 +129,13 @@ class DesignSpace:
         return {k: v if v is not None else self.constraints.get(k) for k, v in given.items()}
 
     def feasible(self, cfg: AcceleratorConfig, limits: dict | None = None, area: float | None = None) -> bool:
-        """Whether ``cfg`` meets the area and SRAM limits (``limits``: from ``limits()``, default the space's;
-        ``area``: its total mm^2 if already computed)."""
+        """Whether ``cfg`` can be built (``physical.why_infeasible``) and meets the area and SRAM limits
+        (``limits``: from ``limits()``, default the space's; ``area``: its total mm^2 if already computed)."""
         lim = limits if limits is not None else self.limits()
-        area = area if area is not None else energy.area_mm2(cfg)["total"]
+        if area is None:
+            if physical.why_infeasible(cfg):
+                return False
+            area = physical.area_mm2(cfg)["total"]
         return ((lim["area_mm2_max"] is None or area <= lim["area_mm2_max"])
                 and (lim["sram_kib_max"] is None or sram_kib(cfg) <= lim["sram_kib_max"]))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..hardware import energy
+from .. import physical
 from ..hardware.config import AcceleratorConfig
 from .activity import activity
 from .program import Program
@@ -26,16 +26,21 @@ class SimStats:
     energy_pj: dict
     area_mm2: dict
     activity: dict
+    physical: str = ""    # why the config cannot be built (clock, DRAM part, SRAM grid): energy and area are NaN
+
 
     @classmethod
     def from_timeline(cls, program: Program, tl: Timeline) -> "SimStats":
         cfg: AcceleratorConfig = program.config
         act = activity(program)
         cyc = max(tl.cycles, 1)
+        reason = physical.why_infeasible(cfg) or ""
+        nan = {"total": float("nan")}
         return cls(cfg.name, cfg.clock_mhz, tl.cycles, tl.busy, {m: tl.cycles - b for m, b in tl.busy.items()},
                    tl.dram_port_busy, program.counts(), act["dram_read_bytes"], act["dram_write_bytes"],
-                   act["macs"], act["macs"] / (cyc * cfg.macs_per_cycle), energy.energy_pj(cfg, act),
-                   energy.area_mm2(cfg), act)
+                   act["macs"], act["macs"] / (cyc * cfg.macs_per_cycle),
+                   nan if reason else physical.energy_pj(cfg, act, tl.cycles),
+                   nan if reason else physical.area_mm2(cfg), act, reason)
 
     @property
     def latency_us(self) -> float:
@@ -72,4 +77,6 @@ class SimStats:
                 f"{k} {100 * v / max(self.energy_pj['total'], 1e-12):.0f}%" for k, v in self.energy_pj.items()
                 if k != "total") + f")  power {self.power_mw:,.1f} mW  area {self.area_mm2['total']:.2f} mm2",
         ]
+        if self.physical:
+            lines.append(f"  not buildable, energy and area unknown: {self.physical}")
         return "\n".join(lines)

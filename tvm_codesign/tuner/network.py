@@ -4,7 +4,10 @@ A network is a list of ``Layer`` (a Workload and how often it runs). Layers with
 (same shape and epilogue stages) share one schedule search. For every layer the analytical model ranks the
 layer's complete knob grid (``knob_grid.grid``: every schedule ``knobs.check`` accepts) and keeps the fastest
 (ties: least energy); ``schedules="default"`` uses ``knobs.default`` instead (the "hardware first" baseline).
-Totals weight each layer by its count. No TIR is built, so this runs in worker processes without TVM.
+Totals weight each layer by its count. Each layer's energy includes leakage and the DRAM part's background power
+over that layer's cycles, so the network's energy carries static energy over the network's latency, and power is
+energy / latency. A config ``physical`` cannot build (clock above reach, no DRAM part for its bandwidth, SRAM off
+the CACTI grid) is infeasible with that reason. No TIR is built, so this runs in worker processes without TVM.
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import dataclasses
 import numpy as np
 
 from ..costmodel import analytical as A
-from ..hardware import energy
+from .. import physical
 from ..hardware.config import AcceleratorConfig
 from ..schedules import knobs as kn
 from ..schedules.groups import kernel_workload
@@ -72,7 +75,11 @@ def evaluate(cfg: AcceleratorConfig, layers: list[Layer], schedules: str = "tune
     ``feasible`` is False (with ``reason``) if some layer cannot run on it."""
     if schedules not in ("tuned", "default"):
         raise ValueError(f"schedules must be 'tuned' or 'default', got {schedules!r}")
-    area = energy.area_mm2(cfg)["total"]
+    why = physical.why_infeasible(cfg)
+    if why:
+        return {"feasible": False, "reason": f"not buildable: {why}", "area_mm2": float("nan")}
+    pc = physical.costs(cfg)
+    area = pc["area_mm2"]["total"]
     rows, cycles, pj = [], 0.0, 0.0
     for ly in layers:
         wl = kernel_workload(ly.workload, cfg)  # the kernel compile() builds for this config
@@ -85,4 +92,5 @@ def evaluate(cfg: AcceleratorConfig, layers: list[Layer], schedules: str = "tune
         pj += ly.count * fig["energy_pj"]
     latency = cycles / (cfg.clock_mhz * 1e6)
     return {"feasible": True, "cycles": cycles, "latency_s": latency, "energy_j": pj * 1e-12, "area_mm2": area,
-            "edp": latency * pj * 1e-12, "power_w": pj * 1e-12 / latency if latency else 0.0, "layers": rows}
+            "edp": latency * pj * 1e-12, "power_w": pj * 1e-12 / latency if latency else 0.0, "layers": rows,
+            "dram_interface": pc["dram_interface"], "vdd": pc["vdd"], "fmax_mhz": pc["fmax_mhz"]}

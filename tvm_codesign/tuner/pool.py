@@ -4,7 +4,8 @@ Each point carries its parameter values, its exact area, and a roofline-style pr
 and energy, computed in numpy for the whole pool at once: padded GEMM blocks + ALU passes (II by operand, per
 ALU lanes) + per-tile instruction overhead vs. DRAM bytes at the bandwidth less the per-burst request cycles
 of long rows (simulator/dma.py), where an operand that does not fit in half its SRAM
-(double buffering) makes the other one stream again; energy is MACs, DRAM bytes and SRAM accesses. It knows no schedule;
+(double buffering) makes the other one stream again; energy is MACs, DRAM bytes, SRAM accesses and static power
+over the latency, priced per config by ``physical.costs``. It knows no schedule;
 the XGBoost surrogates (``search.py``) learn the rest from evaluated points.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, SpaceError
-from ..hardware import energy
+from .. import physical
 from ..hardware.space import DesignSpace, sram_kib
 from ..schedules.groups import alu_cycles, merge_columns
 from .network import Layer
@@ -44,8 +45,8 @@ class Pool:
         else:
             idx = np.unique(np.random.default_rng(seed).integers(0, space.size, MAX_POOL))
         self.fields = list(space.params)
-        points, values, area, mac_pj, self.infeasible = [], [], [], [], 0
-        invalid: dict = {}     # ConfigError text -> (count, an example point's values)
+        points, values, area, units, self.infeasible = [], [], [], [], 0
+        invalid: dict = {}     # ConfigError / PhysicalError text -> (count, an example point's values)
         over = {"area": [0, np.inf], "sram": [0, np.inf]}  # count, smallest value seen
         too_wide = _too_wide(space, idx)  # more ALU lanes than a vector: invalid, known without building the config
         from tqdm.auto import tqdm
@@ -67,7 +68,14 @@ class Pool:
                     c, ex = invalid.get(str(e), (0, vals))
                     invalid[str(e)] = (c + 1, ex)
                     continue
-                a = energy.area_mm2(cfg)["total"]
+                try:
+                    pc = physical.costs(cfg)
+                except physical.PhysicalError as e:
+                    self.infeasible += 1
+                    c, ex = invalid.get(str(e), (0, vals))
+                    invalid[str(e)] = (c + 1, ex)
+                    continue
+                a = pc["area_mm2"]["total"]
                 if not space.feasible(cfg, self.limits, a):
                     self.infeasible += 1
                     amax = self.limits["area_mm2_max"]
@@ -78,13 +86,18 @@ class Pool:
                 points.append(i)
                 values.append([float(vals[f]) for f in self.fields])
                 area.append(a)
-                mac_pj.append(energy.mac_pj(cfg))
+                u = pc["unit_pj"]
+                units.append([u["mac"], (u["dram_read_byte"] + u["dram_write_byte"]) / 2 + u["dma_per_dram_byte"],
+                              u["inp_read_byte"], u["inp_write_byte"], u["wgt_read_byte"], u["acc_read_byte"],
+                              u["acc_write_byte"], u["wiring_per_gemm_cycle"], pc["leakage_mw"] + pc["dram_background_mw"]])
         if not points:
             raise SpaceError(self._none_feasible(len(idx), invalid, over))
         self.points = np.array(points, np.int64)
         self.values = np.array(values, np.float64).reshape(len(points), len(self.fields))
         self.area = np.array(area)
-        self.mac_pj = np.array(mac_pj)
+        # per point: MAC, DRAM byte (+ DMA), inp read/write, wgt read, acc read/write byte, wiring per GEMM cycle (pJ),
+        # static power (mW)
+        self.units = np.array(units, np.float64).reshape(len(points), 9)
         self.position = {p: j for j, p in enumerate(points)}
 
     def _none_feasible(self, n: int, invalid: dict, over: dict) -> str:
@@ -93,7 +106,8 @@ class Pool:
         said = []
         for msg, (c, vals) in sorted(invalid.items(), key=lambda kv: -kv[1][0])[:3]:
             ex = ", ".join(f"{f}={v:g}" if isinstance(v, float) else f"{f}={v}" for f, v in vals.items())
-            said.append(f"{c} {'is not a valid config' if c == 1 else 'are not valid configs'} ({msg}; e.g. {ex})")
+            said.append(f"{c} {'is not a valid or buildable config' if c == 1 else 'are not valid or buildable configs'} "
+                        f"({msg}; e.g. {ex})")
         if len(invalid) > 3:
             said.append(f"{sum(c for c, _ in list(invalid.values())[3:])} more are invalid for other reasons")
         amax, smax = self.limits["area_mm2_max"], self.limits["sram_kib_max"]
@@ -128,7 +142,7 @@ class Pool:
         passes = np.ceil(B * BO / c("alu_lanes"))
         # long rows: every burst of dma_burst_beats beats also pays dma_request_cycles on the port
         bw = c("dram_bandwidth") * c("dma_burst_beats") / (c("dma_burst_beats") + c("dma_request_cycles"))
-        pj = {b: energy.SRAM_64BIT_PJ_AT_8KB / 8 * np.sqrt(c(f"{b}_buffer_bytes") / 8192) for b in ("inp", "wgt", "acc")}
+        u_mac, u_dram, inp_rd, inp_wr, wgt_rd, acc_rd, acc_wr, u_wire, static_mw = self.units.T
         sram_pj = np.zeros(len(self))
         for ly in layers:
             wl = ly.workload
@@ -153,11 +167,12 @@ class Pool:
             # SRAM traffic: every GEMM cycle reads an input and a weight block and updates an accumulator
             # block; every ALU pass reads and writes the accumulator tile; DRAM loads are written on chip
             acc_vec = B * BO * ab
-            sram_pj += ly.count * (gemm * (B * BI * ib * pj["inp"] + BO * BI * wb * pj["wgt"] + 2 * acc_vec * pj["acc"])
-                                   + vec * len(wl.epilogue) * 2 * acc_vec * pj["acc"] + b * pj["inp"])
+            sram_pj += ly.count * (gemm * (B * BI * ib * inp_rd + BO * BI * wb * wgt_rd + acc_vec * (acc_rd + acc_wr)
+                                           + u_wire)
+                                   + vec * len(wl.epilogue) * acc_vec * (acc_rd + acc_wr) + b * inp_wr)
             macs += ly.count * gemm * B * BI * BO
         latency = cycles / (c("clock_mhz") * 1e6)
-        joules = (macs * self.mac_pj + dram * energy.DRAM_PJ_PER_BYTE + sram_pj) * 1e-12
+        joules = (macs * u_mac + dram * u_dram + sram_pj) * 1e-12 + static_mw * 1e-3 * latency
         return latency, joules
 
     def features(self, lat: np.ndarray, en: np.ndarray) -> np.ndarray:
