@@ -3,7 +3,6 @@ currents, the alpha-power law, Horowitz's ISSCC'14 figures; and the simulator's 
 import math
 import random
 import tempfile
-import types
 
 import numpy as np
 import pytest
@@ -165,8 +164,7 @@ def test_area_and_energy_grow_the_obvious_ways():
 
 
 def test_alu_lanes_are_priced_per_lane():
-    narrow = types.SimpleNamespace(**CFG.hardware_dict, alu_lanes=4, macs_per_cycle=CFG.macs_per_cycle,
-                                   uop_bytes=CFG.uop_bytes)
+    narrow = CFG.replace(alu_lanes=4)
     a16, a4 = physical.area_mm2(CFG)["alu"], physical.area_mm2(narrow)["alu"]
     assert a16 == pytest.approx(4 * a4)
     # one lane: an int32 adder, comparator and shifter (3 x 137 um^2) + a 16-bit multiplier (Horowitz power law)

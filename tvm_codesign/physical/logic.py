@@ -70,7 +70,7 @@ def mac_um2(cfg, nm) -> float:
 
 
 def alu_lanes(cfg) -> int:
-    return int(getattr(cfg, "alu_lanes", cfg.batch * cfg.block_out))
+    return int(cfg.alu_lanes)
 
 
 def alu_lane_um2(cfg, nm) -> float:
