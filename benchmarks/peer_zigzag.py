@@ -67,19 +67,28 @@ def spearman(a, b) -> float:
 
 
 # ----- our side ---------------------------------------------------------------------------------------------
-def unit_costs(cfg) -> tuple[float, float]:
-    """(pJ per MAC, pJ per DRAM byte) of our energy model for ``cfg``, read at run time: the energy module's unit
-    table if it has both, else measured from the analytical model's breakdown of a small dense layer."""
-    from tvm_codesign.hardware import energy
-    try:
-        u = energy.unit_energies_pj(cfg)
-        return float(u["mac"]), float(u["dram_byte"])
-    except (AttributeError, KeyError, TypeError):
-        pass
+UNIT_MODULES = ("tvm_codesign.physical", "tvm_codesign.hardware.energy")  # where our unit energies have lived
+
+
+def unit_costs(cfg) -> tuple[float, float, float]:
+    """(pJ per MAC, pJ per DRAM byte read, pJ per DRAM byte written) of our energy model for ``cfg``, read at run
+    time: the first module of ``UNIT_MODULES`` with a ``unit_energies_pj`` giving them, else measured from the
+    analytical model's breakdown of a small dense layer."""
+    import importlib
+    for name in UNIT_MODULES:
+        try:
+            u = importlib.import_module(name).unit_energies_pj(cfg)
+        except (ImportError, AttributeError):
+            continue
+        if "mac" in u and "dram_read_byte" in u:
+            return float(u["mac"]), float(u["dram_read_byte"]), float(u.get("dram_write_byte", u["dram_read_byte"]))
+        if "mac" in u and "dram_byte" in u:
+            return float(u["mac"]), float(u["dram_byte"]), float(u["dram_byte"])
     from tvm_codesign.costmodel import analytical as A
     from tvm_codesign.schedules.workload import Workload
     r = A.predict(Workload.dense(cfg.batch, 4 * cfg.block_in, 4 * cfg.block_out), cfg)
-    return r["energy_pj"]["mac"] / r["macs"], r["energy_pj"]["dram"] / r["dram_bytes"]
+    per_byte = r["energy_pj"]["dram"] / r["dram_bytes"]
+    return r["energy_pj"]["mac"] / r["macs"], per_byte, per_byte
 
 
 def without_epilogue(wl):
@@ -142,7 +151,7 @@ def _zigzag_layer(wl, cfg, acc_yaml, map_yaml, lpf, reuse_at_pins: bool = False)
 
 def zigzag_config(task) -> dict:
     """ZigZag on every distinct kernel of one config (run in a worker process)."""
-    cfg_dict, kernels, costs, mac_pj, dram_pj, lpf = task
+    cfg_dict, kernels, costs, mac_pj, dram_rd, dram_wr, lpf = task
     from tvm_codesign.hardware.config import AcceleratorConfig
     from tvm_codesign.schedules.workload import Workload
     logging.disable(logging.CRITICAL)  # ZigZag logs every mapping at INFO
@@ -150,7 +159,7 @@ def zigzag_config(task) -> dict:
     t0 = time.perf_counter()
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        acc, mp_ = Z.write(d, cfg, {k: tuple(v) for k, v in costs.items()}, mac_pj, dram_pj)
+        acc, mp_ = Z.write(d, cfg, {k: tuple(v) for k, v in costs.items()}, mac_pj, dram_rd, dram_wr)
         for key, wd in kernels:
             wd = {**wd, "stride": tuple(wd["stride"]), "pad": tuple(wd["pad"]),
                   "clip": None if wd.get("clip") is None else tuple(wd["clip"])}
@@ -168,8 +177,7 @@ def kernels_of(cfg, layers) -> list:
 
 
 def task_of(cfg, layers, lpf) -> tuple:
-    mac_pj, dram_pj = unit_costs(cfg)
-    return (cfg.to_dict(), kernels_of(cfg, layers), Z.sram_costs(cfg), mac_pj, dram_pj, lpf)
+    return (cfg.to_dict(), kernels_of(cfg, layers), Z.sram_costs(cfg), *unit_costs(cfg), lpf)
 
 
 # ----- comparison -------------------------------------------------------------------------------------------

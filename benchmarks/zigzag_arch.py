@@ -12,10 +12,13 @@ energy. The equivalent of an ``AcceleratorConfig``:
 - one SRAM per operand, the sizes of the config's buffers, each serving the whole array, with the port our
   GEMM core reads every cycle: inp ``batch*block_in*inp_bits``, wgt ``block_in*block_out*wgt_bits`` and acc
   ``batch*block_out*acc_bits`` bits (outputs are partial sums in acc_bits, stored as ``out_bits``); read and
-  write energy per access and area from a live CACTI 7 run (``cacti_sram``: 1 read + 1 write port, 1 bank, the
-  config's node) through the CACTI that ships inside zigzag-dse;
+  write energy per access and area from live CACTI 7 runs (``cacti_sram``: 1 read + 1 write port per bank, the
+  config's node) through the CACTI that ships inside zigzag-dse. A buffer is built from banks as our physical
+  model builds it (``tvm_codesign.physical.sram.banking`` when that module exists, else one bank), an access
+  costing every bank once, and dynamic energies are scaled to the config's supply voltage as ours are
+  ((V / V_nominal)^2 from ``tvm_codesign.physical.costs``, else 1): the same memories at the same operating point;
 - DRAM shared by the three operands with one read/write port of ``dram_bandwidth`` bytes per cycle, its energy
-  per access our model's DRAM energy per byte times the port width (ZigZag charges per port-width word).
+  per access our model's DRAM read / write energy per byte times the port width (ZigZag charges per word).
 
 Not modelled on the ZigZag side (what the comparison measures): the micro-op SRAM and instruction stream,
 per-instruction and per-DMA overheads, the DRAM latency, the ALU epilogue, leakage.
@@ -29,8 +32,8 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_NODE_NM = 45  # our energy model's node (hardware/energy.py: Horowitz ISSCC'14, 45 nm) when a config has no field
-NODE_FIELDS = ("technology_nm", "node_nm", "tech_nm")
+DEFAULT_NODE_NM = 45  # our energy model's node (Horowitz ISSCC'14 figures, 45 nm) when a config has no node field
+NODE_FIELDS = ("tech_nm", "technology_nm", "node_nm")
 
 
 def node_nm(cfg) -> float:
@@ -93,10 +96,37 @@ def cacti_sram(size_bits: int, width_bits: int, node: float) -> tuple[float, flo
     return float(r), float(w), float(a)
 
 
+def banking(cfg, mem: str) -> tuple[int, int, int]:
+    """(banks, bank bits, bank port bits) of a ZigZag memory: our physical model's banking if it has one."""
+    size, width = sram_ports(cfg)[mem]
+    try:
+        from tvm_codesign.physical import sram as phys_sram
+        n, bank_bytes, bank_bits = phys_sram.banking(cfg, mem.split("_")[0])
+        return int(n), int(bank_bytes) * 8, int(bank_bits)
+    except ImportError:
+        return 1, size, width
+
+
+def dynamic_scale(cfg) -> float:
+    """(V / V_nominal)^2 of the config's operating point in our physical model, else 1 (nominal supply)."""
+    try:
+        from tvm_codesign import physical
+        c = physical.costs(cfg)
+        return (c["vdd"] / c["vdd_nominal"]) ** 2
+    except (ImportError, AttributeError, KeyError):
+        return 1.0
+
+
 def sram_costs(cfg) -> dict:
-    """CACTI costs of the config's three SRAMs: {memory: (read pJ, write pJ, area mm^2)}."""
-    nm = node_nm(cfg)
-    return {m: cacti_sram(size, width, nm) for m, (size, width) in sram_ports(cfg).items()}
+    """CACTI costs of the config's three SRAMs: {memory: (read pJ, write pJ, area mm^2)} per whole-port access,
+    every bank read or written once, at the config's supply."""
+    nm, v2 = node_nm(cfg), dynamic_scale(cfg)
+    out = {}
+    for m in sram_ports(cfg):
+        n, bank_bits, port_bits = banking(cfg, m)
+        r, w, a = cacti_sram(bank_bits, port_bits, nm)
+        out[m] = (n * r * v2, n * w * v2, n * a)
+    return out
 
 
 # ----- YAML ----------------------------------------------------------------------------------------------
@@ -110,8 +140,9 @@ def _port(name: str, kind: str, bw: int, alloc: list[str]) -> dict:
     return {"name": name, "type": kind, "bandwidth_min": int(bw), "bandwidth_max": int(bw), "allocation": alloc}
 
 
-def accelerator(cfg, costs: dict, mac_pj: float, dram_pj_per_byte: float) -> dict:
-    """ZigZag's accelerator description of ``cfg`` (a dict to dump as YAML). ``costs``: ``sram_costs(cfg)``."""
+def accelerator(cfg, costs: dict, mac_pj: float, dram_pj_per_byte, dram_write_pj_per_byte=None) -> dict:
+    """ZigZag's accelerator description of ``cfg`` (a dict to dump as YAML). ``costs``: ``sram_costs(cfg)``;
+    DRAM energy per byte read (and written: the same if not given)."""
     if set(costs) != set(sram_ports(cfg)):
         raise ValueError(f"costs must give {sorted(sram_ports(cfg))}, got {sorted(costs)}")
     dims = [d for d, _, _ in _dims(cfg)]
@@ -130,8 +161,9 @@ def accelerator(cfg, costs: dict, mac_pj: float, dram_pj_per_byte: float) -> dic
     if bw_bits < 1 or abs(cfg.dram_bandwidth * 8 - bw_bits) > 1e-9:
         raise ValueError(f"dram_bandwidth {cfg.dram_bandwidth} B/cycle must be a whole number of bits per cycle "
                          "for ZigZag's DRAM port")
-    word_pj = dram_pj_per_byte * bw_bits / 8
-    mems["dram"] = {"size": 1 << 40, "r_cost": word_pj, "w_cost": word_pj, "area": 0.0, "latency": 1,
+    wr = dram_pj_per_byte if dram_write_pj_per_byte is None else dram_write_pj_per_byte
+    mems["dram"] = {"size": 1 << 40, "r_cost": dram_pj_per_byte * bw_bits / 8, "w_cost": wr * bw_bits / 8,
+                    "area": 0.0, "latency": 1,
                     "operands": ["I1", "I2", "O"],
                     "ports": [_port("rw_port_1", "read_write", bw_bits,
                                     ["I1, fh", "I1, tl", "I2, fh", "I2, tl", "O, fh", "O, tl", "O, fl", "O, th"])],
@@ -167,12 +199,13 @@ def layer(wl, cfg, layer_id: int = 0) -> dict:
             "pr_loop_dims": ["IX", "IY"], "pr_loop_sizes": [wl.w, wl.h], "padding": [[pw, pw], [ph, ph]]}
 
 
-def write(directory, cfg, costs: dict, mac_pj: float, dram_pj_per_byte: float) -> tuple[str, str]:
+def write(directory, cfg, costs: dict, mac_pj: float, dram_pj_per_byte, dram_write_pj_per_byte=None) -> tuple[str, str]:
     """Write accelerator.yaml and mapping.yaml for ``cfg`` into ``directory``: (accelerator path, mapping path)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     acc, mp = d / "accelerator.yaml", d / "mapping.yaml"
-    acc.write_text(yaml.safe_dump(accelerator(cfg, costs, mac_pj, dram_pj_per_byte), sort_keys=False))
+    acc.write_text(yaml.safe_dump(accelerator(cfg, costs, mac_pj, dram_pj_per_byte, dram_write_pj_per_byte),
+                                  sort_keys=False))
     mp.write_text(yaml.safe_dump(mapping(cfg), sort_keys=False))
     return str(acc), str(mp)
 

@@ -37,6 +37,28 @@ def test_accelerator_is_the_configs_core_and_memories():
     assert all(v["served_dimensions"] == ["D1", "D2", "D3"] for v in m.values())
 
 
+def test_dram_read_and_write_energies_can_differ():
+    m = Z.accelerator(TINY, FAKE_COSTS, 0.3, 100.0, 150.0)["memories"]["dram"]
+    assert (m["r_cost"], m["w_cost"]) == (400.0, 600.0)
+
+
+def test_sram_costs_price_every_bank_at_the_supply(monkeypatch):
+    """A buffer of n banks costs n bank accesses (and n bank areas), scaled by (V / V_nominal)^2."""
+    seen = []
+
+    def fake_cacti(size_bits, width_bits, node):
+        seen.append((size_bits, width_bits, node))
+        return size_bits / 1e4, width_bits / 10, 0.5
+
+    monkeypatch.setattr(Z, "cacti_sram", fake_cacti)
+    monkeypatch.setattr(Z, "banking", lambda cfg, m: (4, Z.sram_ports(cfg)[m][0] // 4, Z.sram_ports(cfg)[m][1] // 4))
+    monkeypatch.setattr(Z, "dynamic_scale", lambda cfg: 0.81)
+    c = Z.sram_costs(TINY)
+    size, width = Z.sram_ports(TINY)["wgt_sram"]
+    assert (size // 4, width // 4, 45.0) in seen
+    assert c["wgt_sram"] == pytest.approx((4 * size / 4 / 1e4 * 0.81, 4 * width / 4 / 10 * 0.81, 2.0))
+
+
 def test_batch_one_core_has_two_dimensions():
     acc = Z.accelerator(AcceleratorConfig(), {k: FAKE_COSTS[k] for k in FAKE_COSTS}, 0.3, 100.0)
     assert acc["operational_array"]["sizes"] == [16, 16]
