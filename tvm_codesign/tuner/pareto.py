@@ -15,12 +15,14 @@ def front(values: np.ndarray) -> np.ndarray:
     if len(v) == 0:
         return np.zeros(0, np.int64)
     order = np.lexsort(v.T[::-1])
-    keep: list[int] = []
-    for i in order:
-        if any(np.all(v[j] <= v[i]) for j in keep):
+    keep = np.zeros(len(v), np.int64)
+    n = 0
+    for i in order:  # a row sorted later never dominates an earlier one: compare with the kept rows only
+        if n and np.all(v[keep[:n]] <= v[i], axis=1).any():
             continue
-        keep.append(int(i))
-    return np.array(keep, np.int64)
+        keep[n] = i
+        n += 1
+    return keep[:n]
 
 
 ROW_FIELDS = ("point", "latency_ms", "energy_mj", "area_mm2", "edp_uj_s", "power_w")

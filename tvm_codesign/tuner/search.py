@@ -1,9 +1,16 @@
 """Search strategies over a ``Pool``: each proposes batches of pool positions and observes their results.
 
-- ``model`` (default): an XGBoost surrogate per measured objective (latency, energy), trained online on every
-  evaluated point to predict log(measured / roofline prior); each batch takes, for random weight vectors, the
-  candidate minimising the augmented Chebyshev scalarisation of the predicted objectives (ParEGO), plus one
-  random pick in eight for exploration.
+- ``model`` (default): first the roofline prior's best candidates, then an XGBoost surrogate per measured
+  objective (latency, energy), trained online on every evaluated point to predict log(measured / roofline
+  prior). The prior scores the whole pool before anything is evaluated; the search evaluates, in this order:
+  (1) the head: the prior's ``top`` best configs by each objective of the run, taken round-robin over the
+  objectives (ties broken by the other objectives), before any other pick; (2) the rest of the prior's
+  non-dominated front over the run's objectives, farthest-point first (each next one the farthest, in
+  normalised log objectives, from those already chosen, so any prefix covers the front evenly), at most one
+  pick in two (``prior_share``) once the head is done, the others being the learned model's. Model picks take,
+  for random weight vectors, the candidate minimising the augmented Chebyshev scalarisation of the predicted
+  objectives (ParEGO), plus one random pick in eight for exploration. The prior only orders candidates: what is
+  kept is what was evaluated.
 - ``xgboost``: the same surrogates and batches without the roofline prior (they learn log(measured) from the
   parameters alone; random picks until four configs ran): an ablation showing what the online model adds.
 - ``nsga2``: optuna's NSGA-II sampler on the space's parameters (a well-kept multi-objective GA).
@@ -69,10 +76,13 @@ class Exhaustive(Strategy):
 
 
 class ModelGuided(Strategy):
-    """XGBoost surrogates over the pool's features with a roofline prior (see module docstring)."""
+    """XGBoost surrogates over the pool's features with a roofline prior, whose best candidates are evaluated
+    first (see module docstring)."""
 
     explore = 1 / 8
-    blind = False  # True: no prior, so random picks until the surrogates have data
+    blind = False  # True: no prior, so no seeds, and random picks until the surrogates have data
+    top = 2  # the prior's best configs per objective evaluated before anything else
+    prior_share = 1 / 2  # after those, the prior's front takes at most this share of the picks
 
     def __init__(self, pool, objectives, seed, layers=None):
         super().__init__(pool, objectives, seed)
@@ -81,11 +91,64 @@ class ModelGuided(Strategy):
         self.digits = pool.space.digits(pool.points)
         self.Xall = xgb.DMatrix(self.X)
         self.pred = dict(self.prior)
+        self.head, self.tail = (np.zeros(0, np.int64),) * 2 if self.blind else self._seeds()
+        self._head = set(self.head.tolist())
+        self.picked = {"head": 0, "tail": 0, "other": 0}
 
     def _features(self, layers):
         """Surrogate inputs and the prior the surrogates correct (log(measured / prior) is learned)."""
         lat, en = self.pool.prior(layers)
         return self.pool.features(lat, en), {"latency_s": lat, "energy_j": en}
+
+    def _objectives(self, pred: dict) -> np.ndarray:
+        """log of the run's objectives for every point, from predicted latency and energy (area is exact)."""
+        lat, en, area = pred["latency_s"], pred["energy_j"], self.pool.area
+        cols = {"latency": lat, "energy": en, "area": area, "edp": lat * en, "power": en / lat}
+        return np.log(np.column_stack([cols[o] for o in self.objectives]))
+
+    @staticmethod
+    def _normalised(f: np.ndarray) -> np.ndarray:
+        lo, hi = f.min(0), f.max(0)
+        return (f - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+    def _seeds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(head, tail) pool positions from the prior alone: the head is the prior's ``top`` best per objective
+        (round-robin over the objectives; a tie goes to the better sum of the other normalised objectives),
+        the tail the rest of the prior's non-dominated front, farthest-point first."""
+        from .pareto import front
+        f = self._normalised(self._objectives(self.prior))
+        total = f.sum(1)
+        orders = [np.lexsort((np.arange(len(f)), total - f[:, i], f[:, i])) for i in range(f.shape[1])]
+        head: list[int] = []
+        cursor = [0] * len(orders)
+        for _ in range(self.top):
+            for i, order in enumerate(orders):
+                while cursor[i] < len(order) and int(order[cursor[i]]) in head:
+                    cursor[i] += 1
+                if cursor[i] < len(order):
+                    head.append(int(order[cursor[i]]))
+        rest = np.array([p for p in front(f) if p not in head], np.int64)
+        tail = []
+        if len(rest):
+            d = np.linalg.norm(f[rest, None, :] - f[None, head, :], axis=2).min(1)
+            for _ in range(len(rest)):
+                j = int(np.argmax(d))  # the farthest from every chosen one (first on a tie)
+                tail.append(int(rest[j]))
+                d = np.minimum(d, np.linalg.norm(f[rest] - f[rest[j]], axis=1))
+                d[j] = -1.0
+        return np.array(head, np.int64), np.array(tail, np.int64)
+
+    def _next_seed(self, free: np.ndarray) -> int | None:
+        """The next seed to evaluate, if this pick is one: the head's next, else the tail's while it has had
+        less than ``prior_share`` of the picks made since the head."""
+        left = [int(p) for p in self.head if free[p]]
+        if left:
+            return left[0]
+        after = self.picked["tail"] + self.picked["other"]
+        if self.picked["tail"] < self.prior_share * (after + 1):
+            left = (int(p) for p in self.tail if free[p])
+            return next(left, None)
+        return None
 
     def _fit(self) -> bool:
         import xgboost as xgb
@@ -103,11 +166,7 @@ class ModelGuided(Strategy):
         return True
 
     def _predicted(self) -> np.ndarray:
-        lat, en, area = self.pred["latency_s"], self.pred["energy_j"], self.pool.area
-        cols = {"latency": lat, "energy": en, "area": area, "edp": lat * en, "power": en / lat}
-        f = np.log(np.column_stack([cols[o] for o in self.objectives]))
-        lo, hi = f.min(0), f.max(0)
-        return (f - lo) / np.where(hi > lo, hi - lo, 1.0)
+        return self._normalised(self._objectives(self.pred))
 
     def propose(self, k):
         rng = np.random.default_rng([self.seed, self.rounds])
@@ -122,13 +181,18 @@ class ModelGuided(Strategy):
         for j in range(k):
             if not free.any():
                 break
-            if j % 8 == 7 or rng.random() < self.explore / 2:
-                p = int(rng.choice(np.flatnonzero(free)))
+            p = self._next_seed(free)
+            if p is not None:
+                self.picked["head" if p in self._head else "tail"] += 1
             else:
-                w = rng.dirichlet(np.ones(f.shape[1])) if f.shape[1] > 1 else np.ones(1)
-                s = (w * f).max(1) + 0.05 * (w * f).sum(1)
-                s = np.where(free, s + 10.0 * near, np.inf)
-                p = int(np.argmin(s))
+                self.picked["other"] += 1
+                if j % 8 == 7 or rng.random() < self.explore / 2:
+                    p = int(rng.choice(np.flatnonzero(free)))
+                else:
+                    w = rng.dirichlet(np.ones(f.shape[1])) if f.shape[1] > 1 else np.ones(1)
+                    s = (w * f).max(1) + 0.05 * (w * f).sum(1)
+                    s = np.where(free, s + 10.0 * near, np.inf)
+                    p = int(np.argmin(s))
             free[p] = False
             near |= (digits != digits[p]).sum(1) <= 1
             picks.append(p)
