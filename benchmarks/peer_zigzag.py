@@ -67,28 +67,11 @@ def spearman(a, b) -> float:
 
 
 # ----- our side ---------------------------------------------------------------------------------------------
-UNIT_MODULES = ("tvm_codesign.physical", "tvm_codesign.hardware.energy")  # where our unit energies have lived
-
-
 def unit_costs(cfg) -> tuple[float, float, float]:
-    """(pJ per MAC, pJ per DRAM byte read, pJ per DRAM byte written) of our energy model for ``cfg``, read at run
-    time: the first module of ``UNIT_MODULES`` with a ``unit_energies_pj`` giving them, else measured from the
-    analytical model's breakdown of a small dense layer."""
-    import importlib
-    for name in UNIT_MODULES:
-        try:
-            u = importlib.import_module(name).unit_energies_pj(cfg)
-        except (ImportError, AttributeError):
-            continue
-        if "mac" in u and "dram_read_byte" in u:
-            return float(u["mac"]), float(u["dram_read_byte"]), float(u.get("dram_write_byte", u["dram_read_byte"]))
-        if "mac" in u and "dram_byte" in u:
-            return float(u["mac"]), float(u["dram_byte"]), float(u["dram_byte"])
-    from tvm_codesign.costmodel import analytical as A
-    from tvm_codesign.schedules.workload import Workload
-    r = A.predict(Workload.dense(cfg.batch, 4 * cfg.block_in, 4 * cfg.block_out), cfg)
-    per_byte = r["energy_pj"]["dram"] / r["dram_bytes"]
-    return r["energy_pj"]["mac"] / r["macs"], per_byte, per_byte
+    """(pJ per MAC, pJ per DRAM byte read, pJ per DRAM byte written) of our energy model (``physical``) for ``cfg``."""
+    from tvm_codesign import physical
+    u = physical.unit_energies_pj(cfg)
+    return float(u["mac"]), float(u["dram_read_byte"]), float(u["dram_write_byte"])
 
 
 def without_epilogue(wl):

@@ -32,17 +32,9 @@ from pathlib import Path
 
 import yaml
 
-DEFAULT_NODE_NM = 45  # our energy model's node (Horowitz ISSCC'14 figures, 45 nm) when a config has no node field
-NODE_FIELDS = ("tech_nm", "technology_nm", "node_nm")
-
-
 def node_nm(cfg) -> float:
-    """The config's technology node in nm: a node field if the config has one, else 45 nm."""
-    for f in NODE_FIELDS:
-        v = getattr(cfg, f, None)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return float(v)
-    return float(DEFAULT_NODE_NM)
+    """The config's technology node in nm (``tech_nm``)."""
+    return float(cfg.tech_nm)
 
 
 def sram_ports(cfg) -> dict:
@@ -58,11 +50,14 @@ def _cacti_dir() -> Path:
     race with other users): the binary and technology files linked in, the cost cache (pool) beside them."""
     from zigzag.cacti import cacti_parser
     master = Path(cacti_parser.__file__).parent / "cacti_master"
-    if not (master / "cacti").is_file():
-        raise RuntimeError(f"CACTI is not built: run `make opt` in {master} (about 11 s; see the README)")
     d = Path(os.environ.get("TVM_CODESIGN_CACTI_DIR",
                             Path(os.environ.get("TMPDIR", "/tmp")) / f"tvm_codesign_cacti_{os.getuid()}"))
     d.mkdir(parents=True, exist_ok=True)
+    if not (master / "cacti").is_file():  # not built in the package: build a private copy once (about 10 s)
+        if not (d / "cacti_master" / "cacti").is_file():
+            from tvm_codesign.physical import cacti
+            cacti.build(d)
+        master = d / "cacti_master"
     for name in ("cacti", "tech_params", "contention.dat"):
         link = d / name
         if (master / name).exists() and not link.exists():
@@ -97,24 +92,17 @@ def cacti_sram(size_bits: int, width_bits: int, node: float) -> tuple[float, flo
 
 
 def banking(cfg, mem: str) -> tuple[int, int, int]:
-    """(banks, bank bits, bank port bits) of a ZigZag memory: our physical model's banking if it has one."""
-    size, width = sram_ports(cfg)[mem]
-    try:
-        from tvm_codesign.physical import sram as phys_sram
-        n, bank_bytes, bank_bits = phys_sram.banking(cfg, mem.split("_")[0])
-        return int(n), int(bank_bytes) * 8, int(bank_bits)
-    except ImportError:
-        return 1, size, width
+    """(banks, bank bits, bank port bits) of a ZigZag memory: our physical model's banking (VTA's)."""
+    from tvm_codesign.physical import sram as phys_sram
+    n, bank_bytes, bank_bits = phys_sram.banking(cfg, mem.split("_")[0])
+    return int(n), int(bank_bytes) * 8, int(bank_bits)
 
 
 def dynamic_scale(cfg) -> float:
-    """(V / V_nominal)^2 of the config's operating point in our physical model, else 1 (nominal supply)."""
-    try:
-        from tvm_codesign import physical
-        c = physical.costs(cfg)
-        return (c["vdd"] / c["vdd_nominal"]) ** 2
-    except (ImportError, AttributeError, KeyError):
-        return 1.0
+    """(V / V_nominal)^2 of the config's operating point in our physical model."""
+    from tvm_codesign import physical
+    c = physical.costs(cfg)
+    return (c["vdd"] / c["vdd_nominal"]) ** 2
 
 
 def sram_costs(cfg) -> dict:
