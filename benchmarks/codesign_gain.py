@@ -5,7 +5,11 @@ vta_default with its own tuned schedules, by the analytical model and by compile
 
 Headline: the ``iso`` space (vta_default's 100 MHz clock and 8 B/cycle DRAM, so the gain is micro-architecture,
 not a faster clock or memory). ``full_space`` repeats it on ``edge``, where clock and bandwidth also vary.
-Last line with --json: {"latency_gain", "edp_gain", "area_ratio", "simulated": {...}, "full_space": {...}}.
+``clock_and_interface``: the ``iso`` best-latency config (and ``vta_default``) at every clock and DRAM bandwidth
+``edge`` offers, by the analytical model with tuned schedules: what a faster clock or interface adds (latency)
+and costs (energy, power, area, supply, the DRAM part ``physical`` derives).
+Last line with --json: {"latency_gain", "edp_gain", "area_ratio", "simulated": {...}, "full_space": {...},
+"clock_and_interface": {...}}.
 """
 from __future__ import annotations
 
@@ -53,6 +57,28 @@ def gain(layers, space, budget, out, sim: bool) -> dict:
     return r
 
 
+def clock_and_interface(layers, configs: dict) -> dict:
+    """Each named config at every (clock, bandwidth) of the edge space: latency, energy, power, area, part."""
+    from tvm_codesign.hardware.space import DesignSpace
+    edge = DesignSpace.load("edge").params
+    out = {}
+    for name, cfg in configs.items():
+        rows = []
+        for mhz in edge["clock_mhz"]:
+            for bw in edge["dram_bandwidth"]:
+                c = cfg.replace(name=f"{cfg.name}_{mhz:g}_{bw:g}", clock_mhz=mhz, dram_bandwidth=bw)
+                r = network.evaluate(c, layers)
+                row = {"clock_mhz": mhz, "dram_bandwidth": bw, "feasible": r["feasible"]}
+                if r["feasible"]:
+                    row.update({k: r[k] for k in ("latency_s", "energy_j", "power_w", "area_mm2", "edp",
+                                                   "dram_interface", "vdd")})
+                else:
+                    row["reason"] = r["reason"]
+                rows.append(row)
+        out[name] = rows
+    return out
+
+
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=300)
@@ -63,7 +89,9 @@ def main() -> dict:
         iso = gain(layers, "iso", a.budget, out, sim=True)
         full = gain(layers, "edge", a.budget, out, sim=False)
     r = {k: iso[k] for k in ("latency_gain", "edp_gain", "area_ratio", "edp_area_ratio")}
-    r.update(simulated=iso["simulated"], iso=iso, full_space=full)
+    best = tc.AcceleratorConfig.load("vta_default").replace(name="iso_best_latency", **iso["best_latency_config"])
+    sweep = clock_and_interface(layers, {"vta_default": tc.AcceleratorConfig.load("vta_default"), "iso_best": best})
+    r.update(simulated=iso["simulated"], iso=iso, full_space=full, clock_and_interface=sweep)
     print(json.dumps(r, default=float))
     return r
 

@@ -1,6 +1,6 @@
 """Peer model: ZigZag (zigzag-dse) beside this package's analytical model, on ResNet-18 as ``compile`` offloads it.
 
-    pip install -e '.[bench]'   # zigzag-dse, six; CACTI: `make opt` in zigzag/cacti/cacti_master (see README)
+    pip install -e '.[bench]'   # zigzag-dse, six; CACTI is built once from zigzag-dse's sources (needs make, g++)
     .venv/bin/python benchmarks/peer_zigzag.py --json [--configs 50] [--seed 0] [--workers 2] [--lpf 2]
 
 Both models get the same thing: every distinct kernel of ResNet-18 (``kernel_workload``: what compile builds for

@@ -78,7 +78,6 @@ def test_wrong_shapes_are_value_errors(cm):
 
 def _gather_onnx():
     """ONNX: y = Gather(TABLE, ids) with the ids a graph input (run-time indices)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
     g = helper.make_graph([helper.make_node("Gather", ["table", "ids"], ["y"], axis=0)], "gather",
                           [helper.make_tensor_value_info("ids", TensorProto.INT64, [3])],

@@ -143,6 +143,22 @@ INSN_CLASSES = {Opcode.LOAD: Load, Opcode.STORE: Store, Opcode.GEMM: Gemm, Opcod
 FLAG_NAMES = ("pop_prev", "pop_next", "push_prev", "push_next")
 
 
+def from_fields(opcode: int, fields) -> "Load | Store | Gemm | Alu | Finish":
+    """An instruction from integer field values (a decoded column row): flags to bool, enums typed; fields the
+    opcode's class does not have are ignored."""
+    op = Opcode(int(opcode))
+    cls = INSN_CLASSES[op]
+    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__}
+    for f in FLAG_NAMES + ("reset", "use_imm"):
+        if f in kw:
+            kw[f] = bool(kw[f])
+    if "mem" in kw:
+        kw["mem"] = Mem(kw["mem"])
+    if "op" in kw:
+        kw["op"] = AluOp(kw["op"])
+    return cls(**kw)
+
+
 def module_for(opcode: int, mem: int = 0) -> Module:
     """Which module executes an instruction (VTA routing): STORE -> store, LOAD INP/WGT -> load, else compute."""
     if opcode == Opcode.STORE:

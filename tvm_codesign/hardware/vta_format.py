@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, EncodingError
-from .isa import FLAG_NAMES, INSN_CLASSES, AluOp, Mem, Opcode
+from .isa import FLAG_NAMES, AluOp, Mem, Opcode, from_fields
 
 INSN_BYTES = 16
 UOP_BYTES = 4
@@ -370,17 +370,7 @@ def _pieces(cfg, row: dict, lo: int, hi: int) -> list[dict]:
 def decode_insn(cfg, word: int):
     """One 128-bit VTA word to this package's instruction (VTA's semantics mapped)."""
     t = VtaLayout.for_config(cfg).decode_table(int(word).to_bytes(INSN_BYTES, "little"))
-    op = Opcode(int(t["opcode"][0]))
-    cls = INSN_CLASSES[op]
-    kw = {f: int(t[f][0]) for f in cls.__dataclass_fields__}
-    for f in FLAG_NAMES + ("reset", "use_imm"):
-        if f in kw:
-            kw[f] = bool(kw[f])
-    if "mem" in kw:
-        kw["mem"] = Mem(kw["mem"])
-    if "op" in kw:
-        kw["op"] = AluOp(kw["op"])
-    return cls(**kw)
+    return from_fields(t["opcode"][0], {f: v[0] for f, v in t.items()})
 
 
 def encode_insn(cfg, insn) -> int:

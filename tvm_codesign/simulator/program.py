@@ -60,16 +60,7 @@ class Program:
         """The instructions as ``isa`` objects."""
         out, cols = [], {c: self.table[c].tolist() for c in COLUMNS}
         for i, op in enumerate(cols["opcode"]):
-            op = Opcode(op)
-            kw = {f: cols[f][i] for f in _FIELDS_OF[op]}
-            for f in isa.FLAG_NAMES + ("reset", "use_imm"):
-                if f in kw:
-                    kw[f] = bool(kw[f])
-            if "mem" in kw:
-                kw["mem"] = Mem(kw["mem"])
-            if "op" in kw:
-                kw["op"] = AluOp(kw["op"])
-            out.append(isa.INSN_CLASSES[op](**kw))
+            out.append(isa.from_fields(op, {f: cols[f][i] for f in _FIELDS_OF[Opcode(op)]}))
         return tuple(out)
 
     def encode(self) -> bytes:
