@@ -144,3 +144,22 @@ def test_cacti_sram_matches_a_published_cacti_run():
     except RuntimeError as e:
         pytest.skip(str(e))
     assert r == pytest.approx(7.47, rel=0.01) and w == pytest.approx(9.23, rel=0.01) and a == pytest.approx(0.060, abs=0.001)
+
+
+def test_zigzag_total_energy_adds_the_static_power_over_its_own_latency():
+    """ZigZag counts dynamic energy only; its total adds the architecture's leakage and DRAM background power
+    (vta_default: 553.7 + 37.9 mW, README's physical table) over ZigZag's latency, not ours."""
+    import types
+
+    import peer_zigzag as P
+    cfg = AcceleratorConfig.load("vta_default")
+    ly = [types.SimpleNamespace(key="a", count=2), types.SimpleNamespace(key="b", count=1)]
+    o = {"a": {"cycles": 1e6, "energy_pj": 5e9, "parts": {"mac": 1e8, "static": 4e9}},
+         "b": {"cycles": 2e6, "energy_pj": 9e9, "parts": {"mac": 2e8}}}
+    z = {"a": {"cycles": 5e5, "energy_pj": 3e8}, "b": {"cycles": 1e6, "energy_pj": 4e8}}
+    r = P.network_totals(ly, o, z, cfg)
+    assert r["static_mw"] == pytest.approx(553.7 + 37.9, abs=0.2)
+    assert r["zigzag_latency_s"] == pytest.approx(2e6 / 100e6) and r["ours_latency_s"] == pytest.approx(4e6 / 100e6)
+    assert r["zigzag_energy_pj"] == pytest.approx(1e9)
+    assert r["zigzag_energy_total_pj"] == pytest.approx(1e9 + r["static_mw"] * 1e-3 * 0.02 * 1e12)
+    assert r["ours_energy_comparable_pj"] == pytest.approx(4e8)
