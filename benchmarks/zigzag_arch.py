@@ -55,8 +55,17 @@ def _cacti_dir() -> Path:
     d.mkdir(parents=True, exist_ok=True)
     if not (master / "cacti").is_file():  # not built in the package: build a private copy once (about 10 s)
         if not (d / "cacti_master" / "cacti").is_file():
+            import tempfile
+
             from tvm_codesign.physical import cacti
-            cacti.build(d)
+            tmp = Path(tempfile.mkdtemp(dir=d))
+            try:  # built aside, then renamed in: a concurrent builder never sees a half-built copy
+                os.rename(cacti.build(tmp), d / "cacti_master")
+            except OSError:
+                if not (d / "cacti_master" / "cacti").is_file():
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         master = d / "cacti_master"
     for name in ("cacti", "tech_params", "contention.dat"):
         link = d / name
