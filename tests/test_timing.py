@@ -154,3 +154,26 @@ def test_functional_run_refuses_deadlocked_program_before_touching_dram():
     with pytest.raises(DeadlockError):
         Simulator(CFG).run(prog, dram)
     assert (dram == 7).all()
+
+
+def test_a_program_is_timed_once_and_every_run_reports_the_same_timing(monkeypatch):
+    """Timing depends on the instructions only: later runs of a program (other data, another Simulator) reuse
+    its timeline and report the cycles of a fresh timing run, while each computes its own data (numpy matmul)."""
+    from tvm_codesign.simulator import simulator as S
+    calls = []
+    real = S.timing.simulate
+    monkeypatch.setattr(S.timing, "simulate", lambda p: calls.append(p) or real(p))
+    rng = np.random.default_rng(1)
+    ops = [[rng.integers(-128, 128, (64, 64), dtype=np.int8) for _ in range(2)] for _ in range(3)]
+    gs = [tiled_gemm(CFG, a, w, 4, 2, 2) for a, w in ops]  # same instructions and layout, other data
+    prog, cycles = gs[0].program, []
+    for g, (a, w) in zip(gs, ops):
+        dram = g.dram.copy()
+        cycles.append(Simulator(CFG).run(prog, dram).cycles)
+        assert np.array_equal(g.result(dram), a.astype(np.int32) @ w.astype(np.int32).T)
+    assert len(calls) == 1 and cycles == [real(prog).cycles] * 3
+    # a program that deadlocks keeps raising: nothing is kept for it
+    bad = Program(CFG, [ld(Mem.UOP), Gemm(uop_bgn=0, uop_end=1, pop_prev=True), Finish()])
+    for _ in range(2):
+        with pytest.raises(DeadlockError):
+            Simulator(CFG).time(bad)

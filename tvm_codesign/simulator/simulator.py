@@ -1,5 +1,12 @@
-"""Simulator: functional (bit-exact) plus timing runs of a Program, or timing only (no data)."""
+"""Simulator: functional (bit-exact) plus timing runs of a Program, or timing only (no data).
+
+Timing depends on the instruction stream alone, never on the data, so a program is timed once and its timeline
+reused by every later run (as the functional side reuses its decoded plans: a Program is not changed after its
+first run).
+"""
 from __future__ import annotations
+
+import weakref
 
 import numpy as np
 
@@ -9,6 +16,17 @@ from . import functional, timing
 from .program import Program
 from .races import RaceChecker
 from .stats import SimStats
+
+
+_TIMELINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _timeline(program: Program) -> timing.Timeline:
+    """``timing.simulate`` once per program (a deadlock raises every time: nothing is kept)."""
+    tl = _TIMELINES.get(program)
+    if tl is None:
+        tl = _TIMELINES[program] = timing.simulate(program)
+    return tl
 
 
 class Simulator:
@@ -33,7 +51,7 @@ class Simulator:
         ``check_races``, SRAM accesses of different modules not ordered by tokens raise RaceError.
         """
         self._check(program)
-        self.timeline = timing.simulate(program)
+        self.timeline = _timeline(program)
         checker = RaceChecker(self.config, program, self.timeline) if check_races else None
         self.srams = functional.execute(program, dram, races=checker)
         return SimStats.from_timeline(program, self.timeline)
@@ -41,5 +59,5 @@ class Simulator:
     def time(self, program: Program) -> SimStats:
         """Timing, activity, energy and area only: no data, no DRAM image."""
         self._check(program)
-        self.timeline = timing.simulate(program)
+        self.timeline = _timeline(program)
         return SimStats.from_timeline(program, self.timeline)
