@@ -270,3 +270,30 @@ def test_rerun_with_other_micro_ops_rebuilds_the_decoded_plans():
     for dram, k in ((first, 0), (other, 1), (first.copy(), 0)):
         run(CFG, prog, dram)
         assert np.array_equal(b.read(dram, io, 1, Mem.ACC)[0], a[k].astype(np.int32) @ w[k].astype(np.int32).T)
+
+
+def test_int8_matmul_path_matches_numpy_and_the_float_path(monkeypatch):
+    """GEMMs run as torch's exact int8 matmul (int32 sums) when torch is there, the float32 chunked path
+    otherwise: both give numpy's int64 result, on a dot length of 4096 (past float32's exact 2**24 in one sum);
+    torch's thread count is restored after a run."""
+    import torch
+
+    from tvm_codesign.simulator import functional as F
+    rng = np.random.default_rng(3)
+    a = rng.integers(-128, 128, (32, 4096), dtype=np.int8)
+    w = rng.integers(-128, 128, (32, 4096), dtype=np.int8)
+    want = a.astype(np.int64) @ w.astype(np.int64).T
+    calls = []
+    real = F._accumulate_int
+    monkeypatch.setattr(F, "_accumulate_int", lambda *x: calls.append(1) or real(*x))
+    threads = torch.get_num_threads()
+    got = {}
+    for path, mm in (("int8", F._int_mm), ("float32", lambda: None)):
+        monkeypatch.setattr(F, "_int_mm", mm)
+        g = tiled_gemm(CFG, a, w, tile_m=2, tile_n=1, tile_k=128)
+        Simulator(CFG).run(g.program, g.dram)
+        got[path] = g.result()
+        assert np.array_equal(got[path], want), path
+        assert (len(calls) > 0) == (path == "int8")
+        calls.clear()
+    assert torch.get_num_threads() == threads

@@ -2,8 +2,10 @@
 
 Semantics (documented contract, checked by tests against numpy):
 - GEMM accumulates int8 x int8 products into acc_bits accumulators with two's-complement wrap-around;
-  ``reset`` writes zeros. Sums are exact: int8 products summed in float32 over chunks of <= 1024 products
-  (every partial sum < 2**24), chunks added in float64, then wrapped.
+  ``reset`` writes zeros. Sums are exact: with int8 operands and int32 accumulators, one int8 matmul with
+  int32 sums (``torch._int_mm``, oneDNN's VNNI/AVX2 kernels; used while a dot product cannot reach 2**31);
+  otherwise int8 products summed in float32 over chunks of <= 1024 products (every partial sum < 2**24),
+  chunks added in float64, then wrapped.
 - ALU ops compute in int64 and wrap to acc_bits. SHR is an arithmetic (floor) shift; round-to-nearest
   is ``ADD 2**(s-1)`` then ``SHR s``. Negative SHR shifts left. CLIP v clamps to [-v-1, v]. The
   immediate is sign-extended from imm_bits. Micro-op iterations run in order: a read of an element
@@ -50,8 +52,23 @@ class Srams:
 def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None) -> Srams:
     """Run ``program`` in program order on ``dram`` (uint8, modified in place). Returns the SRAMs.
 
-    ``races``: a RaceChecker told every instruction's SRAM ranges (None: no race check).
+    ``races``: a RaceChecker told every instruction's SRAM ranges (None: no race check). torch's int8 matmuls
+    run on one thread meanwhile (restored after): its thread pool and numpy's BLAS threads contend on small
+    matmuls (ResNet-18 224: 0.122 s per inference with one thread, 0.197 s with two, on 2 cores).
     """
+    mm = _int_mm()
+    if mm is None:
+        return _execute(program, dram, srams, races)
+    torch = mm[2]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _execute(program, dram, srams, races)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races) -> Srams:
     cfg = program.config
     if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim == 1):
         raise TypeError("dram must be a 1-D numpy uint8 array")
@@ -226,10 +243,43 @@ def _mm_plan(cfg, dst, rows, rinv, colv, cinv) -> tuple:
     return own(dst), own(rows), own(colv), own(rinv), own(cinv), (1 << 24) // maxprod  # chunk 0: float64
 
 
+def _int_mm():
+    """``torch._int_mm`` (exact int8 x int8 -> int32 matmul) if torch is installed, else None."""
+    global _INT_MM
+    if _INT_MM is False:
+        try:
+            import torch
+            _INT_MM = torch._int_mm, torch.from_numpy, torch
+        except (ImportError, AttributeError):
+            _INT_MM = None
+    return _INT_MM
+
+
+_INT_MM = False
+
+
+def _accumulate_int(st: Srams, dst, rows, colv, rinv, cinv, mm) -> None:
+    """acc[dst] += the int8 matmul of the gathered blocks, int32 sums (exact: no dot product reaches 2**31)."""
+    r, q = rows.shape[0], len(colv)
+    bt, bo = st.inp.shape[1], st.wgt.shape[1]
+    x = _operand(st, "xi", Mem.INP, rows, np.int8,
+                 lambda: np.ascontiguousarray(st.inp[rows].transpose(0, 2, 1, 3).reshape(r * bt, -1)))
+    y = _operand(st, "yi", Mem.WGT, colv, np.int8,
+                 lambda: np.ascontiguousarray(st.wgt[colv].transpose(1, 3, 0, 2).reshape(-1, q * bo)))
+    int_mm, from_numpy, _ = mm
+    z = int_mm(from_numpy(x), from_numpy(y)).numpy()
+    st.acc[dst] += z.reshape(r, bt, q, bo)[rinv, :, cinv, :]
+
+
 def _accumulate(cfg, st: Srams, dst, rows, colv, rinv, cinv, chunk):
-    """One float32 matmul X (r*BATCH, k*BLOCK_IN) @ Y (k*BLOCK_IN, q*BLOCK_OUT) of the gathered blocks, per
+    """With int8 operands and int32 accumulators: ``_accumulate_int``. Otherwise one float32 matmul X (r*BATCH, k*BLOCK_IN) @ Y (k*BLOCK_IN, q*BLOCK_OUT) of the gathered blocks, per
     ``chunk`` of the dot length so every partial sum is exact (chunks add in float64, exact below 2**53); each
     dst's block is added with 32-bit wrap."""
+    if (st.inp.dtype == st.wgt.dtype == np.int8 and st.acc.dtype == np.int32
+            and rows.shape[1] * cfg.block_in * (1 << 14) < 1 << 31):
+        mm = _int_mm()
+        if mm is not None:
+            return _accumulate_int(st, dst, rows, colv, rinv, cinv, mm)
     r, q, bt, bo = rows.shape[0], len(colv), cfg.batch, cfg.block_out
     ft = np.float32 if chunk else np.float64
     x = _operand(st, "x", Mem.INP, rows, ft, lambda: st.inp[rows].astype(ft).transpose(0, 2, 1, 3).reshape(r * bt, -1))
