@@ -84,9 +84,10 @@ def without_epilogue(wl):
     return dataclasses.replace(wl, bias=False, shift=None, multiplier=None, relu=False, clip=None, saturate=False)
 
 
-def ours(cfg, layers) -> dict:
+def ours(cfg, layers, bare: bool = False) -> dict:
     """Our model per distinct layer (tuner/network.py's pick: fastest schedule, ties least energy): cycles,
-    energy by component, and the cycles of the same kernel without its epilogue."""
+    energy by component, and with ``bare`` the cycles of the same kernel without its epilogue (the per-layer
+    table reads them; the sampled configs do not)."""
     from tvm_codesign.costmodel import analytical as A
     from tvm_codesign.schedules.groups import kernel_workload
     from tvm_codesign.tuner import network
@@ -97,9 +98,9 @@ def ours(cfg, layers) -> dict:
     for ly, row in zip(layers, res["layers"]):
         wl = kernel_workload(ly.workload, cfg)
         parts = {k: float(v) for k, v in A.predict(wl, cfg, row["knobs"])["energy_pj"].items()}
-        bare = network.evaluate(cfg, [network.Layer(without_epilogue(ly.workload), 1, ly.name)])
+        b = network.evaluate(cfg, [network.Layer(without_epilogue(ly.workload), 1, ly.name)]) if bare else None
         out[ly.key] = {"cycles": row["cycles"], "energy_pj": row["energy_pj"], "parts": parts,
-                       "cycles_no_epilogue": bare["layers"][0]["cycles"] if bare["feasible"] else None,
+                       "cycles_no_epilogue": b["layers"][0]["cycles"] if b and b["feasible"] else None,
                        "knobs": row["knobs"]}
     return {"feasible": True, "layers": out}
 
@@ -241,7 +242,7 @@ def main() -> dict:
     base = tc.AcceleratorConfig.load(a.config)
     space = DesignSpace.load(a.space)
     say = (lambda *m: None) if a.json else (lambda *m: print(*m, flush=True))
-    first = ours(base, layers)
+    first = ours(base, layers, bare=True)
     if not first["feasible"]:
         raise SystemExit(f"{base.name}: {first['reason']}")
     cfgs, ours_res, skipped = [base], [first], 0
@@ -254,25 +255,24 @@ def main() -> dict:
             ours_res.append(r)
         else:
             skipped += 1
-    keep = list(range(len(cfgs)))
     say(f"our model: {len(cfgs) - 1} configs ({skipped} skipped: a layer does not fit) "
         f"({time.perf_counter() - t_start:.1f} s)")
     t0 = time.perf_counter()
-    tasks = [task_of(cfgs[i], layers, a.lpf) for i in keep]  # CACTI runs here, one process (cached)
-    check = [i for i in keep[1:1 + a.check_lpf]] if a.lpf < ZIGZAG_DEFAULT_LPF else []
-    tasks += [task_of(cfgs[i], layers, ZIGZAG_DEFAULT_LPF) for i in check]
+    tasks = [task_of(c, layers, a.lpf) for c in cfgs]  # CACTI runs here, one process (cached)
+    check = list(range(1, min(len(cfgs), 1 + a.check_lpf))) if a.lpf < ZIGZAG_DEFAULT_LPF else []
+    tasks += [tasks[i][:-1] + (ZIGZAG_DEFAULT_LPF,) for i in check]  # the same inputs at ZigZag's default
     cacti_s = time.perf_counter() - t0
     say(f"CACTI costs: {cacti_s:.1f} s; ZigZag on {len(tasks)} (config, lpf) runs x {len(layers)} layers ...")
     t0 = time.perf_counter()
     zz = _run_all(tasks, a.workers)
     zig_s = time.perf_counter() - t0
-    zz_main, zz_check = zz[:len(keep)], zz[len(keep):]
+    zz_main, zz_check = zz[:len(cfgs)], zz[len(cfgs):]
 
-    failed = [{"config": cfgs[i].name, "error": z["error"]} for i, z in zip(keep, zz_main) if "error" in z]
+    failed = [{"config": c.name, "error": z["error"]} for c, z in zip(cfgs, zz_main) if "error" in z]
     if "error" in zz_main[0]:
         raise SystemExit(f"ZigZag failed on {base.name}: {zz_main[0]['error']}")
     per_cfg = []
-    for i, z in zip(keep, zz_main):
+    for i, z in enumerate(zz_main):
         if "error" in z:
             continue
         tot = network_totals(layers, ours_res[i]["layers"], z["layers"], cfgs[i])
@@ -282,15 +282,15 @@ def main() -> dict:
     col = lambda k: [r[k] for r in samp]
     lpf_rows = []
     for i, z6 in zip(check, zz_check):
-        if "error" in z6 or "error" in zz_main[keep.index(i)]:
+        if "error" in z6 or "error" in zz_main[i]:
             continue
-        z2 = zz_main[keep.index(i)]["layers"]
+        z2 = zz_main[i]["layers"]
         for key, r6 in z6["layers"].items():
             lpf_rows.append({"config": cfgs[i].name, "key": key,
                              "latency_change": z2[key]["cycles"] / r6["cycles"] - 1,
                              "energy_change": z2[key]["energy_pj"] / r6["energy_pj"] - 1})
     wall6 = [z["wall_s"] for z in zz_check]
-    wall2 = [zz_main[keep.index(i)]["wall_s"] for i in check]
+    wall2 = [zz_main[i]["wall_s"] for i in check]
     ratio = lambda num, den: [n / d for n, d in zip(col(num), col(den))]
     out = {
         "spearman_latency": round(spearman(col("ours_latency_s"), col("zigzag_latency_s")), 4),

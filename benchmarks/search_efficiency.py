@@ -6,7 +6,7 @@ Every strategy gets the same number of evaluations (``--budget``, each one confi
 tuned schedules). The default ``model`` strategy first scores every feasible config of the space with the
 roofline prior (``tuner/pool.py``, numpy, no schedule) and evaluates the prior's best first; those scorings are
 not evaluations but are counted here (``prior_scored``) so that "1 of 200 evaluations" is read as "1 of 200
-after the prior scored all 23,814". The measure of the search itself is ``xgboost``: the same XGBoost
+after the prior scored all N" (N printed as ``prior_scored``). The measure of the search itself is ``xgboost``: the same XGBoost
 surrogates without the prior, starting from random picks.
 
 (1) edge space, ``--seeds`` seeds, single objectives latency and EDP: for random, nsga2 (optuna NSGA-II),

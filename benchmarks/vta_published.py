@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from tvm_codesign.schedules.resnet import LAYERS
+
 
 @dataclasses.dataclass(frozen=True)
 class PublishedLayer:
@@ -59,11 +61,8 @@ PUBLISHED_NETWORK = {
     "chisel_tsim": {"cycles": 7_729_601, "what": "VTA Chisel RTL in tsim, resnet18_v1 (apache/tvm-vta PR #30)"},
 }
 
-# VTA's names for the ResNet-18 layers (vta_reference.md): (H_in, H_out, Cin, Cout, K) -> name
-VTA_NAMES = {(56, 56, 64, 64, 3): "C2", (56, 28, 64, 128, 3): "C3", (56, 28, 64, 128, 1): "C4",
-             (28, 28, 128, 128, 3): "C5", (28, 14, 128, 256, 3): "C6", (28, 14, 128, 256, 1): "C7",
-             (14, 14, 256, 256, 3): "C8", (14, 7, 256, 512, 3): "C9", (14, 7, 256, 512, 1): "C10",
-             (7, 7, 512, 512, 3): "C11"}
+# VTA's names for the ResNet-18 layers (schedules/resnet.py's LAYERS): (H_in, H_out, Cin, Cout, K) -> name
+VTA_NAMES = {(hw, hw // s, ci, co, k): n for n, hw, ci, co, k, _, s in LAYERS if n != "C1"}
 
 
 def layer_shape(layer: dict) -> tuple | None:
@@ -93,14 +92,9 @@ def match(layers: list[dict]) -> list[dict]:
 
 def network_cycles(matched: list[dict]) -> int:
     """Cycles of the layers the published whole-network figures count: every compiled layer that matches a
-    published ResNet-18 layer (C2-C11), each call counted (cycles per call x calls)."""
-    seen, total = set(), 0
-    for m in matched:
-        for ly in m["matches"]:
-            if ly["name"] not in seen:
-                seen.add(ly["name"])
-                total += ly["cycles"] * ly["calls"]
-    return total
+    published ResNet-18 layer (C2-C11), each call counted (cycles per call x calls). A layer has one shape, so
+    it is in at most one entry's matches."""
+    return sum(ly["cycles"] * ly["calls"] for m in matched for ly in m["matches"])
 
 
 def dev(simulated: float, published: float) -> float:

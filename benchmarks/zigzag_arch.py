@@ -14,14 +14,15 @@ energy. The equivalent of an ``AcceleratorConfig``:
   ``batch*block_out*acc_bits`` bits (outputs are partial sums in acc_bits, stored as ``out_bits``); read and
   write energy per access and area from live CACTI 7 runs (``cacti_sram``: 1 read + 1 write port per bank, the
   config's node) through the CACTI that ships inside zigzag-dse. A buffer is built from banks as our physical
-  model builds it (``tvm_codesign.physical.sram.banking`` when that module exists, else one bank), an access
-  costing every bank once, and dynamic energies are scaled to the config's supply voltage as ours are
-  ((V / V_nominal)^2 from ``tvm_codesign.physical.costs``, else 1): the same memories at the same operating point;
+  model builds it (``tvm_codesign.physical.sram.banking``), an access costing every bank once, and dynamic
+  energies are scaled to the config's supply voltage as ours are ((V / V_nominal)^2 from
+  ``tvm_codesign.physical.costs``): the same memories at the same operating point;
 - DRAM shared by the three operands with one read/write port of ``dram_bandwidth`` bytes per cycle, its energy
   per access our model's DRAM read / write energy per byte times the port width (ZigZag charges per word).
 
 Not modelled on the ZigZag side (what the comparison measures): the micro-op SRAM and instruction stream,
-per-instruction and per-DMA overheads, the DRAM latency, the ALU epilogue, leakage.
+per-instruction and per-DMA overheads, the DRAM latency, the ALU epilogue, leakage (peer_zigzag.py adds the
+architecture's static power over ZigZag's latency to its total).
 """
 from __future__ import annotations
 
@@ -31,11 +32,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
-def node_nm(cfg) -> float:
-    """The config's technology node in nm (``tech_nm``)."""
-    return float(cfg.tech_nm)
-
 
 def sram_ports(cfg) -> dict:
     """Per ZigZag memory: (size in bits, port width in bits) of the config's input, weight and accumulator SRAM."""
@@ -117,7 +113,7 @@ def dynamic_scale(cfg) -> float:
 def sram_costs(cfg) -> dict:
     """CACTI costs of the config's three SRAMs: {memory: (read pJ, write pJ, area mm^2)} per whole-port access,
     every bank read or written once, at the config's supply."""
-    nm, v2 = node_nm(cfg), dynamic_scale(cfg)
+    nm, v2 = float(cfg.tech_nm), dynamic_scale(cfg)
     out = {}
     for m in sram_ports(cfg):
         n, bank_bits, port_bits = banking(cfg, m)
@@ -205,8 +201,3 @@ def write(directory, cfg, costs: dict, mac_pj: float, dram_pj_per_byte, dram_wri
                                   sort_keys=False))
     mp.write_text(yaml.safe_dump(mapping(cfg), sort_keys=False))
     return str(acc), str(mp)
-
-
-def clear_cache():
-    """Remove the private CACTI directory (its cost cache)."""
-    shutil.rmtree(_cacti_dir(), ignore_errors=True)

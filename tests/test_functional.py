@@ -287,6 +287,7 @@ def test_int8_matmul_path_matches_numpy_and_the_float_path(monkeypatch):
     real = F._accumulate_int
     monkeypatch.setattr(F, "_accumulate_int", lambda *x: calls.append(1) or real(*x))
     threads = torch.get_num_threads()
+    torch.set_num_threads(3)  # not the one thread a run uses, so a missing restore shows
     got = {}
     for path, mm in (("int8", F._int_mm), ("float32", lambda: None)):
         monkeypatch.setattr(F, "_int_mm", mm)
@@ -296,4 +297,5 @@ def test_int8_matmul_path_matches_numpy_and_the_float_path(monkeypatch):
         assert np.array_equal(got[path], want), path
         assert (len(calls) > 0) == (path == "int8")
         calls.clear()
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == 3
+    torch.set_num_threads(threads)

@@ -172,6 +172,12 @@ def test_a_program_is_timed_once_and_every_run_reports_the_same_timing(monkeypat
         cycles.append(Simulator(CFG).run(prog, dram).cycles)
         assert np.array_equal(g.result(dram), a.astype(np.int32) @ w.astype(np.int32).T)
     assert len(calls) == 1 and cycles == [real(prog).cycles] * 3
+    # a program changed after its run is timed again (its columns are public arrays)
+    before = Simulator(CFG).time(prog)
+    before.busy["load"] = -1  # a run's stats are its own: editing them changes no later run
+    prog.table["x_size"][prog.table["opcode"] == 0] *= 2  # every LOAD moves twice the elements per row
+    after = Simulator(CFG).time(prog)
+    assert len(calls) == 2 and after.cycles == real(prog).cycles != before.cycles and after.busy["load"] > 0
     # a program that deadlocks keeps raising: nothing is kept for it
     bad = Program(CFG, [ld(Mem.UOP), Gemm(uop_bgn=0, uop_end=1, pop_prev=True), Finish()])
     for _ in range(2):

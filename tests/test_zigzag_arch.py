@@ -83,10 +83,6 @@ def test_layer_pads_channels_and_batch_to_the_core():
     assert Z.layer(wl.__class__.dense(4, 64, 10), TINY)["operand_precision"]["O_final"] == 32  # int32 out
 
 
-def test_node_defaults_to_45nm():
-    assert Z.node_nm(TINY) == 45.0
-
-
 def test_spearman_matches_the_textbook_formula():
     """Without ties Spearman's rho is 1 - 6 sum d^2 / (n (n^2 - 1)); with ties, ranks are averaged."""
     import peer_zigzag as P

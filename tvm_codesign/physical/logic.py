@@ -20,10 +20,11 @@ Sources:
   repeaters' mW/mm. Wide cores pay twice: more bits, and a longer side.
 - DMA engines and control (VTA's structure: a fetch module feeding load / compute / store instruction queues of
   ``queue_depth`` instructions; load, compute and store each own a DMA engine with x/y address counters and a
-  16-beat burst buffer of ``dram_bandwidth`` bytes per beat): queues and burst buffers are SRAMs priced from the
+  burst buffer of ``dma_burst_beats`` beats of ``dram_bandwidth`` bytes, 16 in VTA's RTL): queues and burst buffers are SRAMs priced from the
   CACTI table at the smallest table capacity (>= 512 B, power of two) that holds them and that CACTI builds at
   their width (``sram.smallest``), address logic as four 32-bit adders per
-  engine [H14]. Their dynamic energy per byte moved is the burst buffer's write + read per beat; control's
+  engine [H14] (x and y address and count: a modelling choice from VTA's 2-D DMA, not a published count). The
+  requests in flight (``dma_outstanding``) are not priced: their tag table is a few registers per request. Their dynamic energy per byte moved is the burst buffer's write + read per beat; control's
   per-instruction energy (one queue write + read of insn_bits) is below 0.1 % of a GEMM instruction's and is not
   charged.
 """
@@ -45,7 +46,6 @@ TOGGLE = 0.5
 ROUTING_LAYERS = 2
 DMA_ENGINES = 3                    # load, compute (micro-op and bias loads), store
 QUEUES = 3                         # load, compute, store instruction queues
-BURST_BEATS = 16                   # VTA's AXI bursts
 ADDERS_PER_ENGINE = 4
 
 
@@ -102,7 +102,7 @@ def dma_control(cfg, nm) -> dict:
     """DMA engines and instruction queues: mm^2, leakage mW, pJ per DRAM byte moved."""
     q = sram.smallest(nm, cfg.queue_depth * cfg.insn_bits // 8, cfg.insn_bits, "instruction queue")
     beat_bits = max(16, math.ceil(cfg.dram_bandwidth * 8))
-    b = sram.smallest(nm, math.ceil(cfg.dram_bandwidth * BURST_BEATS), beat_bits, "DMA burst buffer")
+    b = sram.smallest(nm, math.ceil(cfg.dram_bandwidth * cfg.dma_burst_beats), beat_bits, "DMA burst buffer")
     adders = DMA_ENGINES * ADDERS_PER_ENGINE * ADD_UM2[32] * node(nm).logic_area_scale() / 1e6
     return {"area_mm2": QUEUES * q["area_mm2"] + DMA_ENGINES * b["area_mm2"] + adders,
             "leakage_mw": QUEUES * q["leakage_mw"] + DMA_ENGINES * b["leakage_mw"],

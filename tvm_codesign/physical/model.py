@@ -73,9 +73,10 @@ def _costs(cfg):
         return _compute(cfg)
     except PhysicalError as e:
         return e
-    except (sram.SramGridError, dram.DramError, ValueError) as e:
-        field = "dram_bandwidth" if isinstance(e, dram.DramError) else "tech_nm" if "tech_nm" in str(e) else "buffer"
-        return PhysicalError(field, str(e))
+    except dram.DramError as e:
+        return PhysicalError("dram_bandwidth", str(e))
+    except sram.SramGridError as e:
+        return PhysicalError("buffer", str(e))
 
 
 def _compute(cfg) -> dict:

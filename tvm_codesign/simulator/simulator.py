@@ -1,8 +1,7 @@
 """Simulator: functional (bit-exact) plus timing runs of a Program, or timing only (no data).
 
 Timing depends on the instruction stream alone, never on the data, so a program is timed once and its timeline
-reused by every later run (as the functional side reuses its decoded plans: a Program is not changed after its
-first run).
+reused by every later run while the program's columns are unchanged (a changed program is timed again).
 """
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ import numpy as np
 from ..errors import ProgramError
 from ..hardware.config import AcceleratorConfig
 from . import functional, timing
-from .program import Program
+from .program import COLUMNS, Program
 from .races import RaceChecker
 from .stats import SimStats
 
@@ -22,11 +21,12 @@ _TIMELINES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _timeline(program: Program) -> timing.Timeline:
-    """``timing.simulate`` once per program (a deadlock raises every time: nothing is kept)."""
-    tl = _TIMELINES.get(program)
-    if tl is None:
-        tl = _TIMELINES[program] = timing.simulate(program)
-    return tl
+    """``timing.simulate`` once per program and content (a deadlock raises every time: nothing is kept)."""
+    seen = _TIMELINES.get(program)
+    stamp = b"".join(program.table[c].tobytes() for c in COLUMNS)  # the content, compared exactly
+    if seen is None or seen[0] != stamp:
+        seen = _TIMELINES[program] = (stamp, timing.simulate(program))
+    return seen[1]
 
 
 class Simulator:

@@ -36,7 +36,7 @@ class SimStats:
         cyc = max(tl.cycles, 1)
         reason = physical.why_infeasible(cfg) or ""
         nan = {"total": float("nan")}
-        return cls(cfg.name, cfg.clock_mhz, tl.cycles, tl.busy, {m: tl.cycles - b for m, b in tl.busy.items()},
+        return cls(cfg.name, cfg.clock_mhz, tl.cycles, dict(tl.busy), {m: tl.cycles - b for m, b in tl.busy.items()},
                    tl.dram_port_busy, program.counts(), act["dram_read_bytes"], act["dram_write_bytes"],
                    act["macs"], act["macs"] / (cyc * cfg.macs_per_cycle),
                    nan if reason else physical.energy_pj(cfg, act, tl.cycles),

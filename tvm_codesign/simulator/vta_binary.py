@@ -81,10 +81,11 @@ def _analyse(cfg, t: dict, dram: np.ndarray, decoding: bool):
     for i in range(n):
         o = op[i]
         if o == Opcode.LOAD and mem[i] == Mem.UOP:
-            b, x = t["dram_base"][i], t["x_size"][i] * t["y_size"][i]
-            if b + x > len(words):
-                return _unknown(decoding, i, "dram_base", f"micro-ops [{b}, {b + x}) outside the DRAM image")
-            uop[t["sram_base"][i]:t["sram_base"][i] + x] = decode_uops(words[b:b + x], cfg)
+            b, xs, ys = t["dram_base"][i], t["x_size"][i], t["y_size"][i]
+            src = (b + np.arange(ys)[:, None] * t["x_stride"][i] + np.arange(xs)[None, :]).ravel()  # rows as DMA'd
+            if src.size and src.max() >= len(words):
+                return _unknown(decoding, i, "dram_base", f"micro-ops up to {src.max()} outside the DRAM image")
+            uop[t["sram_base"][i]:t["sram_base"][i] + src.size] = decode_uops(words[src], cfg)
         elif o == Opcode.LOAD and mem[i] == Mem.ACC:
             lo = t["sram_base"][i]
             rows = np.arange(lo, lo + (t["y_pad0"][i] + t["y_size"][i] + t["y_pad1"][i]) *

@@ -92,8 +92,7 @@ class ModelGuided(Strategy):
         self.Xall = xgb.DMatrix(self.X)
         self.pred = dict(self.prior)
         self.head, self.tail = (np.zeros(0, np.int64),) * 2 if self.blind else self._seeds()
-        self._head = set(self.head.tolist())
-        self.picked = {"head": 0, "tail": 0, "other": 0}
+        self.picked = {"tail": 0, "other": 0}  # picks since the head: the prior's front vs the rest
 
     def _features(self, layers):
         """Surrogate inputs and the prior the surrogates correct (log(measured / prior) is learned)."""
@@ -183,7 +182,7 @@ class ModelGuided(Strategy):
                 break
             p = self._next_seed(free)
             if p is not None:
-                self.picked["head" if p in self._head else "tail"] += 1
+                self.picked["tail"] += p not in self.head  # a head pick is not counted
             else:
                 self.picked["other"] += 1
                 if j % 8 == 7 or rng.random() < self.explore / 2:
