@@ -8,7 +8,7 @@ model's best schedule for each kernel, simulated (timing run): cycles with ``mer
 ``compile`` picks (``schedules/groups.py``). ``alu_bound`` is a lower bound for running the same layer on the
 ALU instead (no such schedule exists): per tap a multiply by the weight vector and an add, each a pass of
 ``alu_ii_vec`` cycles (vector operands) per ``alu_lanes`` of a BATCH x BLOCK_OUT vector, plus the epilogue
-passes (``roofline.alu_cycles_per_vector``); inputs and weights moved into the
+passes (``groups.alu_cycles_per_vector``); inputs and weights moved into the
 accumulator SRAM as int32 at the DRAM bandwidth; compute and DRAM fully overlapped, no instruction overhead.
 Last line with --json: {"layers": [...], "total": {...}}.
 """
@@ -23,7 +23,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import tvm_codesign as tc  # noqa: E402
-from tvm_codesign.costmodel.roofline import alu_cycles_per_vector  # noqa: E402
+from tvm_codesign.schedules.groups import alu_cycles_per_vector  # noqa: E402
 from tvm_codesign.schedules import groups as G  # noqa: E402
 from tvm_codesign.tuner import knob_grid  # noqa: E402
 from tvm_codesign.tuner.workloads import load  # noqa: E402

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
-from ..schedules.groups import alu_cycles
+from ..schedules.groups import alu_cycles_per_vector
 from ..schedules.layout import packed_shapes
 from ..schedules.workload import Workload
 
@@ -24,12 +24,6 @@ def _used(size: int, out: int, k: int, stride: int, pad: int) -> int:
     """How many of ``size`` input rows (or columns) some output position reads."""
     taps = np.add.outer(np.arange(out) * stride - pad, np.arange(k))
     return len(np.unique(taps[(taps >= 0) & (taps < size)]))
-
-
-def alu_cycles_per_vector(wl: Workload, cfg: AcceleratorConfig) -> int:
-    """ALU cycles the epilogue spends on one batch x block_out output vector: a pass per stage and per
-    ``alu_lanes`` lanes, at the II of its operand (a large ADD immediate split in several is counted once)."""
-    return int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes))
 
 
 def roofline_cycles(wl: Workload, cfg: AcceleratorConfig) -> dict:

@@ -17,6 +17,7 @@ Here:
 """
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from statistics import median
 
@@ -45,10 +46,17 @@ def logic_leakage_mw_mm2(nm: int) -> float:
     return median(e["leakage_mw"] / e["area_mm2"] for (n, _, _), e in sram.table().items() if n == nm)
 
 
+_NOT_HARDWARE = ("name", "description", "schedules")
+
+
+@lru_cache(maxsize=None)
+def _fields(cls) -> tuple:
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in _NOT_HARDWARE)
+
+
 def _key(cfg):
-    d = cfg.hardware_dict if hasattr(cfg, "hardware_dict") else dict(vars(cfg))
-    d["alu_lanes"] = logic.alu_lanes(cfg)
-    return tuple(sorted((k, v) for k, v in d.items() if not isinstance(v, (dict, list))))
+    """The hardware fields' values (a config is a dataclass): what the costs depend on, cheap to build."""
+    return (type(cfg),) + tuple(getattr(cfg, f) for f in _fields(type(cfg)))
 
 
 _CACHE: dict = {}

@@ -34,12 +34,18 @@ def best_merge(groups: int, ci: int, co: int, taps: int, alu_cycles: int, block_
     return int(k[np.lexsort((k, g * cib, work))[0]])
 
 
+def alu_cycles_per_vector(wl: Workload, cfg: AcceleratorConfig) -> int:
+    """ALU cycles the epilogue spends on one batch x block_out output vector: a pass per stage and per
+    ``alu_lanes`` lanes, at the II of its operand (a large ADD immediate split in several is counted once)."""
+    return int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes))
+
+
 def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
     """Groups per kernel group for ``wl`` on ``cfg`` (1 unless a grouped conv2d gains by merging)."""
     if wl.kind != "conv2d" or wl.groups == 1:
         return 1
-    ac = int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes))
-    return best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, ac, cfg.block_in, cfg.block_out)
+    return best_merge(wl.groups, wl.ci, wl.co, wl.kh * wl.kw, alu_cycles_per_vector(wl, cfg), cfg.block_in,
+                      cfg.block_out)
 
 
 def alu_cycles(wl: Workload, ii_imm, ii_vec, passes):

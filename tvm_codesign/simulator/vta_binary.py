@@ -129,7 +129,7 @@ def _analyse(cfg, t: dict, dram: np.ndarray, decoding: bool):
                 needed.add(j)
     if not needed:
         return None
-    return _defer(t, n, sorted(needed), first_touch)
+    return _defer(t, n, needed, first_touch)
 
 
 def _unknown(decoding: bool, i: int, field: str, why: str):
@@ -140,11 +140,11 @@ def _unknown(decoding: bool, i: int, field: str, why: str):
     raise ProgramError(i, field, f"{why}: the program cannot run, so its out buffer cannot be checked")
 
 
-def _defer(t: dict, n: int, needed: list, first_touch: dict) -> dict:
+def _defer(t: dict, n: int, needed: set, first_touch: dict) -> dict:
     """Rows in the new order: each needed reset GEMM as a plain GEMM, re-issued before its first toucher (which
     hands its token pops to the first re-issued reset), or at the end."""
     before: dict = {}
-    for j in needed:
+    for j in sorted(needed):
         before.setdefault(first_touch.get(j, n), []).append(j)
     src, reset, pops = [], [], []  # source row, reset flag, (pop_prev, pop_next) or None to keep
     for i in range(n + 1):
