@@ -10,7 +10,7 @@ class ConfigError(CodesignError, ValueError):
     """An accelerator configuration that is invalid or cannot be encoded."""
 
     def __init__(self, field: str, message: str):
-        self.field = field
+        self.field, self.message = field, message
         super().__init__(f"config field '{field}': {message}")
 
 

@@ -35,7 +35,8 @@ class CostModelError(CodesignError, ValueError):
     """Bad input to the analytical model (missing column, wrong length, invalid value)."""
 
 
-CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_bits", "wgt_bits", "acc_bits", "out_bits",
+# inp_dram_bits / wgt_dram_bits: bits per scalar as stored (the mode's packed widths; 2:4 weights with positions)
+CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_dram_bits", "wgt_dram_bits", "acc_bits", "out_bits",
                  "uop_bytes", "uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes",
                  "imm_bits", "dram_bandwidth", "dram_latency", "dma_burst_beats", "dma_request_cycles",
                  "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
@@ -205,8 +206,8 @@ def counts(cols: dict) -> dict:
         p, r = row(nbytes, align)
         return rows * p + D.stall(rows, p, r, nout, lat)
 
-    e_inp = c["batch"] * c["block_in"] * c["inp_bits"] // 8
-    e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
+    e_inp = c["batch"] * c["block_in"] * c["inp_dram_bits"] // 8
+    e_wgt = c["block_out"] * c["block_in"] * c["wgt_dram_bits"] // 8
     e_acc = c["batch"] * c["block_out"] * c["acc_bits"] // 8
     e_out = np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8, e_acc)
     tn, tco, th, tw, tci, v = (c[k] for k in ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "vthreads"))
@@ -322,8 +323,8 @@ def evaluate(cols: dict) -> dict:
     read = sum(k["dram_read"].values())
     dram = read + k["dram_write"]
     mac, reset, alu = k["mac_ev"], k["reset_ev"], k["alu_ev"]
-    e_acc, e_inp = k["e_acc"], c["batch"] * c["block_in"] * c["inp_bits"] // 8
-    e_wgt = c["block_out"] * c["block_in"] * c["wgt_bits"] // 8
+    e_acc, e_inp = k["e_acc"], c["batch"] * c["block_in"] * c["inp_dram_bits"] // 8
+    e_wgt = c["block_out"] * c["block_in"] * c["wgt_dram_bits"] // 8
     st_acc = k["dram_write"] // np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8,
                                          e_acc) * e_acc
     sram_read = {"uop": (mac + reset + alu) * c["uop_bytes"], "inp": mac * e_inp, "wgt": mac * e_wgt,

@@ -1,8 +1,11 @@
 """Random (config, layer, schedule) points for validating the analytical model against the simulator."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..hardware import modes as M
 from ..hardware.config import AcceleratorConfig, preset_names
 from ..schedules import groups
 from ..schedules import knobs as kn
@@ -63,15 +66,23 @@ def random_knobs(wl: Workload, cfg: AcceleratorConfig, rng: np.random.Generator,
     return None
 
 
-def random_points(n: int, seed: int = 0, max_tiles: int = 256, grouped: bool = False) -> list:
+def random_points(n: int, seed: int = 0, max_tiles: int = 256, grouped: bool = False, modes: bool = False) -> list:
     """``n`` (Workload, AcceleratorConfig, Knobs) triples over all presets; at most ``max_tiles`` reduction steps.
-    ``grouped``: grouped and depthwise convs (``random_grouped_workload``) instead of ``random_workload``'s."""
+    ``grouped``: grouped and depthwise convs (``random_grouped_workload``) instead of ``random_workload``'s.
+    ``modes``: each preset made precision-flexible and 2:4 sparse (``modes.flexible``), run in a random mode; the
+    layer's input channels scale with the mode's reduction tile (a w4a4 tile reduces 4x the channels), so every
+    mode sees layers of the same size in tiles as int8 does."""
     rng = np.random.default_rng(seed)
     cfgs = [AcceleratorConfig.load(p) for p in preset_names()]
+    if modes:
+        flex = [M.flexible(c) for c in cfgs]
+        cfgs = [f.with_mode(m) for f in flex for m in f.modes]
     out = []
     while len(out) < n:
         cfg = cfgs[int(rng.integers(len(cfgs)))]
         wl = random_grouped_workload(rng, cfg) if grouped else random_workload(rng)
+        if cfg.mode:
+            wl = dataclasses.replace(wl, ci=wl.ci * (cfg.block_in // cfg.hardware.block_in))
         try:
             kn.check_workload(wl, cfg)
         except kn.KnobError:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..physical import dram as _dram, tech as _tech
-from . import isa
+from . import isa, modes
 
 # Where presets are looked up by name, first hit wins: $TVM_CODESIGN_TARGETS, ./targets, <repo>/targets.
 _REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
@@ -105,6 +105,12 @@ class AcceleratorConfig:
     alu_ii_vec: int = 2
     alu_lanes: int | None = None
     queue_depth: int = 8
+    # precision and sparsity (hardware/modes.py): the narrowest operand the GEMM core's fusion units multiply
+    # (8: int8 only; 4 or 2: Bit Fusion-style fused bricks), 2:4 structured weight sparsity support, and the mode a
+    # program runs in ("" = w8a8 dense; a mode view of the hardware, ``with_mode``, sets it)
+    gemm_min_bits: int = 8
+    sparse_2_4: bool = False
+    mode: str = ""
     # instruction encoding
     insn_bits: int = 128
     dram_addr_bits: int = 32
@@ -125,6 +131,12 @@ class AcceleratorConfig:
                 object.__setattr__(self, f, float(v))
         self._validate()
         _ = self.isa_layout  # raises ConfigError if an opcode does not fit insn_bits
+        if not self.mode:
+            for m in self.modes[1:]:  # every mode's view must be a valid config too (its ISA fields fit, ...)
+                try:
+                    self.with_mode(m)
+                except ConfigError as e:
+                    raise ConfigError(e.field, f"in mode {m}: {e.message}") from None
 
     # ----- validation -------------------------------------------------------------------------
     def _validate(self):
@@ -138,7 +150,8 @@ class AcceleratorConfig:
                 raise ConfigError(f, err)
         if self.out_bits > self.acc_bits:
             raise ConfigError("out_bits", f"{self.out_bits} exceeds acc_bits {self.acc_bits}")
-        for f, elem in (("inp_buffer_bytes", self.inp_elem_bytes), ("wgt_buffer_bytes", self.wgt_elem_bytes),
+        modes.check(self)
+        for f, elem in (("inp_buffer_bytes", self.inp_elem_bytes), ("wgt_buffer_bytes", self.wgt_row_bytes),
                         ("acc_buffer_bytes", self.acc_elem_bytes)):
             v = getattr(self, f)
             if v < elem:
@@ -157,15 +170,43 @@ class AcceleratorConfig:
                               f"{burst:g} B exceeds 4096 B: an AXI burst may not cross a 4 KiB boundary")
 
     # ----- derived sizes ----------------------------------------------------------------------
+    @cached_property
+    def mode_spec(self) -> modes.Mode:
+        """The operand precisions and sparsity this config's programs run in (``mode``; "" = w8a8 dense)."""
+        return modes.parse(self.mode)
+
+    @property
+    def inp_dram_bits(self) -> int:
+        """Bits per input scalar in DRAM and SRAM: the mode's activation width (packed below 8 bits)."""
+        return self.mode_spec.a_bits if self.mode else self.inp_bits
+
+    @property
+    def wgt_dram_bits(self) -> int:
+        """Bits per dense weight scalar in DRAM: the mode's weight width; 2:4 sparse keeps half the values plus a
+        2-bit position each: (w + 2) / 2."""
+        w = self.mode_spec.w_bits if self.mode else self.wgt_bits
+        return (w + modes.META_BITS) // 2 if self.mode_spec.sparse else w
+
     @property
     def inp_elem_bytes(self) -> int:
-        """Bytes of one input element: BATCH x BLOCK_IN."""
-        return self.batch * self.block_in * self.inp_bits // 8
+        """Bytes of one input element: BATCH x BLOCK_IN scalars (packed in a narrow mode)."""
+        return self.batch * self.block_in * self.inp_dram_bits // 8
 
     @property
     def wgt_elem_bytes(self) -> int:
-        """Bytes of one weight element: BLOCK_OUT x BLOCK_IN."""
-        return self.block_out * self.block_in * self.wgt_bits // 8
+        """DRAM bytes of one weight element: BLOCK_OUT x BLOCK_IN scalars (packed; 2:4 sparse: kept values then
+        their positions)."""
+        return self.block_out * self.block_in * self.wgt_dram_bits // 8
+
+    @property
+    def wgt_row_bytes(self) -> int:
+        """Weight SRAM bytes of one element (the kept values; a 2:4 core keeps their positions beside them in a
+        metadata SRAM of the same depth, ``wgt_meta_bytes`` per element)."""
+        return self.wgt_elem_bytes - self.wgt_meta_bytes
+
+    @property
+    def wgt_meta_bytes(self) -> int:
+        return self.block_out * self.block_in // 2 * modes.META_BITS // 8 if self.mode_spec.sparse else 0
 
     @property
     def acc_elem_bytes(self) -> int:
@@ -183,7 +224,7 @@ class AcceleratorConfig:
 
     @property
     def wgt_depth(self) -> int:
-        return self.wgt_buffer_bytes // self.wgt_elem_bytes
+        return self.wgt_buffer_bytes // self.wgt_row_bytes
 
     @property
     def acc_depth(self) -> int:
@@ -223,6 +264,39 @@ class AcceleratorConfig:
     def peak_gops(self) -> float:
         """Peak throughput in GOPS (1 MAC = 2 ops)."""
         return 2 * self.macs_per_cycle * self.clock_mhz / 1e3
+
+    # ----- precision / sparsity modes (hardware/modes.py) --------------------------------------
+    @cached_property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this hardware runs, native first: "" (w8a8 dense), then e.g. "w4a4", "w2a8", "w8a8s"."""
+        return modes.supported(self.hardware)
+
+    @cached_property
+    def hardware(self) -> "AcceleratorConfig":
+        """The physical accelerator behind a mode view (itself when ``mode`` is "")."""
+        if not self.mode:
+            return self
+        m = self.mode_spec
+        return dataclasses.replace(self, mode="", block_in=self.block_in // m.factor)
+
+    def with_mode(self, mode: str) -> "AcceleratorConfig":
+        """This hardware running in ``mode`` ("w4a4", "w2a8", "w8a8s", ...): a config whose GEMM tile is the
+        mode's (block_in x the mode's products per 8-bit multiplier) and whose buffers hold packed scalars.
+        Programs, schedules and the cost models work on it unchanged; ``hardware`` gives the physical design back.
+        ConfigError if the hardware does not support the mode."""
+        hw = self.hardware
+        name = modes.canonical(mode)
+        if name not in hw.modes:
+            raise ConfigError("mode", f"{mode!r} is not a mode of {hw.name} (gemm_min_bits {hw.gemm_min_bits}, "
+                              f"sparse_2_4 {hw.sparse_2_4}); its modes: {', '.join(modes.label(m) for m in hw.modes)}")
+        if not name:
+            return hw
+        return dataclasses.replace(hw, mode=name, block_in=hw.block_in * modes.parse(name).factor)
+
+    @property
+    def mode_index(self) -> int:
+        """The mode's number in the ISA's GEMM/LOAD ``mode`` field (its position in ``hardware.modes``)."""
+        return self.hardware.modes.index(self.mode)
 
     @cached_property
     def isa_layout(self) -> isa.IsaLayout:
@@ -264,9 +338,9 @@ class AcceleratorConfig:
 
     @cached_property
     def key(self) -> str:
-        """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``. The physical-design fields
-        (``tech_nm``, ``dram_interface``) enter it only when they differ from their defaults, so the keys (and
-        stored schedules) of configs written before those fields existed stay valid."""
+        """Stable short identity usable in file names, e.g. ``1x16x16-3f9a2c1b``. The physical-design and precision
+        fields (``tech_nm``, ``dram_interface``, ``gemm_min_bits``, ``sparse_2_4``, ``mode``) enter it only when they
+        differ from their defaults, so the keys (and stored schedules) of configs written before them stay valid."""
         hw = self.hardware_dict
         for f in _PHYSICAL_DEFAULTS:
             if hw[f] == _PHYSICAL_DEFAULTS[f]:
@@ -323,7 +397,7 @@ class AcceleratorConfig:
         return (f"{self.name} [{self.batch}x{self.block_in}x{self.block_out} {self.inp_bits}/{self.wgt_bits}/"
                 f"{self.acc_bits}-bit, inp {self.inp_buffer_bytes // 1024} KiB, wgt {self.wgt_buffer_bytes // 1024}"
                 f" KiB, acc {self.acc_buffer_bytes // 1024} KiB, {self.dram_bandwidth:g} B/cyc, "
-                f"{self.clock_mhz:g} MHz]")
+                f"{self.clock_mhz:g} MHz" + (f", mode {self.mode}" if self.mode else "") + "]")
 
 
 def field_error(field: str, value) -> str | None:
@@ -338,6 +412,10 @@ def field_error(field: str, value) -> str | None:
         return None if isinstance(value, str) and value in rule else (
             f"{value!r} is not a listed DRAM part; allowed: '' (derive the cheapest that delivers the bandwidth) or "
             f"{sorted(n for n in rule if n)}")
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"{value!r} must be true or false"
+    if kind == "mode":
+        return modes.error(value)
     if kind == "float":
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
         return None if ok else f"{value!r} must be a finite number > 0{rule}"
@@ -356,8 +434,9 @@ _FIELD_RULES.update({f: ("pow2", True) for f in ("uop_buffer_bytes", "inp_buffer
 _FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8, 16)), "acc_bits": ("choice", (16, 32)),
                      "out_bits": ("choice", (8, 16, 32)), "dram_bandwidth": ("float", " bytes/cycle"),
                      "clock_mhz": ("float", " MHz"), "tech_nm": ("choice", tuple(_tech.NODES)),
-                     "dram_interface": ("names", ("",) + tuple(_dram.INTERFACES))})
-_PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": ""}
+                     "dram_interface": ("names", ("",) + tuple(_dram.INTERFACES)),
+                     "gemm_min_bits": ("choice", modes.BITS), "sparse_2_4": ("bool", None), "mode": ("mode", None)})
+_PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": "", "gemm_min_bits": 8, "sparse_2_4": False, "mode": ""}
 _FIELD_RULES.update({f: ("int", lo) for f, lo in (
     ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
     ("alu_ii_vec", 1), ("alu_lanes", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),

@@ -82,6 +82,7 @@ class _Dma(_Insn):
     y_pad1: int = 0
     x_pad0: int = 0
     x_pad1: int = 0
+    mode: int = 0  # precision/sparsity mode (hardware/modes.py, the config's ``modes`` index): packed INP/WGT rows
 
     @property
     def rows(self) -> int:
@@ -122,6 +123,7 @@ class Gemm(_Loop):
     reset: bool = False
     wgt_out: int = 0
     wgt_in: int = 0
+    mode: int = 0  # precision/sparsity mode the core runs (hardware/modes.py, the config's ``modes`` index)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,7 +150,7 @@ def from_fields(opcode: int, fields) -> "Load | Store | Gemm | Alu | Finish":
     opcode's class does not have are ignored."""
     op = Opcode(int(opcode))
     cls = INSN_CLASSES[op]
-    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__}
+    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__ if f in fields}
     for f in FLAG_NAMES + ("reset", "use_imm"):
         if f in kw:
             kw[f] = bool(kw[f])
@@ -185,13 +187,16 @@ class IsaLayout:
         sram_w, size_w = (max_depth - 1).bit_length(), max_depth.bit_length()
         uop_w = (cfg.uop_depth - 1).bit_length()
         it = cfg.loop_iter_bits
+        from .modes import supported  # 0 bits on an int8-only core: VTA's fields unchanged
+        mode_w = (len(supported(cfg)) - 1).bit_length()
         dma = [("mem", 3, False), ("sram_base", sram_w, False), ("dram_base", cfg.dram_addr_bits, False),
                ("y_size", size_w, False), ("x_size", size_w, False), ("x_stride", cfg.dram_stride_bits, False)]
-        dma += [(p, cfg.pad_bits, False) for p in ("y_pad0", "y_pad1", "x_pad0", "x_pad1")]
+        dma += [(p, cfg.pad_bits, False) for p in ("y_pad0", "y_pad1", "x_pad0", "x_pad1")] + [("mode", mode_w, False)]
         loop = [("uop_bgn", uop_w, False), ("uop_end", uop_w + 1, False), ("iter_out", it, False),
                 ("iter_in", it, False), ("dst_out", acc_w, False), ("dst_in", acc_w, False)]
         gemm = [("reset", 1, False)] + loop + [("src_out", inp_w, False), ("src_in", inp_w, False),
-                                               ("wgt_out", wgt_w, False), ("wgt_in", wgt_w, False)]
+                                               ("wgt_out", wgt_w, False), ("wgt_in", wgt_w, False),
+                                               ("mode", mode_w, False)]
         alu = [("op", 3, False), ("use_imm", 1, False)] + loop + [
             ("src_out", acc_w, False), ("src_in", acc_w, False), ("imm", cfg.imm_bits, True)]
         fields = {Opcode.LOAD: cls.HEADER + tuple(dma), Opcode.STORE: cls.HEADER + tuple(dma),

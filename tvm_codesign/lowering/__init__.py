@@ -22,11 +22,13 @@ __all__ = ["lower", "LoweringError"]
 
 
 class _Param:
-    def __init__(self, spec: ParamSpec, itemsize: int):
-        self.spec, self.itemsize = spec, itemsize
+    def __init__(self, spec: ParamSpec, itemsize: int, cfg: AcceleratorConfig):
+        self.spec, self.itemsize, self.cfg = spec, itemsize, cfg
 
     def elem_base(self, mem: Mem, scalars: int) -> int:
         eb = scalars * self.itemsize
+        if self.cfg.mode and mem in (Mem.INP, Mem.WGT):  # packed in DRAM (runtime/kernel.py packs the param)
+            eb = self.cfg.inp_elem_bytes if mem == Mem.INP else self.cfg.wgt_elem_bytes
         if self.spec.offset % eb:
             raise LoweringError(f"{self.spec.name}: DRAM offset {self.spec.offset} not aligned to {eb} B elements")
         return self.spec.offset // eb
@@ -41,13 +43,14 @@ def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
     v = int(func.attrs["tvm_codesign.vthreads"]) if "tvm_codesign.vthreads" in func.attrs else 1
     flat = flatten(tvm.IRModule({"main": func}))["main"]
     params, specs, off = {}, [], 0
+    align = int(np.lcm.reduce([ALIGN, cfg.inp_elem_bytes, cfg.wgt_elem_bytes, cfg.acc_elem_bytes]))
     for p in flat.params:  # in TVM 0.27 a parameter is its buffer
         b = p
         shape = tuple(int(s) for s in b.shape)
         spec = ParamSpec(b.name, shape, str(b.dtype), off)
         specs.append(spec)
-        params[b] = _Param(spec, np.dtype(str(b.dtype)).itemsize)
-        off += -(-spec.nbytes // ALIGN) * ALIGN
+        params[b] = _Param(spec, np.dtype(str(b.dtype)).itemsize, cfg)
+        off += -(-spec.nbytes // align) * align
     em = Emitter(cfg, flat, params, v)
     em.run(flat.body)
     insns = em.insns
@@ -58,12 +61,12 @@ def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
     uop_off = off
     words = encode_uops(uops, cfg)
     consts.append((uop_off, words.tobytes()))
-    off += -(-max(words.nbytes, 1) // ALIGN) * ALIGN
+    off += -(-max(words.nbytes, 1) // align) * align
     zero_at = {}
     for mem, n in em.zero_elems.items():
         eb = {Mem.INP: cfg.inp_elem_bytes, Mem.WGT: cfg.wgt_elem_bytes, Mem.ACC: cfg.acc_elem_bytes}[mem]
         zero_at[mem] = off // eb
-        off += -(-(n * eb) // ALIGN) * ALIGN
+        off += -(-(n * eb) // align) * align
     for d in insns:
         if isinstance(d.get("dram_base"), tuple):
             d["dram_base"] = zero_at[d["dram_base"][1]]
@@ -71,6 +74,9 @@ def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
                  x_size=len(uops), x_stride=len(uops), pop_prev=0, pop_next=0, push_prev=0, push_next=0)] \
         if len(uops) else []
     insns = head + insns + [dict(opcode=int(Opcode.FINISH), pop_prev=0, pop_next=0, push_prev=0, push_next=0)]
+    for d in insns:  # the ISA names the mode every DMA and GEMM runs in
+        if d["opcode"] != Opcode.ALU and d["opcode"] != Opcode.FINISH:
+            d["mode"] = cfg.mode_index
     deps.insert(cfg, insns, uops)
     table = {c: np.fromiter((d.get(c, 0) for d in insns), np.int64, len(insns)) for c in COLUMNS}
     program = Program(cfg, table=table)
@@ -92,3 +98,4 @@ def _set_roles(program: Program, specs: list, cfg: AcceleratorConfig) -> None:
         for s in specs:
             if s.offset <= addr < s.offset + max(s.nbytes, 1):
                 s.role = "out" if op == Opcode.STORE else ("in" if s.role != "out" else s.role)
+                s.mem = Mem(mem).name

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from . import sram
+from . import precision, sram
 from .tech import node
 
 ADD_PJ = {8: 0.03, 32: 0.1}
@@ -82,20 +82,30 @@ def alu_op_pj(cfg, nm) -> tuple[float, float]:
     return power_law(ADD_PJ, cfg.acc_bits) * _e(nm), power_law(MUL_PJ, cfg.imm_bits) * _e(nm)
 
 
+def core_um2(cfg, nm) -> float:
+    """The GEMM core of the hardware behind ``cfg``: its 8-bit multiplier slots as fusion units of
+    ``gemm_min_bits`` bricks, plus the 2:4 activation select (physical/precision.py)."""
+    hw = cfg.hardware
+    fuse = precision.FUSION[hw.gemm_min_bits][0]
+    return hw.macs_per_cycle * (mac_um2(hw, nm) * fuse + precision.select_um2_per_slot(hw) * node(nm).logic_area_scale())
+
+
 def core_side_mm(cfg, nm) -> float:
-    return math.sqrt(cfg.macs_per_cycle * mac_um2(cfg, nm) / 1e6)
+    return math.sqrt(core_um2(cfg, nm) / 1e6)
 
 
 def wiring(cfg, nm) -> dict:
-    """Operand wiring of the GEMM core: pJ per GEMM cycle, mm^2, leakage mW, longest wire delay (s)."""
+    """Operand wiring of the GEMM core: pJ per GEMM cycle, mm^2, leakage mW, longest wire delay (s). Wires are as
+    wide as the hardware's widest mode (area, leakage); a cycle toggles the bits ``cfg``'s mode moves (energy)."""
     ns_mm, pj_mm, mw_mm, pitch_um = WIRE[int(nm)]
-    s = core_side_mm(cfg, nm)
-    inp = cfg.batch * cfg.block_in * cfg.inp_bits
-    wgt = cfg.block_in * cfg.block_out * cfg.wgt_bits
-    acc = 2 * cfg.batch * cfg.block_out * cfg.acc_bits
-    bit_mm = inp * s + (wgt + acc) * s / 2
-    return {"pj_per_cycle": bit_mm * pj_mm * TOGGLE, "area_mm2": bit_mm * pitch_um * 1e-3 / ROUTING_LAYERS,
-            "leakage_mw": bit_mm * mw_mm, "delay_s": s * ns_mm * 1e-9}
+    hw = cfg.hardware
+    s = core_side_mm(hw, nm)
+    p = precision.ports(hw)
+    acc = 2 * hw.batch * hw.block_out * hw.acc_bits
+    built = p["inp"] * s + (p["wgt"] + p["meta_bits"] + acc) * s / 2
+    used = cfg.inp_elem_bytes * 8 * s + (cfg.wgt_elem_bytes * 8 + acc) * s / 2
+    return {"pj_per_cycle": used * pj_mm * TOGGLE, "area_mm2": built * pitch_um * 1e-3 / ROUTING_LAYERS,
+            "leakage_mw": built * mw_mm, "delay_s": s * ns_mm * 1e-9}
 
 
 def dma_control(cfg, nm) -> dict:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from statistics import median
 
 from ..errors import ConfigError
-from . import dram, logic, sram
+from . import dram, logic, precision, sram
 from .tech import mac_stage_s, node
 
 DEFAULT_NM = 45
@@ -88,10 +88,11 @@ def _costs(cfg):
 
 
 def _compute(cfg) -> dict:
+    view, cfg = cfg, cfg.hardware  # a mode view runs on its hardware: priced as built, energies per the mode
     nm = tech_nm(cfg)
     n = node(nm)
     bufs = sram.buffer_costs(cfg, nm)
-    wires = logic.wiring(cfg, nm)
+    wires = logic.wiring(view, nm)
     dma = logic.dma_control(cfg, nm)
     paths = {"MAC stage + operand wires": mac_stage_s(nm) + wires["delay_s"]}
     paths.update({f"{b} SRAM bank ({v['bank_bytes']} B x {v['bank_bits']} bit)": v["cycle_ns"] * 1e-9
@@ -107,16 +108,20 @@ def _compute(cfg) -> dict:
     dram_rd, dram_wr = part.pj_per_byte(nm)
     add_pj, mul_pj = logic.alu_op_pj(cfg, nm)
     lanes = logic.alu_lanes(cfg)
-    area = {"gemm_core": cfg.macs_per_cycle * logic.mac_um2(cfg, nm) / 1e6,
+    area = {"gemm_core": logic.core_um2(cfg, nm) / 1e6,
             "alu": lanes * logic.alu_lane_um2(cfg, nm) / 1e6,
-            **{f"{b}_sram": bufs[b]["area_mm2"] for b in BUFFERS},
+            **{f"{b}_sram": x["area_mm2"] for b, x in bufs.items()},
             "wiring": wires["area_mm2"], "dma_control": dma["area_mm2"],
             "dram_phy": part.phy_area_mm2(nm)}
     area["total"] = sum(area.values())
     logic_mm2 = area["gemm_core"] + area["alu"] + dma["adder_mm2"]
     leak_mw = {"sram": sum(b["leakage_mw"] for b in bufs.values()), "wiring": wires["leakage_mw"],
                "dma_control": dma["leakage_mw"], "logic": logic_mm2 * logic_leakage_mw_mm2(nm)}
-    unit = {"mac": logic.mac_pj(cfg, nm) * dyn, "alu_lane_op": add_pj * dyn, "alu_mul_lane_op": mul_pj * dyn,
+    # per dense-equivalent MAC of the mode: the fusion unit's energy per cycle shared by its products, plus the
+    # 2:4 select per 8-bit slot and cycle spread over the slot's products (physical/precision.py)
+    slot_pj = logic.mac_pj(cfg, nm) * precision.FUSION[cfg.gemm_min_bits][1]
+    select = precision.select_pj_per_slot_cycle(cfg) * logic._e(nm) / view.mode_spec.factor if view.mode_spec.sparse else 0.0
+    unit = {"mac": (slot_pj * precision.product_fraction(view) + select) * dyn, "alu_lane_op": add_pj * dyn, "alu_mul_lane_op": mul_pj * dyn,
             "wiring_per_gemm_cycle": wires["pj_per_cycle"] * dyn, "dma_per_dram_byte": dma["pj_per_dram_byte"] * dyn,
             "dram_read_byte": dram_rd, "dram_write_byte": dram_wr}
     for b, x in bufs.items():  # per byte: one access moves the whole port (every bank once)

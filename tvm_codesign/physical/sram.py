@@ -26,6 +26,7 @@ from .cacti import CAPACITY_LOG2, NODES_NM, WIDTH_LOG2
 
 TABLE = Path(__file__).parent / "data" / "cacti_sram.csv"
 BUFFERS = ("uop", "inp", "wgt", "acc")
+META = "wgt_meta"  # 2:4 weight positions (physical/precision.py), only on a sparse core
 
 
 class SramGridError(ValueError):
@@ -45,12 +46,18 @@ def table() -> dict:
 
 
 def banking(cfg, buf: str) -> tuple[int, int, int]:
-    """(banks, bank capacity bytes, bank port bits) of buffer ``buf`` of ``cfg`` [VTA]."""
+    """(banks, bank capacity bytes, bank port bits) of buffer ``buf`` of the hardware behind ``cfg`` [VTA]; the
+    input and weight ports are as wide as the widest row of the hardware's modes (physical/precision.py)."""
+    from .precision import ports
+    hw = cfg.hardware
     if buf == "uop":
-        return 1, cfg.uop_buffer_bytes, cfg.uop_bytes * 8
-    banks, width = {"inp": (cfg.batch, cfg.block_in * cfg.inp_bits), "wgt": (cfg.block_out, cfg.block_in * cfg.wgt_bits),
-                    "acc": (cfg.batch, cfg.block_out * cfg.acc_bits)}[buf]
-    return banks, getattr(cfg, f"{buf}_buffer_bytes") // banks, width
+        return 1, hw.uop_buffer_bytes, hw.uop_bytes * 8
+    p = ports(hw)
+    if buf == META:
+        return hw.block_out, p["meta_bytes"] // hw.block_out, p["meta_bits"] // hw.block_out
+    banks, width = {"inp": (hw.batch, p["inp"] // hw.batch), "wgt": (hw.block_out, p["wgt"] // hw.block_out),
+                    "acc": (hw.batch, hw.block_out * hw.acc_bits)}[buf]
+    return banks, getattr(hw, f"{buf}_buffer_bytes") // banks, width
 
 
 def entry(node_nm: int, capacity_bytes: int, width_bits: int, what: str = "") -> dict:
@@ -79,7 +86,7 @@ def smallest(node_nm: int, min_bytes: int, width_bits: int, what: str) -> dict:
 def buffer_costs(cfg, node_nm: int) -> dict:
     """Per buffer: banks, bank geometry and the whole buffer's read/write pJ per access, area, leakage, cycle."""
     out = {}
-    for b in BUFFERS:
+    for b in BUFFERS + ((META,) if cfg.hardware.sparse_2_4 else ()):
         n, cap, w = banking(cfg, b)
         e = entry(node_nm, cap, w, f"{b} buffer ({n} bank{'s' * (n > 1)} of {cap} B x {w} bit)")
         out[b] = {"banks": n, "bank_bytes": cap, "bank_bits": w, "access_bytes": n * w // 8,

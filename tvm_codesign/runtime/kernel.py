@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..hardware import packing
 from ..hardware.config import AcceleratorConfig
+from ..hardware.isa import Mem
 from ..simulator import Program, Simulator, SimStats
+from ..simulator.dram import sram_type
 
 
 @dataclass
@@ -25,6 +28,7 @@ class ParamSpec:
     dtype: str
     offset: int
     role: str = "unused"   # in | out | unused
+    mem: str = ""          # the memory type its DMAs move (INP, WGT, ACC, OUT): packed modes pack INP / WGT
 
     @property
     def nbytes(self) -> int:
@@ -42,6 +46,7 @@ class CompiledKernel:
     last_stats: SimStats | None = None
 
     def __post_init__(self):
+        self._packed: dict = {}  # param name -> (its last source bytes, their packed form): weights pack once
         self._sim = Simulator(self.config)
         self._image = np.zeros(self.dram_bytes, np.uint8)
         for off, blob in self.consts:
@@ -79,13 +84,30 @@ class CompiledKernel:
         dram = self._image.copy()
         for p, v in zip(self.params, views):
             if p.role == "in":
-                dram[p.offset:p.offset + p.nbytes] = v
+                b = self._stage(p, v)
+                dram[p.offset:p.offset + b.size] = b
         self.last_stats = self._sim.run(self.program, dram)
         for p, v in zip(self.params, views):
             if p.role == "out":
                 v[...] = dram[p.offset:p.offset + p.nbytes]
         _LAST[0] = self.last_stats
         return self.last_stats
+
+    def _stage(self, p: ParamSpec, v: np.ndarray) -> np.ndarray:
+        """The DRAM bytes of an input parameter: as given, or packed for a narrow / sparse mode
+        (hardware/packing.py; a value outside the mode's range raises ValueError naming the parameter)."""
+        if not (self.config.mode and p.mem in ("INP", "WGT")):
+            return v
+        hit = self._packed.get(p.name)
+        if hit is not None and np.array_equal(hit[0], v):
+            return hit[1]
+        mem = Mem[p.mem]
+        try:
+            b = packing.encode(self.config, p.mem.lower(), v.view(np.int8).reshape((-1,) + sram_type(self.config, mem)[1]))
+        except ValueError as e:
+            raise ValueError(f"parameter {p.name} cannot run in mode {self.config.mode}: {e}") from None
+        self._packed[p.name] = (v.copy(), b.reshape(-1))
+        return b.reshape(-1)
 
     def time(self) -> SimStats:
         """Timing, energy and area without data."""
@@ -94,7 +116,7 @@ class CompiledKernel:
     # ----- serialisation ----------------------------------------------------------------------
     def to_blob(self) -> str:
         head = {"config": self.config.to_dict(), "dram_bytes": self.dram_bytes, "meta": self.meta,
-                "params": [[p.name, list(p.shape), p.dtype, p.offset, p.role] for p in self.params],
+                "params": [[p.name, list(p.shape), p.dtype, p.offset, p.role, p.mem] for p in self.params],
                 "consts": [[off, len(b)] for off, b in self.consts]}
         hb = json.dumps(head).encode()
         body = len(hb).to_bytes(4, "little") + hb + b"".join(b for _, b in self.consts) + self.program.encode()
@@ -110,7 +132,7 @@ class CompiledKernel:
             consts.append((off, body[pos:pos + size]))
             pos += size
         cfg = AcceleratorConfig.from_dict(head["config"])
-        params = [ParamSpec(nm, tuple(sh), dt, off, role) for nm, sh, dt, off, role in head["params"]]
+        params = [ParamSpec(nm, tuple(sh), dt, off, role, *rest) for nm, sh, dt, off, role, *rest in head["params"]]
         return cls(cfg, Program.decode(cfg, body[pos:]), params, head["dram_bytes"], consts, head["meta"])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ProgramError
+from ..hardware import packing
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem, encode_uops
 from .program import Program
@@ -15,8 +16,22 @@ from .program import Program
 _INT = {8: np.int8, 16: np.int16, 32: np.int32}
 
 
+def packed(cfg: AcceleratorConfig, mem: Mem) -> bool:
+    """Whether ``mem``'s DRAM elements are packed bytes (a narrow or sparse mode's INP / WGT, hardware/packing.py)."""
+    return bool(cfg.mode) and mem in (Mem.INP, Mem.WGT)
+
+
+def sram_type(cfg: AcceleratorConfig, mem: Mem) -> tuple[np.dtype, tuple[int, ...]]:
+    """(dtype, shape) of one element as the simulator holds it on chip: scalars (packed modes unpacked)."""
+    if packed(cfg, mem):
+        return np.dtype(np.int8), ((cfg.batch, cfg.block_in) if mem == Mem.INP else (cfg.block_out, cfg.block_in))
+    return elem_type(cfg, mem)
+
+
 def elem_type(cfg: AcceleratorConfig, mem: Mem) -> tuple[np.dtype, tuple[int, ...]]:
-    """(dtype, shape) of one element of a memory type."""
+    """(dtype, shape) of one element of a memory type in DRAM (packed modes: its bytes)."""
+    if packed(cfg, mem):
+        return np.dtype(np.uint8), ((cfg.inp_elem_bytes if mem == Mem.INP else cfg.wgt_elem_bytes),)
     if mem == Mem.UOP:
         return np.dtype(np.uint32 if cfg.uop_bytes == 4 else np.uint64), ()
     if mem == Mem.INP:
@@ -60,9 +75,12 @@ class ProgramBuilder:
         return start // e
 
     def put(self, array, mem: Mem) -> int:
-        """Place elements of ``mem`` type (shape (n, *elem_shape)); returns their element address."""
+        """Place elements of ``mem`` type (shape (n, *elem_shape)); returns their element address. In a packed
+        mode, INP / WGT elements may be given as int8 scalars (n, *sram shape): they are packed here."""
         dt, shape = elem_type(self.config, mem)
         a = np.asarray(array)
+        if packed(self.config, mem) and a.dtype == np.int8 and a.shape[1:] == sram_type(self.config, mem)[1]:
+            a = packing.encode(self.config, "inp" if mem == Mem.INP else "wgt", a)
         if a.shape[1:] != shape or a.dtype != dt:
             raise ProgramError(None, "put", f"{mem.name} data must be {dt} of shape (n, {shape}), "
                                f"got {a.dtype} {a.shape}")

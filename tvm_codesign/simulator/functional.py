@@ -24,7 +24,8 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import DramAccessError, SramAccessError
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp, Mem, Opcode, decode_uops
-from .dram import elem_type, typed_view
+from ..hardware import packing
+from .dram import packed, sram_type, typed_view
 from .program import Program
 
 _FALLBACK_CHUNK = 16384
@@ -40,7 +41,7 @@ class Srams:
         self.uop = np.zeros((cfg.uop_depth, 3), np.int64)
         for mem, name, depth in ((Mem.INP, "inp", cfg.inp_depth), (Mem.WGT, "wgt", cfg.wgt_depth),
                                  (Mem.ACC, "acc", cfg.acc_depth)):
-            dt, shape = elem_type(cfg, mem)
+            dt, shape = sram_type(cfg, mem)
             setattr(self, name, np.zeros((depth,) + shape, dt))
         self.loads = {Mem.INP: 0, Mem.WGT: 0}  # LOADs so far: GEMM operands gathered since then are still valid
         self.gathered: dict = {}  # "x" / "y" -> (index array, loads count, float operand)
@@ -143,6 +144,8 @@ def _load(cfg, st: Srams, views, i, c):
     if mem == Mem.UOP:
         st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
         return [], [("uop", base, base + y * x)]
+    if packed(cfg, mem):  # a narrow / sparse mode's packed bytes -> scalars
+        src = packing.decode(cfg, "inp" if mem == Mem.INP else "wgt", src)
     buf = st.by_mem(mem)
     if mem in st.loads:
         st.loads[mem] += 1

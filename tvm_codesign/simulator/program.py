@@ -17,7 +17,7 @@ from ..hardware.isa import AluOp, Mem, Opcode
 COLUMNS = ("opcode", "pop_prev", "pop_next", "push_prev", "push_next", "mem", "sram_base", "dram_base",
            "y_size", "x_size", "x_stride", "y_pad0", "y_pad1", "x_pad0", "x_pad1", "reset", "uop_bgn",
            "uop_end", "iter_out", "iter_in", "dst_out", "dst_in", "src_out", "src_in", "wgt_out", "wgt_in",
-           "op", "use_imm", "imm")
+           "op", "use_imm", "imm", "mode")
 _FIELDS_OF = {op: tuple(f.name for f in cls.__dataclass_fields__.values()) for op, cls in isa.INSN_CLASSES.items()}
 
 
@@ -108,6 +108,10 @@ def check(cfg: AcceleratorConfig, t: dict) -> None:
                 raise EncodingError(name, int(col[i]), f"does not fit {w} bits [{lo}, {hi}] of {code.name}", i)
     dma = (op == Opcode.LOAD) | (op == Opcode.STORE)
     mem = t["mem"]
+    i = _first((dma | (op == Opcode.GEMM)) & (t["mode"] != cfg.mode_index))
+    if i is not None:
+        raise ProgramError(i, "mode", f"instruction runs mode {int(t['mode'][i])} but the program's config runs "
+                           f"mode {cfg.mode_index} ({cfg.mode or 'w8a8'}): a program runs one mode")
     _require(t, (op == Opcode.LOAD) & (mem > Mem.ACC), "mem", "LOAD cannot read memory type OUT")
     _require(t, (op == Opcode.STORE) & (mem != Mem.ACC) & (mem != Mem.OUT), "mem", "STORE writes ACC or OUT only")
     pads = t["y_pad0"] + t["y_pad1"] + t["x_pad0"] + t["x_pad1"]
