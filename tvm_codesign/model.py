@@ -16,6 +16,7 @@ from tvm import relax
 from . import logs, saved
 from . import profile as P
 from .frontend import epilogue, macs, onnx_qdq
+from .frontend import precision as PR
 from .frontend import quantize as Q
 from .frontend.relax import OFFLOADED_OPS, offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
@@ -67,6 +68,10 @@ class CompiledModel:
             self.cpu_macs[d["op"]] += (d["macs"] or 0) * d["calls"]
         self.total_macs, self.accelerator_macs = facts["total_macs"], facts["accelerator_macs"]
         self.signature = Signature(facts["inputs"])
+        # {layer: {"w_bits", "a_bits", "sparse", "kernel"}} of the layers quantised here (layer names as in
+        # profile(); kernel: the accelerator kernel running it, None on the CPU)
+        self.layer_modes = facts.get("layer_modes", {})
+        self.keep_masks = {}  # {layer: boolean 2:4 keep mask in the layer's weight layout} (compile only)
         self.vm = relax.VirtualMachine(executable, tvm.cpu())
 
     def __call__(self, *inputs, **named):
@@ -190,11 +195,17 @@ def _samples(calibration) -> list | None:
     return list(calibration)
 
 
-def _quantized(model, input_shapes, example_inputs, calibration, requant, info: dict | None = None) -> tvm.IRModule:
+def _quantized(model, input_shapes, example_inputs, calibration, requant, info: dict | None = None,
+               precision=None, sparsity=None, weight_scales=None) -> tvm.IRModule:
     """Import, rewrite already-quantised groups, and quantise float conv2d / matmul layers (PTQ). ``info``
-    receives "index_bounds" (inputs used as run-time indices) and "quantised" (float data becomes int8)."""
+    receives "index_bounds" (inputs used as run-time indices), "quantised" (float data becomes int8), "modes"
+    ({layer: precision.Mode} of the quantised layers) and "masks" ({layer: 2:4 keep mask})."""
     info = {} if info is None else info
-    info.update(index_bounds={}, quantised=False)
+    info.update(index_bounds={}, quantised=False, modes={}, masks={})
+    if weight_scales not in (None, "channel", "tensor"):
+        raise ValueError(f"weight_scales must be 'channel' or 'tensor', got {weight_scales!r}")
+    if weight_scales == "channel" and requant == "shift":
+        raise ValueError("requant='shift' has one power-of-two scale per layer: use weight_scales='tensor'")
     if requant not in ("alu", "shift", "cpu"):
         raise ValueError(f"requant must be 'alu' (on the accelerator), 'shift' (on the accelerator, power-of-two "
                          f"scales: VTA's scheme) or 'cpu', got {requant!r}")
@@ -206,20 +217,36 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant, info: 
     mod = Q.prepare(mod)
     info["quantised"] = bool(n_qdq)  # QDQ groups quantise float data on the CPU
     func = mod["main"]
-    if not n_qdq and not onnx_qdq.integer_layers(mod) and Q._targets(func):  # a quantised model says itself
-        # what is quantised (QDQ groups, QLinearConv, ...): its float ops stay float
+    targets = Q._targets(func)
+    float_model = not n_qdq and not onnx_qdq.integer_layers(mod) and targets
+    if (precision is not None or sparsity is not None) and not float_model:
+        raise ValueError("precision= and sparsity= apply to float models quantised here (post-training); this model "
+                         + ("is already quantised" if targets or n_qdq else "has no float conv2d/matmul layers"))
+    if float_model:  # a quantised model says itself what is quantised (QDQ groups, QLinearConv, ...): its float
+        # ops stay float
+        modes = PR.modes(targets, precision, sparsity)  # checks the options before calibrating
         if not calibration:
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
-        mod = Q.quantize(mod, Q.calibrate(mod, calibration), requant)
+        if modes is None:
+            mod = Q.quantize(mod, Q.calibrate(mod, calibration), requant)
+        else:
+            low = any(m.a_bits < 8 for m in modes.values())  # activations clipped by their histograms
+            amax, hists = Q.calibrate(mod, calibration, histograms=True) if low else \
+                (Q.calibrate(mod, calibration), None)
+            mod = Q.quantize(mod, amax, requant, modes, hists, per_channel=weight_scales != "tensor"
+                             and requant != "shift", masks=info["masks"])
+        info["modes"] = modes or dict.fromkeys(PR.layer_names(targets), PR.INT8)
         info["quantised"] = True
     return mod
 
 
-def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, requant="alu") -> list:
+def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, requant="alu", precision=None,
+           sparsity=None, weight_scales=None) -> list:
     """The accelerator layers of a model as ``compile`` would offload them: [(Workload, count), ...] in program
     order, identical layers counted (what the co-design tuner optimises; no kernel is built)."""
-    return _layer_counts(Q._main(_quantized(model, input_shapes, example_inputs, calibration, requant)))
+    return _layer_counts(Q._main(_quantized(model, input_shapes, example_inputs, calibration, requant,
+                                            precision=precision, sparsity=sparsity, weight_scales=weight_scales)))
 
 
 def _layer_counts(main: relax.Function) -> list:
@@ -259,7 +286,8 @@ def _name(model) -> str:
 
 
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
-            schedules=None, requant="alu", knobs=None, progress=None) -> CompiledModel:
+            schedules=None, requant="alu", knobs=None, progress=None, precision=None, sparsity=None,
+            weight_scales=None) -> CompiledModel:
     """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
 
     ``target``: a preset name, AcceleratorConfig, JSON path, or a TVM target of the package (``tc.target(cfg)``,
@@ -276,6 +304,13 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     once the compile takes more than a couple of seconds (None: on a terminal or in Jupyter; True: always;
     False: never). Logs one line (``tvm_codesign`` logger, shown by default): layers on the accelerator and how
     many use tuned, given and default schedules.
+    ``precision`` / ``sparsity`` (frontend/precision.py): per-layer weight/activation bits and 2:4 pruning of a
+    float model, e.g. ``precision={"conv2d_1": (4, 4)}``, ``precision="w4a8"`` (every layer),
+    ``sparsity={"conv2d_1": "2:4"}``; layers named as ``profile()`` lists them (``layer_modes`` has them all).
+    Weights then get per-output-channel scales (``weight_scales="channel"``, the default but with
+    ``requant="shift"``; the requantisation multiplier is then one int32 per channel) or one per tensor
+    (``"tensor"``: one ALU immediate), clipped to the least squared error; activations below 8 bits are
+    clipped to the least squared error on the calibration data (frontend/lowbit.py). None: today's int8.
     """
     cfg = _config(target)
     name = _name(model)
@@ -283,10 +318,12 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     with Progress(progress, name, steps=3) as bar:
         bar.step("importing and quantising")
         info: dict = {}
-        mod = _quantized(model, input_shapes, example_inputs, calibration, requant, info)
+        mod = _quantized(model, input_shapes, example_inputs, calibration, requant, info, precision, sparsity,
+                         weight_scales)
         main = Q._main(mod)
         facts = {"name": name, **_census(mod),
-                 "inputs": Signature.of(main, info["index_bounds"], info["quantised"]).inputs}
+                 "inputs": Signature.of(main, info["index_bounds"], info["quantised"]).inputs,
+                 "layer_modes": {n: m.to_dict() for n, m in info["modes"].items()}}
         kernels = len({wl for wl, _ in _layer_counts(main)})
         mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels))(mod)
         bar.step("lowering and building")
@@ -294,9 +331,16 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
         kernels = offloaded(mod)
         calls = _call_counts(mod)
         facts.update(kernels=kernels, calls={k["name"]: calls[k["name"]] for k in kernels})
+        for k in kernels:  # which kernel runs each layer (None: on the CPU)
+            for n in k.get("layers", ()):
+                if n in facts["layer_modes"]:
+                    facts["layer_modes"][n]["kernel"] = k["name"]
+        for d in facts["layer_modes"].values():
+            d.setdefault("kernel", None)
         bar.step("loading")
         facts["compile_s"] = 0.0
         cm = CompiledModel(executable, cfg, facts, mod)
+        cm.keep_masks = info["masks"]
     cm.compile_s = facts["compile_s"] = round(time.perf_counter() - t0, 3)
     logs.info(cm.summary())
     return cm

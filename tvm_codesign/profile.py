@@ -1,7 +1,8 @@
 """``CompiledModel.profile()``: one row per accelerator kernel, per CPU layer with MACs and per other kind of CPU
 op, printed as an aligned table with totals.
 
-Row keys (None where they do not apply): name, op, device ("accelerator" / "cpu"), calls, shape (the user's
+Row keys (None where they do not apply): name, layers (the model's layers the kernel runs, named as
+``compile``'s ``precision=`` takes them: frontend/precision.py), op, device ("accelerator" / "cpu"), calls, shape (the user's
 data * weight -> output shapes), macs (real MACs per call), padded (the kernel's workload: batch and channels
 rounded up to the config's blocks), padded_macs (MACs the accelerator ran per call, padding included),
 cycles, utilisation, dram_bytes, energy_uj (per call, from the last run) and schedule ("tuned" from
@@ -12,7 +13,7 @@ from __future__ import annotations
 from .hardware.config import AcceleratorConfig
 from .runtime import entry
 
-KEYS = ("name", "op", "device", "calls", "shape", "macs", "padded", "padded_macs", "cycles", "utilisation",
+KEYS = ("name", "layers", "op", "device", "calls", "shape", "macs", "padded", "padded_macs", "cycles", "utilisation",
         "dram_bytes", "energy_uj", "schedule")
 
 
@@ -42,7 +43,8 @@ def accelerator_rows(kernels: list[dict], calls: dict, cfg: AcceleratorConfig) -
     for k in kernels:
         st = entry.BY_NAME[k["name"]].last_stats if k["name"] in entry.BY_NAME else None
         layer = k.get("layer") or {}
-        rows.append({"name": k["name"], "op": k["workload"]["kind"], "device": "accelerator",
+        rows.append({"name": k["name"], "layers": ", ".join(k.get("layers") or ()) or None,
+                     "op": k["workload"]["kind"], "device": "accelerator",
                      "calls": calls.get(k["name"], 0), "shape": user_shape(layer) if layer else None,
                      "macs": layer.get("macs"), "padded": padded_shape(k["workload"], cfg),
                      "padded_macs": st.macs if st else None, "cycles": st.cycles if st else None,
@@ -73,7 +75,7 @@ class ProfileTable:
     """Per-layer figures of a compiled model's last run. ``rows``: list of dicts (keys in ``KEYS``); iterating,
     ``len`` and indexing go to the rows; ``str()`` / the REPL show an aligned table with totals."""
 
-    COLUMNS = (("name", "layer"), ("device", "device"), ("calls", "calls"), ("shape", "shape"),
+    COLUMNS = (("name", "kernel"), ("layers", "layers"), ("device", "device"), ("calls", "calls"), ("shape", "shape"),
                ("macs", "MACs/call"), ("padded", "padded kernel shape"), ("padded_macs", "padded MACs"),
                ("cycles", "cycles/call"), ("utilisation", "util"), ("dram_bytes", "DRAM bytes"),
                ("energy_uj", "uJ/call"), ("schedule", "schedule"))
@@ -118,7 +120,7 @@ class ProfileTable:
         cells.append([_fmt(total.get(k), k) for k, _ in self.COLUMNS])
         keep = [j for j in range(len(self.COLUMNS)) if any(c[j] for c in cells[1:])]  # drop empty columns
         width = [max(len(c[j]) for c in cells) for j in keep]
-        left = {"name", "device", "shape", "padded", "schedule"}
+        left = {"name", "layers", "device", "shape", "padded", "schedule"}
         line = lambda c: "  ".join(c[j].ljust(w) if self.COLUMNS[j][0] in left else c[j].rjust(w)
                                    for j, w in zip(keep, width)).rstrip()
         sep = "  ".join("-" * w for w in width)

@@ -16,7 +16,8 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Constant
 
-from . import inputs, requant
+from . import inputs, lowbit, requant
+from .precision import layer_names
 from .fold_bn import fold_bn
 
 TARGET_OPS = ("relax.nn.conv2d", "relax.matmul")
@@ -85,101 +86,164 @@ def _main(mod: tvm.IRModule) -> relax.Function:
     return prepare(mod)["main"]
 
 
-def calibrate(mod: tvm.IRModule, samples) -> list[list[float]]:
-    """max |operand| of every quantisation target over ``samples`` (a list of input tuples, each checked and cast
-    to the declared input dtypes by inputs.convert): per target, the input's and (activation x activation
-    matmul) the second operand's."""
+def _probes(mod: tvm.IRModule):
+    """(main, targets, [(target index, probed expr)], run) where run(sample, k) gives the probes' values."""
     mod = prepare(mod)
     func = mod["main"]
     targets = _targets(func)
-    if not targets:
-        return []
     g = requant.Graph(func)
-    probes = [e for b in targets for e in _calibrated(g, b)]
-    body = relax.SeqExpr(func.body.blocks, relax.Tuple(probes))
+    probes = [(i, e) for i, b in enumerate(targets) for e in _calibrated(g, b)]
+    body = relax.SeqExpr(func.body.blocks, relax.Tuple([e for _, e in probes]))
     probe = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
-    probe["main"] = relax.Function(func.params, body, relax.TupleType([e.ty for e in probes]))  # keeps the
+    probe["main"] = relax.Function(func.params, body, relax.TupleType([e.ty for _, e in probes]))  # keeps the
     probe = relax.transform.Normalize()(probe)  # PrimFuncs the importer made (ONNX Clip)
     vm = relax.VirtualMachine(tvm.compile(probe, target="llvm"), tvm.cpu())
-    amax = np.zeros(len(probes))
-    for k, s in enumerate(samples):
-        outs = vm["main"](*[tvm.runtime.tensor(a) for a in inputs.convert(func.params, s, f"calibration sample {k}")])
-        amax = np.maximum(amax, [np.abs(o.numpy()).max() for o in outs])  # NaN propagates
-    bad = np.flatnonzero(~np.isfinite(amax))
-    if bad.size:  # finite inputs, but NaN/Inf inside the model: every output would be NaN
-        b = [b for b in targets for _ in _calibrated(g, b)][bad[0]]
-        raise ValueError(f"calibration: the model computes non-finite values (NaN/Inf) around "
-                         f"{b.value.op.name} '{b.var.name}'")
-    out, i = [], 0
-    for b in targets:
-        n = len(_calibrated(g, b))
-        out.append(amax[i:i + n].tolist())
-        i += n
+
+    def run(s, k):
+        args = inputs.convert(func.params, s, f"calibration sample {k}")
+        return [o.numpy() for o in vm["main"](*[tvm.runtime.tensor(a) for a in args])]
+    return func, targets, probes, run
+
+
+def _per_target(values: list, probes: list, n: int) -> list[list]:
+    out = [[] for _ in range(n)]
+    for (i, _), v in zip(probes, values):
+        out[i].append(v)
     return out
 
 
-def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu") -> tvm.IRModule:
+def calibrate(mod: tvm.IRModule, samples, histograms: bool = False):
+    """max |operand| of every quantisation target over ``samples`` (a list of input tuples, each checked and cast
+    to the declared input dtypes by inputs.convert): per target, the input's and (activation x activation
+    matmul) the second operand's; for a constant weight, the output of its bias/activation chain and the
+    pre-activation (requant.py). ``histograms``: also (a second pass) each value's histogram over
+    [-max, max] (lowbit.histogram): returns (amax, hists) in the same nesting."""
+    if not _targets(_main(mod)):
+        return ([], []) if histograms else []
+    func, targets, probes, run = _probes(mod)
+    amax = np.zeros(len(probes))
+    for k, s in enumerate(samples):
+        amax = np.maximum(amax, [np.abs(o).max() for o in run(s, k)])  # NaN propagates
+    bad = np.flatnonzero(~np.isfinite(amax))
+    if bad.size:  # finite inputs, but NaN/Inf inside the model: every output would be NaN
+        b = targets[probes[bad[0]][0]]
+        raise ValueError(f"calibration: the model computes non-finite values (NaN/Inf) around "
+                         f"{b.value.op.name} '{b.var.name}'")
+    out = _per_target(amax.tolist(), probes, len(targets))
+    if not histograms:
+        return out
+    hist = [np.zeros(lowbit.HIST_BINS, np.int64) for _ in probes]
+    for k, s in enumerate(samples):
+        for j, o in enumerate(run(s, k)):
+            hist[j] += lowbit.histogram(o, amax[j])
+    return out, _per_target(hist, probes, len(targets))
+
+
+def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu", modes: dict | None = None,
+             hists: list | None = None, per_channel: bool = True, masks: dict | None = None) -> tvm.IRModule:
     """Rewrite the float targets (same order as ``calibrate``) into int8 ops. ``requant_on="alu"``: constant-weight
     layers requantise to int8 on the accelerator (requant.py, per-tensor weights); ``"shift"``: the same with a
     power-of-two scale (a shift, no ALU multiply: VTA's scheme and hardware); ``"cpu"``: per-channel weights
-    and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU."""
+    and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU.
+
+    ``modes`` ({layer name: precision.Mode}, with ``hists`` from ``calibrate(..., histograms=True)``): each
+    layer's weights at w_bits (per output channel if ``per_channel``, else per tensor; clipping by least squared
+    error, lowbit.py), 2:4-pruned first if sparse (``masks`` receives each pruned layer's keep mask), its input
+    at a_bits (clipping by least squared error on the calibration histogram below 8 bits); a requantising
+    layer's result saturates to the input range of the layers that read it. None: today's int8 quantiser.
+    The int32 result of each layer is bound to a variable named after the layer (precision.layer_names)."""
     if requant_on not in ("alu", "shift", "cpu"):
         raise ValueError(f"requant_on must be 'alu', 'shift' or 'cpu', got {requant_on!r}")
     func = _main(mod)
     targets = _targets(func)
     if len(targets) != len(amax):
         raise ValueError(f"calibration has {len(amax)} entries but the model has {len(targets)} targets")
+    names = layer_names(targets)
     g = requant.Graph(func)
+    on_acc = lambda b: requant_on in ("alu", "shift") and isinstance(b.value.args[1], Constant)
+    chains = {b.var: requant.chain(g, b.var, b.value) for b in targets if on_acc(b)}
+    out_bits = {}  # chain result -> the narrowest input range of the requantising layers reading it
+    if modes is not None:
+        for b, n in zip(targets, names):
+            if on_acc(b):
+                x = b.value.args[0]
+                out_bits[x] = min(out_bits.get(x, 8), modes[n].a_bits)
+    clip = lambda a, h, bits: a if bits == 8 or h is None else lowbit.clip_from_histogram(h, a, bits)
     replace = {}  # binding var -> [new bindings]
     ints = {}  # float var -> (int8 var, scale) of layers requantised on the accelerator
-    for b, a in zip(targets, amax):
-        if requant_on in ("alu", "shift") and isinstance(b.value.args[1], Constant):
-            ch = requant.chain(g, b.var, b.value)
-            x = b.value.args[0]  # the previous layer's int8 result feeds this one directly (same tensor, scale)
-            xq, sx = ints[x] if x in ints else _quant(x, a[0])
-            q, sy = requant.requantize(xq, sx, b.value, ch, a[1], a[2], pow2=requant_on == "shift")
+    for i, (b, a) in enumerate(zip(targets, amax)):
+        m = modes[names[i]] if modes is not None else None
+        h = hists[i] if hists is not None else [None] * len(a)
+        v = b.value
+        acc_ty = relax.TensorType(v.ty.shape, "int32")
+        core = relax.Var(names[i], acc_ty)
+        if not isinstance(v.args[1], Constant):  # activation x activation
+            bits = (8, 8) if m is None else (m.a_bits, m.w_bits)
+            xq, sx = _quant(v.args[0], clip(a[0], h[0], bits[0]), bits[0], m is None)
+            wq, sw = _quant(v.args[1], clip(a[1], h[1], bits[1]), bits[1], m is None)
+            replace[b.var] = [relax.VarBinding(core, relax.op.matmul(xq, wq, out_dtype="int32")),
+                              relax.VarBinding(b.var, _rescale(core, np.float32(sx * sw)))]
+            continue
+        w = v.args[1].value.numpy().astype(np.float64)
+        conv = v.op.name == "relax.nn.conv2d"
+        if m is not None and m.sparse:
+            w, keep = lowbit.prune_2_4(w, 1 if conv else 0)
+            if masks is not None:
+                masks[names[i]] = keep
+        x = v.args[0]
+        if on_acc(b):
+            ch = chains[b.var]
+            if x in ints:  # the previous layer's int8 result feeds this one directly (same tensor, scale)
+                xq, sx = ints[x]
+            else:
+                xq, sx = _quant(x, clip(a[0], h[0], 8 if m is None else m.a_bits), 8 if m is None else m.a_bits,
+                                m is None)
+            if m is None:
+                wq, sw = requant.weight_int8(w)
+            else:
+                wq, sw = lowbit.quantize_weight(w, m.w_bits, 0 if conv else 1,
+                                                per_channel and requant_on == "alu")
+                sw = sw if per_channel and requant_on == "alu" else float(sw[0])
+            ob = out_bits.get(ch.last, 8)
+            q, sy = requant.requantize(core, sx, sw, v, ch, clip(a[1], h[1], ob), a[2], pow2=requant_on == "shift",
+                                       out_bits=ob)
             qv = relax.Var(ch.last.name + "_q", relax.TensorType(ch.last.ty.shape, "int8"))
-            replace[ch.last] = [relax.VarBinding(qv, q), relax.VarBinding(
-                ch.last, relax.op.multiply(relax.op.astype(qv, "float32"), relax.const(np.float32(sy))))]
+            replace[ch.last] = [relax.VarBinding(core, requant.core(xq, wq, v)), relax.VarBinding(qv, q),
+                                relax.VarBinding(ch.last, _rescale(qv, np.float32(sy)))]
             ints[ch.last] = (qv, sy)
-        else:
-            replace[b.var] = [relax.VarBinding(b.var, _rewrite(
-                b.value, a[:2] if not isinstance(b.value.args[1], Constant) else a[:1]))]
+        else:  # per-channel weights, float rescale on the CPU
+            bits = 8 if m is None else m.a_bits
+            xq, sx = _quant(x, clip(a[0], h[0], bits), bits, m is None)
+            if m is None:
+                ws = np.abs(w).max(axis=(1, 2, 3) if conv else (0,)) / 127.0
+                ws[ws == 0] = 1.0
+                wq = np.clip(np.round(w / (ws.reshape(-1, 1, 1, 1) if conv else ws.reshape(1, -1))), -127,
+                             127).astype(np.int8)
+            else:
+                wq, ws = lowbit.quantize_weight(w, m.w_bits, 0 if conv else 1, per_channel)
+            scale = (sx * ws).astype(np.float32)
+            replace[b.var] = [relax.VarBinding(core, requant.core(xq, wq, v)),
+                              relax.VarBinding(b.var, _rescale(core, scale.reshape(1, -1, 1, 1) if conv else scale))]
     new_blocks = [relax.BindingBlock([n for bd in block.bindings for n in replace.get(bd.var, [bd])])
                   for block in func.body.blocks]
     out = tvm.IRModule({gv: f for gv, f in mod.functions.items() if gv.name_hint != "main"})
     out["main"] = relax.Function(func.params, relax.SeqExpr(new_blocks, func.body.body), func.ret_ty,
                                  attrs=func.attrs)
     out = relax.transform.DeadCodeElimination()(relax.transform.Normalize()(out))
-    return out.with_attr(_PREPARED, True)
+    return out.with_attr(_PREPARED, True).with_attr(LAYERS, names)
 
 
-def _quant(x: relax.Expr, amax: float) -> tuple[relax.Expr, float]:
-    """x -> clip(round(x / s), -127, 127) as int8 with s = amax / 127 (per tensor, symmetric)."""
-    s = (amax / 127.0) if amax > 0 else 1.0
+LAYERS = "tvm_codesign.layers"  # module attribute: the layer names quantize gave the int32 results
+
+
+def _rescale(acc: relax.Expr, scale) -> relax.Expr:
+    return relax.op.multiply(relax.op.astype(acc, "float32"), relax.const(scale))
+
+
+def _quant(x: relax.Expr, amax: float, bits: int = 8, int8: bool = True) -> tuple[relax.Expr, float]:
+    """x -> clip(round(x / s), lo, hi) as int8 with s = amax / hi (per tensor, symmetric). ``int8``: today's
+    range [-127, 127]; else the ``bits`` range [-2^(bits-1), 2^(bits-1) - 1]."""
+    lo, hi = (-127, 127) if int8 else lowbit.qrange(bits)
+    s = (amax / hi) if amax > 0 else 1.0
     op = relax.op
-    return op.astype(op.clip(op.round(op.multiply(x, relax.const(np.float32(1.0 / s)))), -127, 127), "int8"), s
-
-
-def _rewrite(call: relax.Call, amax: list[float]) -> relax.Expr:
-    op = relax.op
-    xq, sx = _quant(call.args[0], amax[0])
-    if len(amax) == 2:  # activation x activation
-        wq, sw = _quant(call.args[1], amax[1])
-        acc = op.matmul(xq, wq, out_dtype="int32")
-        return op.multiply(op.astype(acc, "float32"), relax.const(np.float32(sx * sw)))
-    w = call.args[1].value.numpy().astype(np.float64)
-    conv = call.op.name == "relax.nn.conv2d"
-    axis = (1, 2, 3) if conv else (0,)
-    ws = np.abs(w).max(axis=axis) / 127.0
-    ws[ws == 0] = 1.0
-    wq = np.clip(np.round(w / (ws.reshape(-1, 1, 1, 1) if conv else ws.reshape(1, -1))), -127, 127).astype(np.int8)
-    if conv:
-        a = call.attrs
-        acc = op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,
-                           groups=a.groups, data_layout="NCHW", kernel_layout="OIHW", out_dtype="int32")
-        scale = (sx * ws).astype(np.float32).reshape(1, -1, 1, 1)
-    else:
-        acc = op.matmul(xq, relax.const(wq), out_dtype="int32")
-        scale = (sx * ws).astype(np.float32)
-    return op.multiply(op.astype(acc, "float32"), relax.const(scale))
+    return op.astype(op.clip(op.round(op.multiply(x, relax.const(np.float32(1.0 / s)))), lo, hi), "int8"), s

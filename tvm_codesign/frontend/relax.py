@@ -29,6 +29,7 @@ from ..schedules.workload import Workload
 from . import epilogue, macs
 
 OFFLOADED_OPS = ("relax.nn.conv2d", "relax.matmul")  # the ops whose calls ``workload_of`` may take
+LAYERS = "tvm_codesign.layers"  # module attr: named layers (frontend/quantize.py); kernel attr: the ones it runs
 
 
 def _dims(e) -> list[int] | None:
@@ -196,19 +197,34 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
 
     fused: dict = {}  # astype input var -> epilogue.Fused, for the module being legalized
     cores: set = set()  # (data, weight) of fused convs/matmuls: emitted with their epilogue instead
+    names: dict = {}  # (data, weight) of a named layer's conv/matmul -> its name (module attr LAYERS)
+    layers: dict = {}  # kernel name -> the named layers it runs
+
+    def named(core, out):
+        """Record that the kernel called in ``out`` runs the layer of ``core`` (if it has a name)."""
+        name = names.get((hash(core.args[0]), hash(core.args[1])))
+        if name is not None:
+            kernels = []
+            relax.analysis.post_order_visit(out, lambda e: kernels.append(e.args[0].name_hint) if isinstance(
+                e, relax.Call) and getattr(e.op, "name", None) == "relax.call_tir" else None)
+            for k in kernels:
+                if k.endswith("_unpack"):
+                    layers.setdefault(k[:-len("_unpack")], []).append(name)
+        return out
 
     def legalize_op(bb, call):
         wl = workload_of(call)
         if wl is None or (hash(call.args[0]), hash(call.args[1])) in cores:
             return call  # TVM's default CPU legalization (dead code once the fused epilogue replaces it)
-        return _emit(bb, cfg, wl, call.args[0], call.args[1], call.op.name == "relax.matmul", call, knobs, cache)
+        return named(call, _emit(bb, cfg, wl, call.args[0], call.args[1], call.op.name == "relax.matmul", call,
+                                 knobs, cache))
 
     def legalize_astype(bb, call):
         f = fused.get(call.args[0])
         if f is None:
             return call
-        return _emit(bb, cfg, f.workload, f.core.args[0], f.core.args[1], f.core.op.name == "relax.matmul", call,
-                     knobs, cache, f.bias)
+        return named(f.core, _emit(bb, cfg, f.workload, f.core.args[0], f.core.args[1],
+                                   f.core.op.name == "relax.matmul", call, knobs, cache, f.bias))
 
     legalize = relax.transform.LegalizeOps(customize_legalize_map={
         **{op: legalize_op for op in OFFLOADED_OPS}, "relax.astype": legalize_astype})
@@ -216,11 +232,18 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
     @tvm.transform.module_pass(opt_level=0, name="tvm_codesign.offload")
     def _offload(mod, ctx):
         cache.clear()  # GlobalVars belong to one application of the pass
-        fused.clear(), cores.clear()
+        fused.clear(), cores.clear(), names.clear(), layers.clear()
         if "main" in [gv.name_hint for gv in mod.functions]:
             fused.update(epilogue.find(mod["main"], workload_of))
             cores.update((hash(f.core.args[0]), hash(f.core.args[1])) for f in fused.values())
+            known = set(map(str, mod.attrs[LAYERS])) if mod.attrs is not None and LAYERS in mod.attrs else set()
+            for block in mod["main"].body.blocks:
+                for bd in block.bindings:
+                    if bd.var.name in known and getattr(bd.value, "op", None) is not None:
+                        names[(hash(bd.value.args[0]), hash(bd.value.args[1]))] = bd.var.name
         out = legalize(mod)
+        for k, ls in layers.items():
+            out[k] = out[k].with_attr(LAYERS, json.dumps(ls))
         if fused:
             out = relax.transform.DeadCodeElimination()(out)
         return relax.transform.FoldConstant()(out)
@@ -240,5 +263,6 @@ def offloaded(mod: tvm.IRModule) -> list[dict]:
                         "knobs": json.loads(str(a["tvm_codesign.knobs"])),
                         "source": str(a["tvm_codesign.schedule_source"]) if "tvm_codesign.schedule_source" in a
                         else None,
-                        "layer": json.loads(str(a["tvm_codesign.layer"])) if "tvm_codesign.layer" in a else None})
+                        "layer": json.loads(str(a["tvm_codesign.layer"])) if "tvm_codesign.layer" in a else None,
+                        "layers": json.loads(str(a[LAYERS])) if LAYERS in a else []})
     return out

@@ -81,45 +81,68 @@ def chain(g: Graph, var: relax.Var, call: relax.Call) -> Chain:
     return Chain(bias, lo, hi, pre, last)
 
 
-def requantize(xq: relax.Expr, sx: float, call: relax.Call, ch: Chain, amax_y: float,
-               amax_pre: float, pow2: bool = False) -> tuple[relax.Expr, float]:
-    """The int8 kernel chain for one layer (int8 result) and its scale s_y.
-
-    ``pow2`` (``requant="shift"``, VTA's own scheme): no multiplier, M = 1, so the output scale becomes the power of
-    two s_x s_w 2^s with the smallest s >= 0 for which it is at least the calibrated s_y (no more clipping than
-    with M; up to 2x coarser steps). The kernel then uses only ALU operations VTA's hardware has (no MUL)."""
-    op = relax.op
-    w = call.args[1].value.numpy().astype(np.float64)
-    conv = call.op.name == "relax.nn.conv2d"
+def weight_int8(w: np.ndarray) -> tuple[np.ndarray, float]:
+    """Today's int8 weights: one symmetric scale for the tensor, s_w = max|w| / 127."""
     sw = float(np.abs(w).max()) / 127.0 or 1.0
-    wq = np.clip(np.round(w / sw), -127, 127).astype(np.int8)
-    sy = amax_y / 127.0 if amax_y > 0 else 1.0
+    return np.clip(np.round(w / sw), -127, 127).astype(np.int8), sw
+
+
+def core(xq: relax.Expr, wq: np.ndarray, call: relax.Call) -> relax.Call:
+    """The int8 x int8 -> int32 conv2d / matmul replacing the float ``call``."""
+    op = relax.op
+    if call.op.name == "relax.nn.conv2d":
+        a = call.attrs
+        return op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,
+                            groups=a.groups, data_layout="NCHW", kernel_layout="OIHW", out_dtype="int32")
+    return op.matmul(xq, relax.const(wq), out_dtype="int32")
+
+
+def requantize(acc: relax.Expr, sx: float, sw, call: relax.Call, ch: Chain, amax_y: float, amax_pre: float,
+               pow2: bool = False, out_bits: int = 8) -> tuple[relax.Expr, float]:
+    """The requantisation of one layer's int32 result ``acc`` = conv(x_q, w_q) to int8, and its scale s_y.
+
+    ``sw``: the weight scale, one float (per tensor: M is one ALU immediate) or one per output channel (then M
+    is a per-channel int32 constant with one shift for all channels, and the bias folds each channel's
+    rounding). ``amax_y``: the clipping threshold of the result, whose values then lie in the ``out_bits``
+    range (the next layer's input range): s_y = amax_y / (2^(out_bits-1) - 1), clip to [-2^(out_bits-1),
+    2^(out_bits-1) - 1] (0 below with ReLU).
+    ``pow2`` (``requant="shift"``, VTA's own scheme, per-tensor ``sw`` only): no multiplier, M = 1, so the output
+    scale becomes the power of two s_x s_w 2^s with the smallest s >= 0 for which it is at least the calibrated
+    s_y (no more clipping than with M; up to 2x coarser steps). The kernel then uses only ALU operations VTA's
+    hardware has (no MUL)."""
+    op = relax.op
+    conv = call.op.name == "relax.nn.conv2d"
+    hi_b = (1 << (out_bits - 1)) - 1
+    sw = np.asarray(sw, np.float64)
+    sy = amax_y / hi_b if amax_y > 0 else 1.0
     scale = sx * sw / sy
     acc_max = amax_pre / (sx * sw) * HEADROOM + 1
     s = 0
     if pow2:  # the smallest s with 2^-s <= scale, i.e. s_y' = s_x s_w 2^s >= s_y
+        if sw.ndim:
+            raise ValueError("requant='shift' needs one weight scale per tensor")
         while s < 31 and 2.0 ** -s > scale:
             s += 1
-        m, sy = 1, sx * sw * 2.0 ** s
+        m, sy = 1, sx * float(sw) * 2.0 ** s
     else:
-        while s < 31 and round(scale * 2 ** (s + 1)) <= IMM_MAX and round(scale * 2 ** (s + 1)) * acc_max < 2 ** 31:
+        fits = lambda s: (np.round(scale * 2 ** s) <= IMM_MAX).all() and (np.round(scale * 2 ** s) * acc_max < 2 ** 31).all()
+        while s < 31 and fits(s + 1):
             s += 1
-        m = max(1, round(scale * 2 ** s))
-    o = wq.shape[0] if conv else wq.shape[-1]
+        m = np.maximum(1, np.round(scale * 2 ** s)).astype(np.int64)
+        m = int(m) if m.ndim == 0 or (m == m.flat[0]).all() else m  # one multiplier: an ALU immediate
+        if not isinstance(m, int) and m.size == 1:
+            m = int(m.flat[0])
+    o = call.args[1].value.shape[0] if conv else call.args[1].value.shape[-1]
     b = np.round(ch.bias / (sx * sw)) if ch.bias is not None else np.zeros(o)
-    b = np.clip(b + (round(2 ** (s - 1) / m) if s else 0), -2 ** 31, 2 ** 31 - 1).astype(np.int32)  # no silent wrap
-    if conv:
-        a = call.attrs
-        acc = op.nn.conv2d(xq, relax.const(wq), strides=a.strides, padding=a.padding, dilation=a.dilation,
-                           groups=a.groups, data_layout="NCHW", kernel_layout="OIHW", out_dtype="int32")
-        b = b.reshape(1, -1, 1, 1)
-    else:
-        acc = op.matmul(xq, relax.const(wq), out_dtype="int32")
-    t = op.add(acc, relax.const(b))
+    b = np.clip(b + (np.round(2 ** (s - 1) / np.asarray(m, np.float64)) if s else 0), -2 ** 31, 2 ** 31 - 1
+                ).astype(np.int32)  # no silent wrap
+    shape = (1, -1, 1, 1) if conv else (-1,)
+    t = op.add(acc, relax.const(b.reshape(shape)))
     if not pow2:
-        t = op.right_shift(op.multiply(t, relax.const(m, "int32")), relax.const(s, "int32"))
+        mc = relax.const(m, "int32") if isinstance(m, int) else relax.const(m.astype(np.int32).reshape(shape))
+        t = op.right_shift(op.multiply(t, mc), relax.const(s, "int32"))
     elif s:  # no multiply: the kernel's epilogue has no ALU MUL
         t = op.right_shift(t, relax.const(s, "int32"))
-    lo = -128 if ch.lo is None else 0
-    hi = 127 if ch.hi is None else min(127, int(np.floor(ch.hi / sy)))
+    lo = -(hi_b + 1) if ch.lo is None else 0
+    hi = hi_b if ch.hi is None else min(hi_b, int(np.floor(ch.hi / sy)))
     return op.astype(op.clip(t, lo, hi), "int8"), sy
