@@ -183,3 +183,30 @@ def test_analytical_model_agrees_with_simulator_in_modes():
     for mem in ("INP", "WGT", "ACC"):  # packed and compressed bytes exact
         np.testing.assert_array_equal(r["dram_read_by_mem"][mem], [s.dram_read_bytes.get(mem, 0) for s in stats])
     np.testing.assert_array_equal(r["macs"], [s.macs for s in stats])
+
+
+def test_compiled_models_run_each_layer_in_its_mode():
+    """compile(precision=, sparsity=) on a flexible core: every layer runs in the fastest mode that computes its
+    quantisation exactly, with the same outputs as the int8 core (the quantised graph is the same; that graph is
+    checked against a numpy interpreter in tests/test_precision_options.py)."""
+    from test_precision_options import Small, interpret
+
+    torch.manual_seed(0)
+    net = Small().eval()
+    x = torch.randn(1, 1, 8, 8)
+    cal = [(torch.randn(1, 1, 8, 8).numpy(),) for _ in range(8)]
+    prec, sp = {"conv2d_1": (2, 8), "conv2d_2": (4, 4), "dense_0": (4, 8)}, {"conv2d_2": "2:4", "dense_0": "2:4"}
+    flex = tc.compile(net, HW, example_inputs=(x,), calibration=cal, precision=prec, sparsity=sp, progress=False)
+    int8 = tc.compile(net, "vta_default", example_inputs=(x,), calibration=cal, precision=prec, sparsity=sp,
+                      progress=False)
+    got = {n: d["hw_mode"] for n, d in flex.layer_modes.items()}
+    assert got == {"conv2d_0": "w8a8", "conv2d_1": "w2a8", "conv2d_2": "w4a4s", "dense_0": "w4a8s"}
+    assert {d["hw_mode"] for d in int8.layer_modes.values()} == {"w8a8"}
+    from tvm_codesign import model as Mdl
+    from tvm_codesign.frontend import quantize as Q
+    graph = Q._main(Mdl._quantized(net, None, (x,), cal, "alu", {}, prec, sp, None))  # what both compiled
+    for _ in range(2):
+        xi = torch.randn(1, 1, 8, 8).numpy()
+        y = flex(xi)
+        np.testing.assert_array_equal(y, int8(xi))
+        np.testing.assert_array_equal(y, interpret(graph, xi))

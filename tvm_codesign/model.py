@@ -325,7 +325,8 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
                  "inputs": Signature.of(main, info["index_bounds"], info["quantised"]).inputs,
                  "layer_modes": {n: m.to_dict() for n, m in info["modes"].items()}}
         kernels = len({wl for wl, _ in _layer_counts(main)})
-        mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels))(mod)
+        mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels),
+                      info["modes"])(mod)
         bar.step("lowering and building")
         executable = tvm.compile(mod, target="llvm")
         kernels = offloaded(mod)
@@ -334,9 +335,10 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
         for k in kernels:  # which kernel runs each layer (None: on the CPU)
             for n in k.get("layers", ()):
                 if n in facts["layer_modes"]:
-                    facts["layer_modes"][n]["kernel"] = k["name"]
+                    facts["layer_modes"][n].update(kernel=k["name"], hw_mode=k["mode"])
         for d in facts["layer_modes"].values():
             d.setdefault("kernel", None)
+            d.setdefault("hw_mode", None)
         bar.step("loading")
         facts["compile_s"] = 0.0
         cm = CompiledModel(executable, cfg, facts, mod)

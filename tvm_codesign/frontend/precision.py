@@ -16,20 +16,11 @@ import re
 
 from tvm.ir.expr import Constant
 
+from ..hardware.modes import Mode  # noqa: F401 (a layer's mode: weight / activation bits, 2:4)
+
 W_BITS = (8, 4, 2)
 A_BITS = (8, 4)
 SPARSITY = ("2:4",)
-
-
-@dataclasses.dataclass(frozen=True)
-class Mode:
-    """How one layer runs: weight and activation (input) bits, 2:4 weight sparsity."""
-    w_bits: int = 8
-    a_bits: int = 8
-    sparse: bool = False
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 INT8 = Mode()

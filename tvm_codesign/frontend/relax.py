@@ -26,6 +26,7 @@ from ..schedules.groups import kernel_workload
 from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.workload import Workload
+from ..hardware import modes as M
 from . import epilogue, macs
 
 OFFLOADED_OPS = ("relax.nn.conv2d", "relax.matmul")  # the ops whose calls ``workload_of`` may take
@@ -138,7 +139,7 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
 
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
           bias: np.ndarray | None = None) -> relax.Expr:
-    key = (hash(bb), wl, kn)  # hash: the C++ builder (each callback gets a new Python wrapper)
+    key = (hash(bb), wl, kn, cfg.mode)  # hash: the C++ builder (each callback gets a new Python wrapper)
     kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
         k, source = pick(kwl, cfg, knobs(kwl, cfg) if callable(knobs) else None)
@@ -188,12 +189,19 @@ def workload_of(call: relax.Call) -> Workload | None:
     return None  # vectors, broadcast batch dims
 
 
-def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tvm.transform.Pass:
+def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes: dict | None = None) -> tvm.transform.Pass:
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
     constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick a layer's schedule
     (a Knobs, or None for the default)."""
     cfg = AcceleratorConfig.load(config)
     cache: dict = {}
+    modes = modes or {}
+
+    def cfg_of(core):
+        """The mode view a named layer runs on: the fastest mode of the hardware that computes its quantisation
+        exactly (hardware/modes.py: runnable); unnamed and int8 layers run w8a8."""
+        need = modes.get(names.get((hash(core.args[0]), hash(core.args[1]))))
+        return cfg if need is None else cfg.with_mode(M.runnable(cfg, need))
 
     fused: dict = {}  # astype input var -> epilogue.Fused, for the module being legalized
     cores: set = set()  # (data, weight) of fused convs/matmuls: emitted with their epilogue instead
@@ -216,14 +224,14 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None) -> tv
         wl = workload_of(call)
         if wl is None or (hash(call.args[0]), hash(call.args[1])) in cores:
             return call  # TVM's default CPU legalization (dead code once the fused epilogue replaces it)
-        return named(call, _emit(bb, cfg, wl, call.args[0], call.args[1], call.op.name == "relax.matmul", call,
-                                 knobs, cache))
+        return named(call, _emit(bb, cfg_of(call), wl, call.args[0], call.args[1], call.op.name == "relax.matmul",
+                                 call, knobs, cache))
 
     def legalize_astype(bb, call):
         f = fused.get(call.args[0])
         if f is None:
             return call
-        return named(f.core, _emit(bb, cfg, f.workload, f.core.args[0], f.core.args[1],
+        return named(f.core, _emit(bb, cfg_of(f.core), f.workload, f.core.args[0], f.core.args[1],
                                    f.core.op.name == "relax.matmul", call, knobs, cache, f.bias))
 
     legalize = relax.transform.LegalizeOps(customize_legalize_map={
@@ -264,5 +272,7 @@ def offloaded(mod: tvm.IRModule) -> list[dict]:
                         "source": str(a["tvm_codesign.schedule_source"]) if "tvm_codesign.schedule_source" in a
                         else None,
                         "layer": json.loads(str(a["tvm_codesign.layer"])) if "tvm_codesign.layer" in a else None,
-                        "layers": json.loads(str(a[LAYERS])) if LAYERS in a else []})
+                        "layers": json.loads(str(a[LAYERS])) if LAYERS in a else [],
+                        "mode": M.label(json.loads(str(a["tvm_codesign.config"])).get("mode", ""))
+                        if "tvm_codesign.config" in a else "w8a8"})
     return out

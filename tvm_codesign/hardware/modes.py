@@ -40,6 +40,9 @@ class Mode:
         """Products per 8-bit multiplier slot per cycle: (8 / W) * (8 / A), x 2 when 2:4 sparse."""
         return (8 // self.w_bits) * (8 // self.a_bits) * (2 if self.sparse else 1)
 
+    def to_dict(self) -> dict:
+        return {"w_bits": self.w_bits, "a_bits": self.a_bits, "sparse": self.sparse}
+
     @property
     def name(self) -> str:
         return "" if (self.w_bits, self.a_bits, self.sparse) == (8, 8, False) else \
@@ -84,6 +87,14 @@ def supported(hw) -> tuple[str, ...]:
     """Every mode of the hardware behind ``hw`` (a view's hardware has the same ``gemm_min_bits`` and
     ``sparse_2_4``): all W, A >= gemm_min_bits, each also 2:4 sparse if supported."""
     return _supported(hw.gemm_min_bits, hw.sparse_2_4)
+
+
+def runnable(hw, need: Mode) -> str:
+    """The fastest mode of hardware ``hw`` that computes a layer quantised as ``need`` exactly: weights and
+    activations at least as wide, 2:4 sparse only if the layer's weights are. "" (w8a8) always qualifies."""
+    ok = [m for m in supported(hw) if parse(m).w_bits >= need.w_bits and parse(m).a_bits >= need.a_bits
+          and (need.sparse or not parse(m).sparse)]
+    return max(ok, key=lambda m: (parse(m).factor, -parse(m).w_bits - parse(m).a_bits))
 
 
 def check(cfg) -> None:

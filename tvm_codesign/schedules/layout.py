@@ -33,8 +33,8 @@ def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
     Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
     = w[o, c, i, j]) gives the same sums with fewer padded blocks: the folded workload, or None if no gain
-    (or a grouped conv)."""
-    if wl.kind != "conv2d" or wl.kw == 1 or wl.groups > 1:
+    (or a grouped conv, or a 2:4 sparse mode: its groups of 4 run along the user's input channels)."""
+    if wl.kind != "conv2d" or wl.kw == 1 or wl.groups > 1 or cfg.mode_spec.sparse:
         return None
     blocks = lambda c: -(-c // cfg.block_in)
     if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
