@@ -249,6 +249,31 @@ def layers(model, *, input_shapes=None, example_inputs=None, calibration=None, r
                                             precision=precision, sparsity=sparsity, weight_scales=weight_scales)))
 
 
+def named_layers(model, *, input_shapes=None, example_inputs=None, calibration=None, requant="alu") -> list:
+    """[(layer name, Workload), ...] of the accelerator layers, one per layer in program order, named as
+    ``compile(precision=...)`` and ``profile()`` name them (frontend/precision.py): what per-layer precision
+    search needs (identical shapes stay separate layers; each may get its own precision)."""
+    mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
+    main = Q._main(mod)
+    known = set(map(str, mod.attrs[Q.LAYERS])) if mod.attrs is not None and Q.LAYERS in mod.attrs else set()
+    fused = epilogue.find(main, workload_of)
+    cores = {f.core for f in fused.values()}
+    var_of = {bd.value: bd.var for block in main.body.blocks for bd in block.bindings}
+    out = []
+    for block in main.body.blocks:
+        for bd in block.bindings:
+            if bd.var in fused:
+                core, wl = fused[bd.var].core, fused[bd.var].workload
+            elif getattr(getattr(bd.value, "op", None), "name", None) in Q.TARGET_OPS and bd.value not in cores:
+                core, wl = bd.value, workload_of(bd.value)
+            else:
+                continue
+            name = var_of[core].name if core in var_of else None
+            if wl is not None and name in known:
+                out.append((name, wl))
+    return out
+
+
 def _layer_counts(main: relax.Function) -> list:
     fused = epilogue.find(main, workload_of)
     cores = {f.core for f in fused.values()}
