@@ -14,8 +14,8 @@ from tvm_codesign import tasks
 from tvm_codesign.tasks import brackets, cache, digits, train
 
 # int8 through the simulator may lose at most this many points of top-1 against fp32 on the held-out split
-MAX_DROP_POINTS = {"digits": 1.0, "brackets": 1.5}
-MIN_FP32 = {"digits": 0.97, "brackets": 0.97}
+MAX_DROP_POINTS = {"digits": 1.0, "brackets": 1.0}  # measured: 0.0 and 0.0
+MIN_FP32 = {"digits": 0.97, "brackets": 0.97}  # measured: 0.992 and 0.998
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,15 @@ def test_cache_trains_once_and_recovers_from_corruption(tmp_path, monkeypatch):
     assert tasks.load("digits", cache_dir=tmp_path).meta["key"] != t1.meta["key"]
 
 
+def test_unwritable_cache_warns_and_still_trains(tmp_path, monkeypatch):
+    monkeypatch.setitem(tasks.TASKS, "digits", _Quick)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.warns(RuntimeWarning, match="cannot write the weights cache"):
+        t = tasks.load("digits", cache_dir=blocker / "cache")  # its parent is a file: mkdir fails
+    assert t.meta["trained"] and _same(t.model, tasks.load("digits", cache_dir=tmp_path / "ok").model)
+
+
 class _Quick:
     """The digits task with a one-epoch recipe on 128 images (the cache test trains it several times)."""
     RECIPE = dict(digits.RECIPE, epochs=1)
@@ -153,10 +162,10 @@ def test_trained_fp32_accuracy(trained, name):
         assert acc == (t.model(torch.from_numpy(x)).argmax(1).numpy() == y).mean()
 
 
-@pytest.mark.parametrize("name", ["digits", "brackets"])
-def test_int8_through_simulator_keeps_accuracy(trained, name):
+@pytest.mark.parametrize("name, batch", [("digits", 1), ("brackets", 16)])
+def test_int8_through_simulator_keeps_accuracy(trained, name, batch):
     t = _task(trained, name)
-    cm = t.compile("vta_default", progress=False)
+    cm = t.compile("vta_default", batch=batch, progress=False)
     assert cm.offloaded_mac_fraction == 1.0
     int8, fp32 = t.accuracy(cm), t.fp32_accuracy()
     assert 100 * (fp32 - int8) <= MAX_DROP_POINTS[name], (fp32, int8)
@@ -178,8 +187,8 @@ def test_accuracy_feeds_the_compiled_batch(trained):
     assert abs(t.accuracy(cm) - t.fp32_accuracy()) <= MAX_DROP_POINTS["digits"] / 100
     # any callable: batch given, or 1
     fp32 = lambda x: t.model(torch.from_numpy(x)).detach().numpy()
-    assert t.accuracy(fp32, batch=7) == t.accuracy(fp32) == t.fp32_accuracy()
-    assert t.accuracy(fp32, limit=50) == t.fp32_accuracy(limit=50)
+    assert t.accuracy(fp32, batch=7) == t.fp32_accuracy()
+    assert t.accuracy(fp32, limit=20) == t.fp32_accuracy(limit=20)  # batch 1
 
 
 def test_cli_prints_one_json_line(trained, capsys):

@@ -4,7 +4,8 @@ Files live in ``$TVM_CODESIGN_CACHE/tasks`` (else ``$XDG_CACHE_HOME/tvm_codesign
 ``~/.cache/tvm_codesign/tasks``), named ``<task>-<key>.pt``; the key hashes the recipe, the source of the task's
 module and of the training loop, and the torch version, so a changed recipe or code trains anew. Writes go to
 a temporary file renamed into place; a file lock keeps concurrent processes from training the same task twice.
-A file that cannot be read or does not match is retrained with a warning.
+A file that cannot be read or does not match is retrained with a warning; a cache that cannot be written
+warns and the trained weights are used without being kept.
 """
 from __future__ import annotations
 
@@ -54,15 +55,26 @@ def read(path: Path, want_key: str) -> dict | None:
         return None
 
 
-def write(path: Path, state: dict, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+def write(path: Path, state: dict, meta: dict) -> bool:
+    """Save atomically; False (with a warning) if the directory cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        warnings.warn(f"tvm_codesign.tasks: cannot write the weights cache {path.parent} ({e}); the trained weights "
+                      "are used but not kept (set $TVM_CODESIGN_CACHE to a writable directory)", RuntimeWarning,
+                      stacklevel=3)
+        return False
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"state": state, "meta": meta}, f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide the cache from other users of the machine
         os.replace(tmp, path)
+        return True
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -72,13 +84,14 @@ def write(path: Path, state: dict, meta: dict) -> None:
 @contextlib.contextmanager
 def locked(path: Path):
     """An exclusive lock on ``path``.lock (POSIX), so concurrent loads of one task train it once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # not POSIX: no lock, the atomic rename still keeps the file whole
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(str(path) + ".lock", "a")
+    except (ImportError, OSError):  # not POSIX or not writable: no lock (``write`` warns if it cannot write)
         yield
         return
-    with open(str(path) + ".lock", "a") as f:
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
