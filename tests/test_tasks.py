@@ -117,6 +117,7 @@ def test_cache_trains_once_and_recovers_from_corruption(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         assert not tasks.load("digits", cache_dir=tmp_path).meta["trained"]
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [path.name]
+    assert tasks.load("digits", cache_dir=tmp_path, retrain=True).meta["trained"]
     # another recipe is another file
     monkeypatch.setattr(_Quick, "RECIPE", dict(_Quick.RECIPE, seed=1))
     assert tasks.load("digits", cache_dir=tmp_path).meta["key"] != t1.meta["key"]

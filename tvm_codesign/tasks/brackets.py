@@ -2,9 +2,9 @@
 
 Tokens: 1 = "(", 0 = ")". Half of every split is balanced words (random arrangements of 12 "(" and 12 ")",
 kept when the depth never drops below 0). The other half is unbalanced: 1/2 near misses (a balanced word with one
-"()" at depth 0 turned into ")(", so the depth dips to -1 once and ends at 0; from the words that have one), 1/4 random arrangements of 12 and
-12 that are not balanced, 1/4 random strings with unequal counts. Counting alone decides only the last kind; the
-near misses need the running depth at every position. Train, calibration and held-out splits are drawn with
+"()" at depth 0 turned into ")(", so the depth dips to -1 once and ends at 0; from the words that have one),
+1/4 random arrangements of 12 and 12 that are not balanced, 1/4 random strings with unequal counts. Counting
+alone decides only the last kind (62.5 % at best); the near misses need the running depth at every position. Train, calibration and held-out splits are drawn with
 their own seeds, and held-out and calibration strings that also occur in training are dropped.
 
 The model: token + learned position embeddings (d_model 32), two pre-norm encoder layers (2 heads, causal

@@ -35,7 +35,10 @@ def key(name: str, recipe: dict, *modules) -> str:
     h = hashlib.sha256(json.dumps({"task": name, "recipe": recipe, "torch": torch.__version__},
                                   sort_keys=True).encode())
     for m in modules:
-        h.update(inspect.getsource(m).encode())
+        try:
+            h.update(inspect.getsource(m).encode())
+        except (OSError, TypeError):  # no source shipped (bytecode only): the recipe and versions decide
+            h.update(m.__name__.encode())
     return h.hexdigest()[:16]
 
 
@@ -50,8 +53,9 @@ def read(path: Path, want_key: str) -> dict | None:
             raise ValueError("not a weights file of this recipe")
         return blob
     except Exception as e:  # noqa: BLE001 - any unreadable file is retrained, never a crash
-        warnings.warn(f"tvm_codesign.tasks: cached weights {path} unusable ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                      "retraining", RuntimeWarning, stacklevel=3)
+        why = (str(e).splitlines() or [""])[0][:200]
+        warnings.warn(f"tvm_codesign.tasks: cached weights {path} unusable ({type(e).__name__}: {why}); retraining",
+                      RuntimeWarning, stacklevel=3)
         return None
 
 
