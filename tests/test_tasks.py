@@ -171,6 +171,11 @@ def test_int8_through_simulator_keeps_accuracy(trained, name, batch):
     int8, fp32 = t.accuracy(cm), t.fp32_accuracy()
     assert 100 * (fp32 - int8) <= MAX_DROP_POINTS[name], (fp32, int8)
     trained[name, "int8"] = t.predict(cm)
+    x = t.heldout[0][:batch]  # int8 logits: near fp32's but not fp32's (the layers really ran quantised)
+    out = cm(x)
+    with torch.no_grad():
+        ref = t.model(torch.from_numpy(x)).numpy()
+    assert not np.allclose(out, ref, rtol=0, atol=1e-4) and np.corrcoef(out.ravel(), ref.ravel())[0, 1] > 0.99
 
 
 def test_accuracy_feeds_the_compiled_batch(trained):
