@@ -15,7 +15,14 @@ run found (``best_known``; edge is too large to enumerate here), and the evaluat
 search's best (as a fraction of the budget; median and worst seed; never reaching it counts as infinite and
 prints null).
 (2) iso space (enumerable): exhaustive optimum vs model and xgboost given 2 % of the feasible configs: relative
-gap of their best (worst over the two objectives). Last line with --json: one JSON object.
+gap of their best (worst over the two objectives).
+(3) the precision co-design space (tuner/precision.py: iso hardware x six core kinds x per-layer w8/4/2 a8/4 dense
+or 2:4 on ResNet-18's 21 named layers; ``precision_space_size``), accuracy budget 1 point of the per-layer
+sensitivity estimate (random weights: top-1 agreement with fp32 on 64 random inputs, cached in /tmp): model
+(prior-ordered hardware + exact knapsack), random (rejection on the estimate) and NSGA-II at ``--precision-budget``
+network evaluations, ``--seeds`` seeds: best feasible EDP and the hypervolume of (latency, energy) of the feasible
+points (reference: 1.1 x the worst feasible point any run found, normalised by its box). ``edp_gain_vs_random``:
+median over seeds of random's best EDP / model's. Last line with --json: one JSON object.
 """
 from __future__ import annotations
 
@@ -53,8 +60,14 @@ def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--precision-budget", type=int, default=200)
+    ap.add_argument("--only", choices=["hardware", "precision"], default=None, help="run one part")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    if a.only == "precision":
+        res = precision_space(a.precision_budget, a.seeds)
+        print(json.dumps(res))
+        return res
     layers = resnet18_layers()
     scored = {sp: len(Pool(DesignSpace.load(sp))) for sp in ("edge", "iso")}  # what the prior scores
     runs = []
@@ -99,8 +112,55 @@ def main() -> dict:
                 "exhaustive_gap": max(e["model"]["gap"] for e in iso.values()),
                 "xgboost_exhaustive_gap": max(e["xgboost"]["gap"] for e in iso.values()),
                 "runs": runs, "iso": iso})
+    if a.only is None:
+        res.update(precision_space(a.precision_budget, a.seeds))
     print(json.dumps(res))
     return res
+
+
+def _hypervolume(points: list, ref: tuple) -> float:
+    """Area dominated by (latency, energy) points below ``ref``, normalised by the reference box."""
+    pts = sorted({(min(x, ref[0]), min(y, ref[1])) for x, y in points})
+    hv, best_y = 0.0, ref[1]
+    for i, (x, y) in enumerate(pts):
+        if y < best_y:
+            nxt = ref[0]
+            hv += (nxt - x) * (best_y - y)
+            best_y = y
+    return hv / (ref[0] * ref[1])
+
+
+def precision_space(budget: int, seeds: int) -> dict:
+    from _common import resnet18_drops
+    from tvm_codesign.tuner import precision as P, precision_search as PS
+    layers, drops = resnet18_drops()
+    space, costs = DesignSpace.load("iso"), P.Costs()
+    runs = []
+    for seed in range(seeds):
+        row = {"seed": seed}
+        for s in ("model", "random", "nsga2"):
+            p = P.Problem(space, layers, drops, 1.0, seed, costs=costs)
+            recs, spent = PS.SEARCHES[s](p, budget, seed)
+            row[s] = {"best_edp": recs[0]["edp"] if recs else None, "feasible": len(recs), "evaluations": spent,
+                      "points": [(r["latency_s"], r["energy_j"]) for r in recs]}
+        runs.append(row)
+        print(json.dumps({"seed": seed, **{s: {k: v for k, v in row[s].items() if k != "points"}
+                                           for s in ("model", "random", "nsga2")}}), flush=True)
+    allpts = [pt for r in runs for s in ("model", "random", "nsga2") for pt in r[s]["points"]]
+    ref = (1.1 * max(x for x, _ in allpts), 1.1 * max(y for _, y in allpts))
+    out = {"precision_space_size": P.Problem(space, layers, drops, 1.0).size, "precision_budget": budget,
+           "precision_layers": len(layers)}
+    for s in ("model", "random", "nsga2"):
+        out[f"precision_{s}_hypervolume_median"] = _median([_hypervolume(r[s]["points"], ref) for r in runs])
+        out[f"precision_{s}_best_edp_median"] = _median([r[s]["best_edp"] or math.inf for r in runs])
+    gains = [(r["random"]["best_edp"] or math.inf) / r["model"]["best_edp"] for r in runs]
+    gn = [(r["nsga2"]["best_edp"] or math.inf) / r["model"]["best_edp"] for r in runs]
+    fin = lambda x: x if math.isfinite(x) else None  # noqa: E731
+    out.update(edp_gain_vs_random=fin(_median(gains)), edp_gain_vs_random_worst=fin(min(gains)),
+               edp_gain_vs_nsga2=fin(_median(gn)),
+               precision_runs=[{k: (v if k == "seed" else {a: b for a, b in v.items() if a != "points"})
+                                for k, v in r.items()} for r in runs])
+    return out
 
 
 if __name__ == "__main__":

@@ -64,8 +64,14 @@ def main(argv=None) -> TuneResult:
                     "plots)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    ap.add_argument("--max-accuracy-drop", type=float, default=None, metavar="POINTS",
+                    help="co-design per-layer precision and 2:4 sparsity too (tuner/precision_run.py), keeping the "
+                         "held-out top-1 within POINTS of int8: --model must be a built-in task (digits, brackets); "
+                         "--strategy model, random or nsga2; --budget counts network evaluations")
     argv = sys.argv[1:] if argv is None else list(argv)
     a = ap.parse_args(argv)
+    if a.max_accuracy_drop is not None:
+        return _precision(ap, a)
     shown = warnings.showwarning  # a warning is one "warning: ..." line, not a source location and a code line
     warnings.showwarning = lambda message, *_, **__: print(f"warning: {message}", file=sys.stderr)
     try:
@@ -108,6 +114,31 @@ def main(argv=None) -> TuneResult:
                           "best": {k: {f: r[f] for f in ("point", "latency_s", "energy_j", "area_mm2", "edp")}
                                    for k, r in b.items()},
                           "baseline": {f: base[f] for f in ("latency_s", "energy_j", "area_mm2", "edp")}}))
+    return res
+
+
+def _precision(ap, a) -> dict:
+    from .tuner.precision_run import tune_precision
+    if a.strategy not in ("model", "random", "nsga2"):
+        ap.exit(2, f"error: --max-accuracy-drop searches with --strategy model, random or nsga2, not {a.strategy}\n")
+    if a.max_accuracy_drop < 0:
+        ap.exit(2, f"error: --max-accuracy-drop must be >= 0 points, got {a.max_accuracy_drop}\n")
+    try:
+        res = tune_precision(a.model, a.space, a.max_accuracy_drop, a.budget, a.strategy, a.seed, a.out, a.run)
+    except (CodesignError, ValueError, OSError) as e:
+        ap.exit(2, f"error: {e}\n")
+    b = res.get("best")
+    print(f"{res['run']}: {res['feasible']} feasible points of a {res['space_size']:.3g}-point space "
+          f"({res['evaluations']:.0f} network evaluations, {res['wall_s']:.0f} s); int8 top-1 {res['int8_accuracy']:.2f} %")
+    if b:
+        print(f"best verified: EDP {b['edp']:.3g} J s, latency {b['latency_s'] * 1e3:.3f} ms, energy "
+              f"{b['energy_j'] * 1e6:.2f} uJ, area {b['area_mm2']:.2f} mm^2, core {tuple(b['core'])}; top-1 "
+              f"{b['accuracy']:.2f} % (drop {b['drop']:.2f}, estimated {b['drop_estimate']:.2f}); modes {b['assign']}")
+    else:
+        print("no verified point within the accuracy budget (see the log)")
+    print(f"  log: {res['log']}")
+    if a.json:
+        print(json.dumps(res, default=float))
     return res
 
 

@@ -109,9 +109,11 @@ def knapsack(costs: np.ndarray, drops: np.ndarray, budget: float) -> np.ndarray 
     return np.array(out[::-1])
 
 
-def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float) -> tuple[dict, dict] | None:
-    """The quantisation of ``layers`` with the least EDP on ``hw`` whose estimated drop is within ``budget``:
-    (assignment, network result), or None if no layer has a schedule."""
+def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
+                    quant: tuple = QUANT) -> tuple[dict, dict] | None:
+    """The quantisation of ``layers`` (each one of ``quant``) with the least EDP on ``hw`` whose estimated drop is
+    within ``budget``: (assignment, network result), or None if no layer has a schedule."""
+    QUANT = quant  # noqa: N806
     lat = np.full((len(layers), len(QUANT)), np.inf)
     en = np.full_like(lat, np.inf)
     d = np.array([[drops[n][qname(q)] if qname(q) != "w8a8" else 0.0 for q in QUANT] for n, _ in layers])
@@ -126,7 +128,8 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float) 
     l0, e0 = lat[:, base].sum(), en[:, base].sum()
     best = None
     for w in WEIGHTS:
-        pick = knapsack(w * lat / l0 + (1 - w) * en / e0, d, budget)
+        cost = np.where(np.isfinite(lat) & np.isfinite(en), w * lat / l0 + (1 - w) * en / e0, np.inf)
+        pick = knapsack(np.nan_to_num(cost, nan=np.inf), d, budget)
         if pick is None:
             continue
         assign = {n: QUANT[j] for (n, _), j in zip(layers, pick)}
@@ -140,16 +143,22 @@ class Problem:
     """A precision co-design problem: hardware from ``space`` (its feasible points, ``Pool``) x ``CORES``, the
     named ``layers`` of one network, per-layer ``drops`` and an accuracy ``budget`` (points)."""
 
-    def __init__(self, space: DesignSpace, layers: list, drops: dict, budget: float, seed: int = 0):
+    def __init__(self, space: DesignSpace, layers: list, drops: dict, budget: float, seed: int = 0,
+                 cores: tuple = CORES, quant: tuple = QUANT, area_max: float | None = None, costs: Costs | None = None):
         self.pool = Pool(space, seed=seed)
         self.layers, self.drops, self.budget = layers, drops, budget
-        self.costs = Costs()
-        self.area_max = self.pool.limits["area_mm2_max"]
+        self.cores, self.quant = tuple(cores), tuple(quant)
+        self.costs = costs or Costs()
+        self.area_max = area_max if area_max is not None else self.pool.limits["area_mm2_max"]
         self._hw: dict = {}
 
     @property
     def size(self) -> float:
-        return space_size(len(self.pool), len(self.layers))
+        return len(self.pool) * len(self.cores) * float(len(self.quant)) ** len(self.layers)
+
+    def position(self, point: int) -> int:
+        """Pool position of a space point."""
+        return self.pool.position[int(point)]
 
     def hardware(self, i: int, core: int):
         """The flexible config of pool position ``i`` with core kind ``core`` (None if invalid or over limits)."""
@@ -157,7 +166,7 @@ class Problem:
         if key not in self._hw:
             base = self.pool.space.config(int(self.pool.points[i]))
             try:
-                hw = M.flexible(base, *CORES[core])
+                hw = M.flexible(base, *self.cores[core])
                 ok = physical.why_infeasible(hw) is None and (
                     self.area_max is None or physical.costs(hw)["area_mm2"]["total"] <= self.area_max)
             except Exception as e:  # noqa: BLE001 - a ConfigError of this combination: infeasible point
@@ -174,5 +183,6 @@ class Problem:
         r = self.costs.network(hw, self.layers, assign)
         r["drop_estimate"] = estimate(self.drops, assign)
         r["feasible"] = r["feasible"] and r["drop_estimate"] <= self.budget + 1e-9
-        r.update(point=int(self.pool.points[i]), core=CORES[core], assign={n: qname(q) for n, q in assign.items()})
+        r.update(point=int(self.pool.points[i]), core=self.cores[core],
+                 assign={n: qname(q) for n, q in assign.items()})
         return r

@@ -19,7 +19,7 @@ import logging
 import numpy as np
 
 from .network import Layer
-from .precision import CORES, QUANT, Problem, best_assignment, estimate
+from .precision import Problem, best_assignment, estimate
 
 
 def _spent(p: Problem, start: int) -> float:
@@ -31,13 +31,13 @@ def model_guided(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], 
     order = np.argsort(lat * en, kind="stable")
     start, out = p.costs.evals, []
     for i in order.tolist():
-        for core in range(len(CORES)):
+        for core in range(len(p.cores)):
             if _spent(p, start) >= budget:
                 return sorted(out, key=lambda r: r["edp"]), _spent(p, start)
             hw = p.hardware(i, core)
             if hw is None:
                 continue
-            best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget)
+            best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget, p.quant)
             if best is not None:
                 out.append(p.evaluate(i, core, best[0]))
     return sorted(out, key=lambda r: r["edp"]), _spent(p, start)
@@ -48,9 +48,9 @@ def random_search(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict],
     out, n = [], 0
     start = p.costs.evals
     while n < budget:
-        i, core = int(rng.integers(len(p.pool))), int(rng.integers(len(CORES)))
+        i, core = int(rng.integers(len(p.pool))), int(rng.integers(len(p.cores)))
         for _ in range(1000):
-            assign = {name: QUANT[int(rng.integers(len(QUANT)))] for name, _ in p.layers}
+            assign = {name: p.quant[int(rng.integers(len(p.quant)))] for name, _ in p.layers}
             if estimate(p.drops, assign) <= p.budget:
                 break
         else:
@@ -71,8 +71,8 @@ def nsga2(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], float]:
     for _ in range(int(budget)):
         t = study.ask()
         i = t.suggest_int("hw", 0, len(p.pool) - 1)
-        core = t.suggest_int("core", 0, len(CORES) - 1)
-        assign = {name: QUANT[t.suggest_int(name, 0, len(QUANT) - 1)] for name, _ in p.layers}
+        core = t.suggest_int("core", 0, len(p.cores) - 1)
+        assign = {name: p.quant[t.suggest_int(name, 0, len(p.quant) - 1)] for name, _ in p.layers}
         r = p.evaluate(i, core, assign)
         drop = estimate(p.drops, assign)
         built = "edp" in r  # hardware within the limits and every layer scheduled

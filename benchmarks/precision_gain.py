@@ -1,0 +1,142 @@
+"""Precision and sparsity co-design vs the best uniform-int8 co-design, at equal area and equal clock / DRAM interface.
+
+    python benchmarks/precision_gain.py [--json] [--space iso] [--budget 120] [--max-drop 1.0] [--plot out.png]
+
+Both searches run on the same design space (``iso``: vta_default's 100 MHz and 8 B/cycle interface, so clock and
+DRAM interface are equal) with the same model-guided search and budget (tuner/precision_search.py). The int8
+co-design: int8-only cores, every layer w8a8; its best EDP design sets the area budget of the mixed search (equal
+area: the mixed design's area <= it). The mixed co-design: six core kinds (gemm_min_bits 8/4/2, 2:4 or not) and
+per-layer w8/4/2 a8/4 dense or 2:4, under an accuracy budget.
+- digits (tvm_codesign.tasks): per-layer sensitivity measured on 512 training images (tuner/sensitivity.py); the
+  least-EDP mixed points are compiled and their held-out top-1 measured through the bit-exact simulator until one
+  is within --max-drop of the int8 design's (measured the same way): ``accuracy_drop_points``, ``int8_accuracy``,
+  ``best_accuracy`` are those measurements.
+- ResNet-18 224 (random weights, as every ResNet-18 figure here): latency and energy gains; its accuracy is the
+  sensitivity estimate only (top-1 agreement with fp32 on 64 random inputs: there is no labelled data), stated so.
+Keys (last line): latency_gain, energy_gain, edp_gain, accuracy_drop_points, int8_accuracy, best_accuracy (digits),
+resnet18_latency_gain, resnet18_energy_gain, resnet18_drop_estimate, areas, the chosen hardware and modes, and the
+accuracy-vs-EDP front (digits, measured) for the plot.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from tvm_codesign import model as Mdl
+from tvm_codesign import models, tasks
+from tvm_codesign.hardware.space import DesignSpace
+from tvm_codesign.tuner import precision as P, precision_run as R, sensitivity as S
+
+
+def _gains(b8: dict, bm: dict) -> dict:
+    return {"latency_gain": b8["latency_s"] / bm["latency_s"], "energy_gain": b8["energy_j"] / bm["energy_j"],
+            "edp_gain": b8["edp"] / bm["edp"], "int8_area_mm2": b8["area_mm2"], "best_area_mm2": bm["area_mm2"]}
+
+
+def digits(space, budget, max_drop, seed, front_budgets, limit=None) -> dict:
+    t0 = time.perf_counter()
+    task = tasks.load("digits")
+    layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
+    names = [n for n, _ in layers]
+    xt, yt = task.splits["train"]
+    calib_x = np.concatenate([c[0] for c in task.calibration])
+    sens = S.measure(task.model, names, calib_x, xt[:512], yt[:512])
+    drops = R.drops_of(sens, names)
+    costs = P.Costs()
+    b8, p8 = R.int8_baseline(space, layers, budget, costs, seed)
+    hw8 = p8.hardware(p8.position(b8["point"]), 0)
+    int8_acc = 100.0 * task.accuracy(task.compile(hw8), limit=limit)
+    recs, pm = R.search(space, layers, drops, max_drop, budget, "model", seed, area_max=b8["area_mm2"], costs=costs)
+    best = R.verify(task, pm, recs, int8_acc, max_drop, limit=limit)
+    front = []
+    for d in front_budgets:  # accuracy vs EDP: the least-EDP verified design at each accuracy budget
+        rs, pf = R.search(space, layers, drops, d, budget, "model", seed, area_max=b8["area_mm2"], costs=costs)
+        v = R.verify(task, pf, rs, int8_acc, float("inf"), limit=limit, tries=1) if rs else None
+        if v:
+            front.append({"budget": d, "drop_estimate": v["drop_estimate"], "accuracy": v["accuracy"], "edp": v["edp"],
+                          "latency_s": v["latency_s"], "energy_j": v["energy_j"]})
+    out = {"int8_accuracy": int8_acc, "fp32_accuracy": sens.fp32_accuracy, "sensitivity_s": sens.seconds,
+           "int8": _row(b8), "front": front, "layers": len(layers), "space_size_log10": float(np.log10(pm.size))}
+    if best is None:
+        out.update(best=None, accuracy_drop_points=None, best_accuracy=None, latency_gain=None, energy_gain=None)
+    else:
+        out.update(_gains(b8, best), best=_row(best), accuracy_drop_points=best["drop"],
+                   best_accuracy=best["accuracy"], drop_estimate=best["drop_estimate"])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def resnet18(space, budget, max_drop, seed) -> dict:
+    t0 = time.perf_counter()
+    net = models.BUILTIN["resnet18"]()
+    rng = np.random.default_rng(0)
+    calib = [(rng.standard_normal((1, 3, 224, 224)).astype(np.float32),) for _ in range(4)]
+    layers = Mdl.named_layers(net, calibration=calib)
+    names = [n for n, _ in layers]
+    sens = S.measure(net, names, np.concatenate([c[0] for c in calib]),
+                     rng.standard_normal((64, 3, 224, 224)).astype(np.float32), None, batch=16)
+    drops = R.drops_of(sens, names)
+    costs = P.Costs()
+    b8, _ = R.int8_baseline(space, layers, budget, costs, seed)
+    recs, _ = R.search(space, layers, drops, max_drop, budget, "model", seed, area_max=b8["area_mm2"], costs=costs)
+    bm = recs[0]
+    g = _gains(b8, bm)
+    return {"resnet18_" + k: v for k, v in g.items()} | {
+        "resnet18_drop_estimate": bm["drop_estimate"], "resnet18_metric": sens.metric, "resnet18_int8": _row(b8),
+        "resnet18_best": _row(bm), "resnet18_sensitivity_s": sens.seconds, "resnet18_wall_s": time.perf_counter() - t0}
+
+
+def _row(r: dict) -> dict:
+    keep = ("point", "core", "latency_s", "energy_j", "edp", "area_mm2", "drop_estimate", "accuracy", "drop",
+            "assign", "hw_modes")
+    return {k: r[k] for k in keep if k in r}
+
+
+def plot(front: list, int8: dict, int8_acc: float, path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot([f["edp"] * 1e9 for f in front], [f["accuracy"] for f in front], "o-", label="mixed precision / 2:4")
+    for f in front:
+        ax.annotate(f"budget {f['budget']:g}", (f["edp"] * 1e9, f["accuracy"]), fontsize=7, xytext=(4, -8),
+                    textcoords="offset points")
+    ax.plot([int8["edp"] * 1e9], [int8_acc], "s", color="k", label="best int8 co-design")
+    ax.set_xscale("log")
+    ax.set_xlabel("EDP (nJ s), digits CNN, iso space")
+    ax.set_ylabel("held-out top-1 (%), simulator")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--space", default="iso")
+    ap.add_argument("--budget", type=float, default=120, help="network evaluations per search")
+    ap.add_argument("--max-drop", type=float, default=1.0, help="top-1 points vs the int8 design")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--front", default="0,0.5,1,2,4", help="accuracy budgets of the accuracy-vs-EDP front")
+    ap.add_argument("--no-resnet", action="store_true")
+    ap.add_argument("--plot", default=None, help="write the accuracy-vs-EDP front here (png)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    space = DesignSpace.load(a.space)
+    out = {"space": a.space, "budget": a.budget, "max_drop": a.max_drop}
+    out.update(digits(space, a.budget, a.max_drop, a.seed, [float(v) for v in a.front.split(",")]))
+    if not a.no_resnet:
+        out.update(resnet18(space, a.budget, a.max_drop, a.seed))
+    if a.plot and out["front"]:
+        plot(out["front"], out["int8"], out["int8_accuracy"], a.plot)
+    if not a.json:
+        for k, v in out.items():
+            print(f"{k:28s} {v}")
+    print(json.dumps(out, default=float))
+    return out
+
+
+if __name__ == "__main__":
+    main()

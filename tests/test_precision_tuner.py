@@ -1,0 +1,98 @@
+"""The precision co-design search (tuner/precision.py, precision_search.py, precision_run.py): the knapsack against
+brute force, layer costs against the analytical model per mode, searches keep the accuracy budget, the CLI's
+errors."""
+import itertools
+
+import numpy as np
+import pytest
+
+from tvm_codesign.costmodel import analytical as A
+from tvm_codesign.hardware import modes as M
+from tvm_codesign.hardware.config import AcceleratorConfig
+from tvm_codesign.hardware.space import DesignSpace
+from tvm_codesign.schedules.groups import kernel_workload
+from tvm_codesign.schedules.knobs import Knobs
+from tvm_codesign.schedules.workload import Workload
+from tvm_codesign.tuner import precision as P, precision_run as R, precision_search as S
+
+LAYERS = [("conv2d_0", Workload.conv2d(1, 32, 14, 14, 32, 3, 1, 1)), ("conv2d_1", Workload.conv2d(1, 32, 14, 14, 64, 3, 2, 1)),
+          ("dense_0", Workload.dense(1, 1024, 64))]
+
+
+def _drops(seed=0):
+    rng = np.random.default_rng(seed)
+    return {n: {P.qname(q): (0.0 if q == M.Mode() else float(rng.uniform(-0.2, 0.8))) for q in P.QUANT}
+            for n, _ in LAYERS}
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_knapsack_is_exact(seed):
+    rng = np.random.default_rng(seed)
+    cost = rng.uniform(1, 10, (4, 5))
+    cost[rng.random((4, 5)) < 0.1] = np.inf
+    cost[:, 0] = rng.uniform(5, 10, 4)
+    drop = np.round(rng.uniform(0, 0.6, (4, 5)), 2)
+    drop[:, 0] = 0
+    budget = float(rng.uniform(0.3, 1.5))
+    pick = P.knapsack(cost, drop, budget)
+    best = min((sum(cost[i, j] for i, j in enumerate(c)), c) for c in itertools.product(range(5), repeat=4)
+               if sum(drop[i, j] for i, j in enumerate(c)) <= budget + 1e-9)
+    assert sum(cost[i, j] for i, j in enumerate(pick)) == pytest.approx(best[0])
+    assert sum(drop[i, j] for i, j in enumerate(pick)) <= budget + 1e-9
+    assert P.knapsack(cost + np.inf, drop, budget) is None
+
+
+def test_layer_costs_are_the_analytical_model_in_the_runnable_mode():
+    hw = M.flexible(AcceleratorConfig.load("vta_default"), 4, True)
+    costs = P.Costs()
+    q = M.Mode(2, 8, True)        # 2-bit weights run in w4a8s on a 4-bit core
+    assert M.runnable(hw, q) == "w4a8s"
+    r = costs.network(hw, LAYERS, {"conv2d_0": q})
+    assert r["hw_modes"] == {"conv2d_0": "w4a8s", "conv2d_1": "w8a8", "dense_0": "w8a8"}
+    view = hw.with_mode("w4a8s")
+    wl = kernel_workload(LAYERS[0][1], view)
+    from tvm_codesign.tuner import network
+    k, fig = network._pick(wl, view, "tuned")
+    direct = A.evaluate(A.columns([(wl, view, Knobs(**k))]))["cycles"][0]
+    assert costs.layer(hw, LAYERS[0][1], "w4a8s")["cycles"] == pytest.approx(direct)
+    # a narrower quantisation never runs slower than w8a8 on the same hardware with its best schedule
+    for name, w in LAYERS:
+        assert costs.layer(hw, w, "w4a8s")["cycles"] <= costs.layer(hw, w, "")["cycles"] * 1.05
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return P.Problem(DesignSpace.load("small"), LAYERS, _drops(), 0.6)
+
+
+@pytest.mark.parametrize("strategy", ["model", "random", "nsga2"])
+def test_searches_keep_the_budget(problem, strategy):
+    recs, spent = S.SEARCHES[strategy](problem, 12, seed=1)
+    assert spent <= 12 + len(P.QUANT)  # the model's last knapsack may finish past the budget
+    for r in recs:
+        assert r["feasible"] and r["drop_estimate"] <= 0.6 + 1e-9
+        assert r["drop_estimate"] == pytest.approx(P.estimate(problem.drops, {n: M.parse(M.canonical(q))
+                                                                            for n, q in r["assign"].items()}))
+        assert r["area_mm2"] <= problem.area_max
+    assert [r["edp"] for r in recs] == sorted(r["edp"] for r in recs)
+
+
+def test_model_guided_beats_its_int8_start(problem):
+    recs, _ = S.model_guided(problem, 30, seed=0)
+    int8 = problem.evaluate(problem.position(recs[0]["point"]), 0, {})  # same base hardware, int8 core, all w8a8
+    assert int8["feasible"] and recs[0]["edp"] <= int8["edp"]
+
+
+def test_compile_options_of_an_assignment():
+    assert R.compile_options({"conv2d_0": "w4a4s", "dense_0": "w8a8"}) == {
+        "precision": {"conv2d_0": (4, 4), "dense_0": (8, 8)}, "sparsity": {"conv2d_0": "2:4"}}
+
+
+def test_cli_needs_a_task(tmp_path):
+    import importlib
+    tune = importlib.import_module("tvm_codesign.tune")
+    with pytest.raises(SystemExit) as e:
+        tune.main(["--model", "resnet18", "--max-accuracy-drop", "1", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        tune.main(["--model", "digits", "--max-accuracy-drop", "1", "--strategy", "exhaustive", "--out", str(tmp_path)])

@@ -1,0 +1,129 @@
+"""A precision co-design run: search (tuner/precision_search.py) under an accuracy budget, then verify.
+
+    python -m tvm_codesign.tune --model digits --space iso --max-accuracy-drop 1.0 --budget 200
+
+The model is a built-in trained task (``tvm_codesign.tasks``: ``digits``, ``brackets``). Per-layer sensitivity is
+measured once on the task's training data (tuner/sensitivity.py); the search ranks points by that estimate; then
+the least-EDP points are compiled with their precision and sparsity on their hardware and their top-1 measured on
+the held-out split through the bit-exact simulator, least EDP first, until one is within the budget. Every point
+goes to the log with ``source: estimate``, every verified one again with ``source: simulator``. The drop is
+against the int8 model on the best int8 co-design's hardware (``int8_baseline``, measured the same way).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..hardware import modes as M
+from ..hardware.space import DesignSpace
+from . import precision as P
+from .precision_search import SEARCHES
+
+
+def drops_of(sens, names: list[str]) -> dict:
+    """{layer: {quant label: drop points}} of a ``Sensitivity`` for the searched layers."""
+    return {n: {P.qname(q): float(sens.get(n, q)) for q in P.QUANT} for n in names}
+
+
+def compile_options(assign: dict) -> dict:
+    """``compile``'s precision / sparsity arguments for an assignment {layer: quant label}."""
+    prec, sp = {}, {}
+    for n, lbl in assign.items():
+        m = M.parse(M.canonical(lbl))
+        prec[n] = (m.w_bits, m.a_bits)
+        if m.sparse:
+            sp[n] = "2:4"
+    return {"precision": prec, "sparsity": sp or None}
+
+
+def int8_baseline(space: DesignSpace, layers: list, budget: float, costs: P.Costs, seed: int = 0) -> tuple[dict, P.Problem]:
+    """The best uniform-int8 co-design (int8-only cores, every layer w8a8) by EDP, with the same search."""
+    p = P.Problem(space, layers, {n: {"w8a8": 0.0} for n, _ in layers}, 0.0, seed, cores=((8, False),),
+                  quant=(M.Mode(),), costs=costs)
+    recs, _ = SEARCHES["model"](p, budget, seed)
+    if not recs:
+        raise ValueError(f"no feasible int8 design in space {space.name!r}")
+    return recs[0], p
+
+
+def search(space: DesignSpace, layers: list, drops: dict, max_drop: float, budget: float, strategy: str = "model",
+           seed: int = 0, area_max: float | None = None, costs: P.Costs | None = None) -> tuple[list, P.Problem]:
+    p = P.Problem(space, layers, drops, max_drop, seed, area_max=area_max, costs=costs)
+    recs, spent = SEARCHES[strategy](p, budget, seed)
+    for r in recs:
+        r["evaluations"] = spent
+    return recs, p
+
+
+def verify(task, problem: P.Problem, records: list, reference_accuracy: float, max_drop: float, log=None,
+           limit: int | None = None, tries: int = 5) -> dict | None:
+    """Measure the top-1 of ``records`` (least EDP first) through the simulator until one is within ``max_drop``
+    of ``reference_accuracy``: that record (with ``accuracy``, ``drop`` measured), or None after ``tries``."""
+    for r in records[:tries]:
+        hw = problem.hardware(problem.position(r["point"]), problem.cores.index(tuple(r["core"])))
+        cm = task.compile(hw, **compile_options(r["assign"]))
+        acc = 100.0 * task.accuracy(cm, limit=limit)  # points, as the budget
+        r.update(accuracy=acc, drop=reference_accuracy - acc, source="simulator")
+        if log is not None:
+            log.write(r)
+        if r["drop"] <= max_drop + 1e-9:
+            return r
+    return None
+
+
+class Log:
+    """JSON lines: one per evaluated point (``source: estimate``) and per verified one (``source: simulator``)."""
+
+    def __init__(self, path: Path | None):
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+
+    def write(self, r: dict) -> None:
+        if self.path:
+            row = {k: v for k, v in r.items() if k != "hw_modes"} | {"time": round(time.time(), 3)}
+            row.setdefault("source", "estimate")
+            with self.path.open("a") as f:
+                f.write(json.dumps(row, default=float) + "\n")
+
+
+def tune_precision(task_name: str, space="iso", max_drop: float = 1.0, budget: float = 200, strategy: str = "model",
+                   seed: int = 0, out_dir=".", run: str | None = None, verify_tries: int = 5,
+                   limit: int | None = None) -> dict:
+    """The CLI's precision co-design (``--max-accuracy-drop``): returns a summary (also the log's last lines)."""
+    from .. import model as Mdl, tasks
+    from . import pareto, sensitivity as S
+    import numpy as np
+    t0 = time.perf_counter()
+    if task_name not in tasks.TASKS:
+        raise ValueError(f"--max-accuracy-drop needs a model with labelled data to measure accuracy on: a built-in "
+                         f"task ({', '.join(tasks.TASKS)}), got {task_name!r}")
+    sp = space if isinstance(space, DesignSpace) else DesignSpace.load(space)
+    run = run or f"{task_name}-{sp.name}-precision-{strategy}-s{seed}"
+    logdir = Path(out_dir) / "autotune_logs"
+    log = Log(logdir / f"{run}.jsonl")
+    task = tasks.load(task_name)
+    layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
+    names = [n for n, _ in layers]
+    xt, yt = task.splits["train"]
+    sens = S.measure(task.model, names, np.concatenate([c[0] for c in task.calibration]), xt[:512], yt[:512])
+    sens.save(logdir / f"{run}_sensitivity.json")
+    recs, prob = search(sp, layers, drops_of(sens, names), max_drop, budget, strategy, seed)
+    for r in recs:
+        log.write(r)
+    int8_acc = 100.0 * task.accuracy(task.compile("vta_default"), limit=limit)  # int8 numerics: any hardware
+    best = verify(task, prob, recs, int8_acc, max_drop, log, limit, verify_tries) if recs else None
+    vals = np.array([[r["edp"], r["drop_estimate"]] for r in recs]) if recs else np.zeros((0, 2))
+    front = [recs[i] for i in pareto.front(vals)] if len(recs) else []
+    summary = {"run": run, "task": task_name, "space": sp.name, "strategy": strategy, "max_accuracy_drop": max_drop,
+               "space_size": prob.size, "evaluations": recs[0]["evaluations"] if recs else budget,
+               "feasible": len(recs), "front": len(front), "int8_accuracy": int8_acc,
+               "sensitivity_s": round(sens.seconds, 1), "wall_s": round(time.perf_counter() - t0, 1),
+               "log": str(log.path)}
+    if best is not None:
+        summary.update(best={k: best[k] for k in ("point", "core", "latency_s", "energy_j", "edp", "area_mm2",
+                                                  "drop_estimate", "accuracy", "drop", "assign")},
+                       config=prob.hardware(prob.position(best["point"]), prob.cores.index(tuple(best["core"]))).to_dict())
+    return summary
