@@ -35,6 +35,15 @@ class Net(nn.Module):
         return self.fc(torch.relu(self.bn(self.c2(x))).flatten(1))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small models run far faster on one torch thread on a loaded machine (thread wake-ups dominate)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def digits():
     """Net trained on sklearn's digits (deterministic, a few seconds): (model, calibration, eval x, eval y)."""
@@ -47,16 +56,11 @@ def digits():
     m = Net()
     opt = torch.optim.Adam(m.parameters(), 3e-3)
     xt, yt = torch.tensor(X[tr]), torch.tensor(y[tr])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(12):
-            for b in range(0, 1400, 200):
-                opt.zero_grad()
-                nn.functional.cross_entropy(m(xt[b:b + 200]), yt[b:b + 200]).backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(12):
+        for b in range(0, 1400, 200):
+            opt.zero_grad()
+            nn.functional.cross_entropy(m(xt[b:b + 200]), yt[b:b + 200]).backward()
+            opt.step()
     return m.eval(), X[tr[:64]], X[te], y[te]
 
 
@@ -149,7 +153,8 @@ def test_model_restored(digits, fq):
 def test_measure_table(digits, fq):
     """Drops against all-w8a8 from full (uncached) forward passes; w8a8 rows are 0; labels or agreement."""
     m, cal, x, y = digits
-    s = S.measure(m, None, cal, x, y, batch=50, fq=fq)
+    s = S.measure(m, None, cal, x, y, batch=50, fq=fq, threads=2)
+    assert torch.get_num_threads() == 1
     assert s.layers == fq.names and s.modes[0] == "w8a8" and len(s.modes) == 12 and s.metric == "top1"
     top1 = lambda a: 100.0 * float((fq.logits(x, a).argmax(1).numpy() == y).mean())
     assert s.int8_accuracy == pytest.approx(top1({})) and s.fp32_accuracy > 90

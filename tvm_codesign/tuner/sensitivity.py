@@ -249,12 +249,22 @@ class Sensitivity:
 
 
 def measure(model: nn.Module, layers_names=None, calib_x=None, eval_x=None, eval_y=None, modes=QUANT_MODES,
-            batch: int = 64, fq: FakeQuant | None = None) -> Sensitivity:
+            batch: int = 64, fq: FakeQuant | None = None, threads: int | None = None) -> Sensitivity:
     """Quantise each layer of ``layers_names`` (None: all) alone at each mode (others at w8a8) and measure the
     top-1 drop against all-w8a8 on ``eval_x`` (with ``eval_y``: labels; without: agreement with fp32's argmax)
     and the KL divergence of the outputs from fp32. One forward pass per (layer, mode) and batch, the layers
-    before the quantised one served from the w8a8 pass's cache."""
-    t0 = time.perf_counter()
+    before the quantised one served from the w8a8 pass's cache. ``threads``: torch's intra-op threads meanwhile
+    (1 is far faster for small models on a loaded machine: thread wake-ups dominate)."""
+    t0, before = time.perf_counter(), torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0) -> Sensitivity:
     fq = fq or FakeQuant(model, calib_x)
     names = list(fq.names if layers_names is None else layers_names)
     bad = [n for n in names if n not in fq.names]
