@@ -90,18 +90,19 @@ def test_layer_mapping_follows_call_order(digits, fq):
 
 def test_w8a8_close_to_compiled_int8(digits, fq):
     """All-w8a8 fake quantisation against the compiled w8a8 model (simulator): same top-1 on every image here,
-    and within 3 % relative L2 of the logits (the compiled model's output requantisation and integer
-    rescaling are not modelled; the measured gap is ~1 %), closer to it than the float model is."""
+    and within 2 % relative L2 of the logits (the compiled model's output requantisation and integer
+    rescaling are not modelled; measured 0.7 %, the float model 1.2 %), closer to it than the float model."""
     m, cal, x, _ = digits
     sim = tc.compile(m, calibration=[(cal,)], precision="w8a8", progress=False)(x[:64])
     f8, f32 = fq.logits(x[:64]).numpy(), fq.logits(x[:64], fp32=True).numpy()
-    assert rel(f8, sim) < 0.03 and rel(f8, sim) < rel(f32, sim)
+    assert rel(f8, sim) < 0.02 and rel(f8, sim) < rel(f32, sim)
     assert (f8.argmax(1) == sim.argmax(1)).mean() >= 0.98
 
 
 def test_layer_mode_matches_compiled_layer(digits, fq):
     """conv2d_1 at w2a4 in fake quantisation is the compiled model's conv2d_1 at w2a4: far closer to it than
-    the same mode on another layer or all-w8a8 (checks names and the 2-bit / 4-bit numerics together)."""
+    the same mode on another layer or all-w8a8 (checks names and the 2-bit / 4-bit numerics together; measured
+    4.9 % relative L2 against 74 % and 71 %)."""
     m, cal, x, _ = digits
     sim = tc.compile(m, calibration=[(cal,)], precision={"conv2d_1": (2, 4)}, sparsity={"conv2d_1": "2:4"},
                      progress=False)(x[:64])
@@ -109,7 +110,7 @@ def test_layer_mode_matches_compiled_layer(digits, fq):
     right = rel(fq.logits(x[:64], {"conv2d_1": mode}).numpy(), sim)
     wrong = rel(fq.logits(x[:64], {"conv2d_0": mode}).numpy(), sim)
     base = rel(fq.logits(x[:64]).numpy(), sim)
-    assert right < 0.5 * min(wrong, base), (right, wrong, base)
+    assert right < 0.2 * min(wrong, base), (right, wrong, base)
 
 
 def test_sparse_mode_prunes_2_of_4(digits, fq):
@@ -185,6 +186,9 @@ def test_save_load_round_trip(tmp_path):
                       32, 2.5)
     p = s.save(tmp_path / "sens.json")
     assert S.Sensitivity.load(p) == s and json.loads(p.read_text())["drop"] == [[0.0, 1.25]]
+    (tmp_path / "bad.json").write_text(json.dumps({"layers": ["conv2d_0"]}))
+    with pytest.raises(ValueError, match="not a sensitivity table.*modes"):
+        S.Sensitivity.load(tmp_path / "bad.json")
 
 
 class Functional(nn.Module):

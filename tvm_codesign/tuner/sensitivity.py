@@ -200,10 +200,6 @@ class FakeQuant:
                 del mod.forward
 
 
-def _top1(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (logits.argmax(1) == target).sum()
-
-
 def _kl(ref: torch.Tensor, q: torch.Tensor) -> float:
     """Summed KL(softmax(ref) || softmax(q)) over the rows."""
     lp, lq = F.log_softmax(ref.double(), 1), F.log_softmax(q.double(), 1)
@@ -224,21 +220,17 @@ class Sensitivity:
     n_eval: int
     seconds: float
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Sensitivity":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
-
     def save(self, path) -> Path:
-        p = Path(path)
-        p.write_text(json.dumps(self.to_dict(), indent=1))
-        return p
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1))
+        return Path(path)
 
     @classmethod
     def load(cls, path) -> "Sensitivity":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        d = json.loads(Path(path).read_text())
+        missing = [f.name for f in dataclasses.fields(cls) if not isinstance(d, dict) or f.name not in d]
+        if missing:
+            raise ValueError(f"{path}: not a sensitivity table (no {', '.join(missing)})")
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
 
     def get(self, layer: str, mode: Mode, what: str = "drop") -> float:
         if layer not in self.layers:
@@ -281,13 +273,13 @@ def _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0)
         y = ref.argmax(1) if eval_y is None else torch.as_tensor(np.asarray(eval_y[b:b + batch]))
         cache = {}
         base = fq.logits(xb, record=cache)
-        fp_hits += float(_top1(ref, y))
-        base_hits += float(_top1(base, y))
+        fp_hits += float((ref.argmax(1) == y).sum())
+        base_hits += float((base.argmax(1) == y).sum())
         base_kl += _kl(ref, base)
         for i, n in enumerate(names):
             for j, m in enumerate(modes):
                 out = base if m == W8A8 else fq.logits(xb, {n: m}, reuse=cache, upto=first[n])
-                hits[i, j] += float(_top1(out, y))
+                hits[i, j] += float((out.argmax(1) == y).sum())
                 kls[i, j] += _kl(ref, out)
     pct = 100.0 / len(x)
     return Sensitivity(names, [label(m.name) for m in modes], ((base_hits - hits) * pct).tolist(),
