@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tvm_codesign import tasks
-from tvm_codesign.tasks import brackets, cache, digits, train
+from tvm_codesign.tasks import brackets, cache, digits
 
 # int8 through the simulator may lose at most this many points of top-1 against fp32 on the held-out split
 MAX_DROP_POINTS = {"digits": 1.0, "brackets": 1.0}  # measured: 0.0 and 0.0

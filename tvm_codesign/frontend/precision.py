@@ -11,7 +11,6 @@ at a_bits, its second at w_bits). ``sparsity``: None, ``"2:4"`` for every layer 
 """
 from __future__ import annotations
 
-import dataclasses
 import re
 
 from tvm.ir.expr import Constant

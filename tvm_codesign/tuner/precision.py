@@ -42,11 +42,6 @@ def qname(q: M.Mode) -> str:
     return M.label(q.name)
 
 
-def space_size(n_hw: int, n_layers: int) -> float:
-    """Points of the joint space: hardware configs x cores x per-layer quantisations (log10 when huge)."""
-    return n_hw * len(CORES) * float(len(QUANT)) ** n_layers
-
-
 class Costs:
     """Best-schedule latency / energy of (hardware, layer workload, hardware mode), cached; ``evals`` counts
     layer evaluations actually computed."""
@@ -113,16 +108,15 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
                     quant: tuple = QUANT) -> tuple[dict, dict] | None:
     """The quantisation of ``layers`` (each one of ``quant``) with the least EDP on ``hw`` whose estimated drop is
     within ``budget``: (assignment, network result), or None if no layer has a schedule."""
-    QUANT = quant  # noqa: N806
-    lat = np.full((len(layers), len(QUANT)), np.inf)
+    lat = np.full((len(layers), len(quant)), np.inf)
     en = np.full_like(lat, np.inf)
-    d = np.array([[drops[n][qname(q)] if qname(q) != "w8a8" else 0.0 for q in QUANT] for n, _ in layers])
+    d = np.array([[drops[n][qname(q)] if qname(q) != "w8a8" else 0.0 for q in quant] for n, _ in layers])
     for i, (name, wl) in enumerate(layers):
-        for j, q in enumerate(QUANT):
+        for j, q in enumerate(quant):
             fig = costs.layer(hw, wl, M.runnable(hw, q))
             if fig is not None:
                 lat[i, j], en[i, j] = fig["cycles"], fig["energy_pj"]
-    base = QUANT.index(M.Mode())
+    base = quant.index(M.Mode())
     if not np.isfinite(lat[:, base]).all():
         return None
     l0, e0 = lat[:, base].sum(), en[:, base].sum()
@@ -132,7 +126,7 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
         pick = knapsack(np.nan_to_num(cost, nan=np.inf), d, budget)
         if pick is None:
             continue
-        assign = {n: QUANT[j] for (n, _), j in zip(layers, pick)}
+        assign = {n: quant[j] for (n, _), j in zip(layers, pick)}
         r = costs.network(hw, layers, assign)
         if r["feasible"] and (best is None or r["edp"] < best[1]["edp"]):
             best = (assign, r)

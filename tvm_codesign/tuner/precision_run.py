@@ -62,7 +62,7 @@ def verify(task, problem: P.Problem, records: list, reference_accuracy: float, m
     of ``reference_accuracy``: that record (with ``accuracy``, ``drop`` measured), or None after ``tries``."""
     for r in records[:tries]:
         hw = problem.hardware(problem.position(r["point"]), problem.cores.index(tuple(r["core"])))
-        cm = task.compile(hw, **compile_options(r["assign"]))
+        cm = task.compile(hw, progress=False, **compile_options(r["assign"]))
         acc = 100.0 * task.accuracy(cm, limit=limit)  # points, as the budget
         r.update(accuracy=acc, drop=reference_accuracy - acc, source="simulator")
         if log is not None:
@@ -108,7 +108,7 @@ def tune_precision(task_name: str, space="iso", max_drop: float = 1.0, budget: f
     layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
     names = [n for n, _ in layers]
     xt, yt = task.splits["train"]
-    sens = S.measure(task.model, names, np.concatenate([c[0] for c in task.calibration]), xt[:512], yt[:512])
+    sens = S.measure(task.model, names, np.concatenate([c[0] for c in task.calibration]), xt[:512], yt[:512], threads=1)
     sens.save(logdir / f"{run}_sensitivity.json")
     recs, prob = search(sp, layers, drops_of(sens, names), max_drop, budget, strategy, seed)
     for r in recs:
