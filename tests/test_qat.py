@@ -112,7 +112,7 @@ def test_compiled_qat_model_is_bit_exact():
     fine-tune, w2a4 with two 2:4 layers) and differs from the PTQ-only model."""
     m, x, y = small_data(256)
     cal = [(x[i:i + 16],) for i in range(0, 64, 16)]
-    kw = dict(calibration=cal, precision="w2a4", sparsity={"conv2d_1": "2:4", "dense_0": "2:4"})
+    kw = {"calibration": cal, "precision": "w2a4", "sparsity": {"conv2d_1": "2:4", "dense_0": "2:4"}}
     train = (x, y)
     cm = tc.compile(m, "vta_default", progress=False, train=train, qat_epochs=3, **kw)
     mod = M._quantized(m, None, None, cal, "alu", {}, kw["precision"], kw["sparsity"], None, train, 3)
@@ -165,3 +165,37 @@ def test_train_needs_a_torch_model():
             tc.compile(model, "vta_default", train=xy)
         with pytest.raises(TypeError, match="train= fine-tunes a torch.nn.Module"):
             M.layers(model, train=xy)
+
+
+class Functional(torch.nn.Module):
+    """A conv written with F.conv2d: a quantised layer that is no nn.Conv2d module."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.randn(4, 1, 3, 3))
+        self.fc = torch.nn.Linear(4 * 64, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(torch.nn.functional.conv2d(x, self.w, padding=1)).flatten(1))
+
+
+class Dense(torch.nn.Module):
+    """Per-pixel logits (batch, classes, h, w): not a classifier's (batch, classes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c = torch.nn.Conv2d(1, 10, 3, 1, 1)
+
+    def forward(self, x):
+        return self.c(x)
+
+
+@pytest.mark.parametrize("net,match", [(Functional, (r"layer 0 of the imported graph is conv2d_0 \(weight 4x1x3x3\) "
+                                                     r"but the model's 0-th .* is dense_0")),
+                                       (Dense, r"output is \(batch, classes\) logits; got shape \(2, 10, 8, 8\)")])
+def test_train_needs_module_layers_and_logits(net, match):
+    torch.manual_seed(0)
+    _, x, y = small_data()
+    with pytest.raises(ValueError, match=match):
+        tc.compile(net().eval(), "vta_default", calibration=[(x[:8],)], precision="w4a4", progress=False,
+                   train=(x, y))

@@ -6,6 +6,7 @@ accelerator (frontend/relax.py), everything else runs on the CPU through relax.V
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -215,7 +216,7 @@ def _check_qat(model, train, qat_epochs) -> None:
                         f"{type(model).__name__}: quantise it without train=, or fine-tune it in its framework")
 
 
-def _finetuned(model, mod, targets, modes, calibration, example_inputs, train, qat_epochs, per_channel):
+def _finetuned(model, targets, modes, calibration, example_inputs, train, qat_epochs, per_channel):
     """The fine-tuned copy of ``model`` (frontend/qat.py) if any conv2d / dense layer is low-bit or sparse, else
     None (with a warning that ``train`` is unused)."""
     from .frontend import qat
@@ -226,10 +227,13 @@ def _finetuned(model, mod, targets, modes, calibration, example_inputs, train, q
     x, y = qat.check_train(train, ex[0])
     names = PR.layer_names(targets)
     if all(modes is None or modes[n] == PR.INT8 for n in names if not n.startswith("matmul")):
-        import warnings
         warnings.warn("train= is unused: no conv2d / dense layer is below 8 bits or 2:4-sparse (give precision= or "
                       "sparsity=); the model is quantised without fine-tuning", UserWarning, stacklevel=4)
         return None
+    float_mm = [n for n in names if n.startswith("matmul") and modes[n] != PR.INT8]
+    if float_mm:
+        warnings.warn(f"train=: {', '.join(float_mm)} (matmuls of two activations, no module) stay float in the "
+                      "fine-tune; only the PTQ quantises them", UserWarning, stacklevel=4)
     graph = [(n, tuple(int(d) for d in bd.value.args[1].value.shape)[::1 if n.startswith("conv") else -1])
              for n, bd in zip(names, targets) if not n.startswith("matmul")]  # Relax dense weights are (in, out)
     qat.check_layers(qat.torch_layers(model, ex[0]), graph)
@@ -281,7 +285,7 @@ def _quantized(model, input_shapes, example_inputs, calibration, requant, info: 
             raise ValueError("the model has float conv2d/matmul layers: pass calibration=[inputs, ...] for "
                              "post-training int8 quantisation")
         per_channel = weight_scales != "tensor" and requant != "shift"
-        tuned = None if train is None else _finetuned(model, mod, targets, modes, calibration, example_inputs,
+        tuned = None if train is None else _finetuned(model, targets, modes, calibration, example_inputs,
                                                        train, qat_epochs, per_channel)
         if tuned is not None:  # quantise the fine-tuned copy: the same graph with new weights
             info["index_bounds"] = {}

@@ -130,7 +130,8 @@ def _clips(model, layers, modes, calib: torch.Tensor, batch: int = 64) -> list[f
     for second in (False, True):  # max|x| first, then the histograms over [-max, max]
         for b in range(0, len(calib), batch):
             seen = []
-            hooks = [m.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach())) for m in mods]
+            hooks = [m.register_forward_pre_hook(lambda mod, inp, seen=seen: seen.append(inp[0].detach()))
+                     for m in mods]
             try:
                 with torch.no_grad():
                     model(calib[b:b + batch])
