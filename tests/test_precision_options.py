@@ -268,7 +268,8 @@ def test_default_is_int8_unchanged():
     for (name, (_, wq)), w in zip(sorted(seen.items()), floats):
         w = w.detach().numpy().astype(np.float64)
         assert np.array_equal(wq, np.clip(np.round(w / (np.abs(w).max() / 127)), -127, 127).astype(np.int8)), name
-    assert cm.layer_modes == {n: {"w_bits": 8, "a_bits": 8, "sparse": False, "kernel": cm.layer_modes[n]["kernel"]}
+    assert cm.layer_modes == {n: {"w_bits": 8, "a_bits": 8, "sparse": False, "kernel": cm.layer_modes[n]["kernel"],
+                                  "hw_mode": "w8a8"}
                               for n in ("conv2d_0", "conv2d_1", "conv2d_2", "dense_0")}
     assert all(k["workload"]["out_dtype"] == "int8" and isinstance(k["workload"]["multiplier"], int)
                for k in cm.kernels) and cm.keep_masks == {}

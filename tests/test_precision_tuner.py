@@ -85,7 +85,7 @@ def test_model_guided_beats_its_int8_start(problem):
 
 def test_compile_options_of_an_assignment():
     assert R.compile_options({"conv2d_0": "w4a4s", "dense_0": "w8a8"}) == {
-        "precision": {"conv2d_0": (4, 4), "dense_0": (8, 8)}, "sparsity": {"conv2d_0": "2:4"}}
+        "precision": {"conv2d_0": (4, 4), "dense_0": (8, 8)}, "sparsity": {"conv2d_0": "2:4"}, "weight_scales": "tensor"}
 
 
 def test_cli_needs_a_task(tmp_path):
