@@ -24,7 +24,6 @@ Layer ``conv2d_i`` / ``dense_i`` is the i-th ``nn.Conv2d`` / ``nn.Linear`` call 
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import numpy as np
@@ -33,47 +32,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import lowbit
+from .torch_layers import deterministic, torch_layers
 
 EPOCHS, BATCH, LR = 5, 32, 3e-4  # defaults: see README (digits CNN, w2a4: the recovery and the time)
-
-
-@contextlib.contextmanager
-def deterministic(seed: int):
-    """One torch thread, deterministic algorithms, gradients on and a private RNG seeded with ``seed``; the
-    caller's thread count, flag and RNG state are restored."""
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]), torch.enable_grad():
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(det)
-
-
-def _is_layer(m) -> bool:
-    return (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward) or \
-        (isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward)
-
-
-def torch_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, nn.Module]]:
-    """(conv2d_i / dense_i, module) of the nn.Conv2d / nn.Linear calls of one forward pass, in order."""
-    calls = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp: calls.append(mod)) for m in model.modules() if _is_layer(m)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-    seen, out = {}, []
-    for m in calls:
-        k = "conv2d" if isinstance(m, nn.Conv2d) else "dense"
-        out.append((f"{k}_{seen.get(k, 0)}", m))
-        seen[k] = seen.get(k, 0) + 1
-    return out
 
 
 def check_layers(layers: list, graph: list[tuple[str, tuple]]) -> None:

@@ -6,25 +6,11 @@ torch settings. The same recipe on the same machine and torch build gives bit-id
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@contextlib.contextmanager
-def deterministic(seed: int):
-    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        torch.use_deterministic_algorithms(True)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(det)
+from ..frontend.torch_layers import deterministic  # noqa: F401 (tasks train under it)
 
 
 def fit(net: torch.nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch: int, lr: float, seed: int,

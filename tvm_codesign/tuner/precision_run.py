@@ -27,14 +27,16 @@ def drops_of(sens, names: list[str]) -> dict:
 
 
 def compile_options(assign: dict) -> dict:
-    """``compile``'s precision / sparsity arguments for an assignment {layer: quant label}."""
+    """``compile``'s precision / sparsity arguments for an assignment {layer: quant label}. Weight scales are per
+    tensor: the requantisation then stays fused in the accelerator's epilogue (one ALU immediate), as the layer costs
+    assume; per-channel scales would run it on the CPU from int32 results (frontend/requant.py)."""
     prec, sp = {}, {}
     for n, lbl in assign.items():
         m = M.parse(M.canonical(lbl))
         prec[n] = (m.w_bits, m.a_bits)
         if m.sparse:
             sp[n] = "2:4"
-    return {"precision": prec, "sparsity": sp or None}
+    return {"precision": prec, "sparsity": sp or None, "weight_scales": "tensor"}
 
 
 def int8_baseline(space: DesignSpace, layers: list, budget: float, costs: P.Costs, seed: int = 0) -> tuple[dict, P.Problem]:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..frontend import lowbit
+from ..frontend import torch_layers as TL
 from ..hardware.modes import Mode, label, parse
 
 QUANT_MODES = tuple(Mode(w, a, s) for s in (False, True) for w in (8, 4, 2) for a in (8, 4))
@@ -40,11 +41,6 @@ W8A8 = Mode()
 
 class LayerMappingError(ValueError):
     """The model's nn.Conv2d / nn.Linear calls are not the quantised layers of its imported graph."""
-
-
-def _is_layer(m) -> bool:
-    return (isinstance(m, nn.Conv2d) and type(m).forward is nn.Conv2d.forward) or \
-        (isinstance(m, nn.Linear) and type(m).forward is nn.Linear.forward)
 
 
 @dataclasses.dataclass
@@ -56,20 +52,7 @@ class Layer:
 
 def torch_layers(model: nn.Module, example: torch.Tensor) -> list[Layer]:
     """The nn.Conv2d / nn.Linear calls of one forward pass in order, named like precision.layer_names."""
-    calls = []
-    hooks = [m.register_forward_pre_hook(lambda mod, inp: calls.append(mod)) for m in model.modules() if _is_layer(m)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-    seen, out = {}, []
-    for m in calls:
-        k = "conv2d" if isinstance(m, nn.Conv2d) else "dense"
-        out.append(Layer(f"{k}_{seen.get(k, 0)}", m, m.weight.detach().double().numpy()))
-        seen[k] = seen.get(k, 0) + 1
-    return out
+    return [Layer(n, m, m.weight.detach().double().numpy()) for n, m in TL.torch_layers(model, example)]
 
 
 def relax_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple | None]]:
