@@ -431,6 +431,8 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
             d.setdefault("kernel", None)
             d.setdefault("hw_mode", None)
         bar.step("loading")
+        for k in kernels:  # decode each program now (plans, timing, race check), not on the first call
+            entry.BY_NAME[k["name"]].prepare()
         facts["compile_s"] = 0.0
         cm = CompiledModel(executable, cfg, facts, mod)
         cm.keep_masks = info["masks"]

@@ -72,7 +72,7 @@ def read(path) -> tuple:
                              "model again")
     register()  # the runtime function the kernels call
     for name, blob in blobs.items():
-        entry.restore(name, blob)
+        entry.restore(name, blob).prepare()  # decoded now, not on the first call
     with _native_stderr_quiet():
         lib = tvm.runtime.load_module(str(path / "vm.so"))
     cfg = AcceleratorConfig.from_dict(head.pop("config"))
