@@ -19,8 +19,8 @@ gap of their best (worst over the two objectives).
 (3) the precision co-design space (tuner/precision.py: iso hardware x six core kinds x per-layer w8/4/2 a8/4 dense
 or 2:4 on ResNet-18's 21 named layers; ``precision_space_size``), accuracy budget 1 point of the per-layer
 sensitivity estimate (random weights: top-1 agreement with fp32 on 64 random inputs, cached in /tmp): model
-(prior-ordered hardware + exact knapsack), random (rejection on the estimate) and NSGA-II at ``--precision-budget``
-network evaluations, ``--seeds`` seeds: best feasible EDP and the hypervolume of (latency, energy) of the feasible
+(prior-ordered hardware + exact knapsack; deterministic: the prior fixes its order, so its seeds agree), random
+(rejection on the estimate) and NSGA-II at ``--precision-budget`` network evaluations, ``--seeds`` seeds: best feasible EDP and the hypervolume of (latency, energy) of the feasible
 points (reference: 1.1 x the worst feasible point any run found, normalised by its box). ``edp_gain_vs_random``:
 median over seeds of random's best EDP / model's. Last line with --json: one JSON object.
 """
@@ -134,12 +134,12 @@ def precision_space(budget: int, seeds: int) -> dict:
     from _common import resnet18_drops
     from tvm_codesign.tuner import precision as P, precision_search as PS
     layers, drops = resnet18_drops()
-    space, costs = DesignSpace.load("iso"), P.Costs()
+    space = DesignSpace.load("iso")
     runs = []
     for seed in range(seeds):
         row = {"seed": seed}
-        for s in ("model", "random", "nsga2"):
-            p = P.Problem(space, layers, drops, 1.0, seed, costs=costs)
+        for s in ("model", "random", "nsga2"):  # a fresh layer-cost cache per run: no run spends another's work
+            p = P.Problem(space, layers, drops, 1.0, seed)
             recs, spent = PS.SEARCHES[s](p, budget, seed)
             row[s] = {"best_edp": recs[0]["edp"] if recs else None, "feasible": len(recs), "evaluations": spent,
                       "points": [(r["latency_s"], r["energy_j"]) for r in recs]}
