@@ -156,11 +156,13 @@ def test_a_program_runs_one_mode():
 
 
 def test_isa_encodes_the_mode():
-    cfg = HW.with_mode("w2a8s")
-    g = Gemm(uop_bgn=0, uop_end=1, mode=cfg.mode_index)
+    cfg = HW.with_mode("w2a2s")
+    g = Gemm(uop_bgn=0, uop_end=1, wgt_in=3, mode=cfg.mode_index)
     lay = cfg.isa_layout
     assert dict((n, w) for n, w, _ in lay.fields[Opcode.GEMM])["mode"] == (len(HW.modes) - 1).bit_length()
-    assert lay.decode(lay.encode(g)).mode == cfg.mode_index
+    # every mode's instructions and micro-ops decode with the hardware's one layout: the mode is readable first
+    d = HW.isa_layout.decode(lay.encode(g))
+    assert (d.mode, d.wgt_in) == (cfg.mode_index, 3) and cfg.uop_fields == HW.uop_fields
     # an int8-only core spends no bits on it
     assert dict((n, w) for n, w, _ in AcceleratorConfig.load("vta_default").isa_layout.fields[Opcode.GEMM])["mode"] == 0
 
@@ -210,3 +212,49 @@ def test_compiled_models_run_each_layer_in_its_mode():
         y = flex(xi)
         np.testing.assert_array_equal(y, int8(xi))
         np.testing.assert_array_equal(y, interpret(graph, xi))
+
+
+def test_2_4_storage_layout_is_pinned():
+    """Kept values first (row-major), then their 2-bit positions, little-endian within bytes."""
+    from types import SimpleNamespace
+    cfg = SimpleNamespace(block_out=2, block_in=4, batch=1, mode_spec=M.parse("w8a8s"), wgt_row_bytes=4)
+    w = np.zeros((1, 2, 4), np.int8)
+    w[0, 0, 0] = 5
+    assert P.encode(cfg, "wgt", w).tolist() == [[5, 0, 0, 0, 0b01000100]]  # positions (0, 1), (0, 1)
+    w[0, 1, 3], w[0, 1, 1] = -2, 7
+    assert P.encode(cfg, "wgt", w).tolist() == [[5, 0, 7, 254, 0b11010100]]  # (0, 1), (1, 3)
+    np.testing.assert_array_equal(P.decode(cfg, "wgt", P.encode(cfg, "wgt", w)), w)
+
+
+@pytest.mark.parametrize("wl,shape,axis", [
+    (Workload.conv2d(1, 6, 7, 5, 8, 3, 1, 1), ((1, 6, 7, 5), (8, 6, 3, 3)), 1),           # groups of 4 padded
+    (Workload.conv2d(1, 24, 6, 6, 32, 3, 1, 1, groups=4), ((1, 24, 6, 6), (32, 6, 3, 3)), 1),  # 6 per group
+    (Workload.dense(2, 10, 12), ((2, 10), (12, 10)), 1)])
+def test_sparse_odd_shapes(wl, shape, axis):
+    from tvm_codesign.frontend.lowbit import prune_2_4
+    cfg = HW.with_mode("w4a8s")
+    x, w = _rand(shape[0], 8), _rand(shape[1], 4)
+    w = prune_2_4(w.astype(np.float64), axis)[0].astype(np.int8)
+    out = tc.build(wl, config=cfg)(x, w)
+    if wl.kind == "conv2d":
+        ref = torch.nn.functional.conv2d(torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+                                         padding=1, groups=wl.groups).numpy()
+    else:
+        ref = x.astype(np.int64) @ w.astype(np.int64).T
+    np.testing.assert_array_equal(out.astype(np.int64), ref.astype(np.int64))
+
+
+def test_mode_programs_do_not_export_to_vta():
+    from tvm_codesign.hardware.vta_format import VtaLayout
+    with pytest.raises(ConfigError, match="VTA's format has no precision"):
+        VtaLayout.for_config(HW.with_mode("w8a4"))
+
+
+def test_a_narrow_row_on_a_wide_port_costs_a_whole_access():
+    """The flexible core's w8a8 reads a quarter of its widened input port per GEMM cycle and pays the whole access:
+    its SRAM energy per MAC is not below the int8-only core's."""
+    wl = Workload.conv2d(1, 64, 14, 14, 64, 3, 1, 1)
+    int8 = tc.build(wl, config=AcceleratorConfig.load("vta_default").replace(insn_bits=192)).time()
+    flex = tc.build(wl, config=HW).time()
+    for b in ("inp_sram", "wgt_sram"):
+        assert flex.energy_pj[b] / flex.macs >= int8.energy_pj[b] / int8.macs

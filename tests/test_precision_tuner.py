@@ -77,10 +77,48 @@ def test_searches_keep_the_budget(problem, strategy):
     assert [r["edp"] for r in recs] == sorted(r["edp"] for r in recs)
 
 
-def test_model_guided_beats_its_int8_start(problem):
-    recs, _ = S.model_guided(problem, 30, seed=0)
-    int8 = problem.evaluate(problem.position(recs[0]["point"]), 0, {})  # same base hardware, int8 core, all w8a8
-    assert int8["feasible"] and recs[0]["edp"] <= int8["edp"]
+def test_best_assignment_against_brute_force():
+    """Per hardware config: the latency-only weighting is exact (brute force over all 12^2 assignments of two
+    layers); the EDP pick is feasible and within the weightings' reach of the EDP optimum."""
+    hw = M.flexible(AcceleratorConfig.load("vta_default"), 2, True)
+    layers, drops, costs = LAYERS[:2], _drops(3), P.Costs()
+    best = P.best_assignment(costs, hw, layers, drops, 0.5)
+    rows = []
+    for qa in P.QUANT:
+        for qb in P.QUANT:
+            assign = {layers[0][0]: qa, layers[1][0]: qb}
+            if P.estimate(drops, assign) <= 0.5 + 1e-9:
+                rows.append(costs.network(hw, layers, assign))
+    assert P.estimate(drops, best[0]) <= 0.5 + 1e-9
+    assert best[1]["edp"] <= min(r["edp"] for r in rows) * 1.05
+    lat = np.array([[costs.layer(hw, wl, M.runnable(hw, q))["cycles"] for q in P.QUANT] for _, wl in layers])
+    d = np.array([[0.0 if q == M.Mode() else drops[n][P.qname(q)] for q in P.QUANT] for n, _ in layers])
+    pick = P.knapsack(lat, d, 0.5)
+    assert lat[0, pick[0]] + lat[1, pick[1]] == pytest.approx(min(r["latency_s"] for r in rows) * hw.clock_mhz * 1e6)
+
+
+def test_non_finite_drops_are_refused():
+    with pytest.raises(ValueError, match="finite"):
+        P.Problem(DesignSpace.load("small"), LAYERS, {"conv2d_0": {"w4a4": float("nan")}}, 1.0)
+
+
+def test_verify_measures_on_held_out_halves_and_logs_both_sources(tmp_path):
+    import json
+    from tvm_codesign import model as Mdl, tasks
+    task = tasks.load("digits")
+    layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
+    drops = {n: {P.qname(q): 0.0 for q in P.QUANT} for n, _ in layers}
+    recs, prob = R.search(DesignSpace.load("small"), layers, drops, 1.0, 2, "model")
+    log = R.Log(tmp_path / "run.jsonl")
+    for r in recs:
+        log.write(r)
+    ref = R.halves(task, task.compile("vta_default", progress=False), limit=60)
+    best = R.verify(task, prob, recs, ref, 100.0, log, limit=60, tries=1)
+    assert best is recs[0] and best["verified_tries"] == 1
+    assert 0 <= best["accuracy"] <= 100 and best["drop"] == pytest.approx(ref[1] - best["accuracy"])
+    rows = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in rows] == ["estimate"] * len(recs) + ["simulator"]
+    assert rows[-1]["assign"] == best["assign"]
 
 
 def test_compile_options_of_an_assignment():

@@ -123,8 +123,16 @@ def _precision(ap, a) -> dict:
         ap.exit(2, f"error: --max-accuracy-drop searches with --strategy model, random or nsga2, not {a.strategy}\n")
     if a.max_accuracy_drop < 0:
         ap.exit(2, f"error: --max-accuracy-drop must be >= 0 points, got {a.max_accuracy_drop}\n")
+    ignored = [f"--{k.replace('_', '-')}" for k, default in (
+        ("objectives", "latency,energy,area"), ("power_max", None), ("sram_max", None), ("resume", False),
+        ("no_write", False), ("input_shape", None), ("executor", "process"), ("ray_address", None))
+        if getattr(a, k) != default]
+    if ignored:
+        ap.exit(2, f"error: {', '.join(ignored)} not supported with --max-accuracy-drop (it minimises EDP under the "
+                   "accuracy budget; --area-max, --budget, --strategy, --seed, --out, --run apply)\n")
     try:
-        res = tune_precision(a.model, a.space, a.max_accuracy_drop, a.budget, a.strategy, a.seed, a.out, a.run)
+        res = tune_precision(a.model, a.space, a.max_accuracy_drop, a.budget, a.strategy, a.seed, a.out, a.run,
+                             area_max=a.area_max)
     except (CodesignError, ValueError, OSError) as e:
         ap.exit(2, f"error: {e}\n")
     b = res.get("best")
@@ -133,12 +141,14 @@ def _precision(ap, a) -> dict:
     if b:
         print(f"best verified: EDP {b['edp']:.3g} J s, latency {b['latency_s'] * 1e3:.3f} ms, energy "
               f"{b['energy_j'] * 1e6:.2f} uJ, area {b['area_mm2']:.2f} mm^2, core {tuple(b['core'])}; top-1 "
-              f"{b['accuracy']:.2f} % (drop {b['drop']:.2f}, estimated {b['drop_estimate']:.2f}); modes {b['assign']}")
-    else:
-        print("no verified point within the accuracy budget (see the log)")
+              f"{b['accuracy']:.2f} % on held-out images not used to choose (drop {b['drop']:.2f}; chosen at "
+              f"{b['drop_selection']:.2f} on the other half, estimated {b['drop_estimate']:.2f}); modes {b['assign']}")
     print(f"  log: {res['log']}")
     if a.json:
         print(json.dumps(res, default=float))
+    if not b:
+        print("no verified point within the accuracy budget (see the log)", file=sys.stderr)
+        sys.exit(1)
     return res
 
 

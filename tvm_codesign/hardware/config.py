@@ -130,6 +130,8 @@ class AcceleratorConfig:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 object.__setattr__(self, f, float(v))
         self._validate()
+        if self.mode:  # a mode view shares its hardware's instruction layout (checked when the hardware is built)
+            return
         _ = self.isa_layout  # raises ConfigError if an opcode does not fit insn_bits
         if not self.mode:
             for m in self.modes[1:]:  # every mode's view must be a valid config too (its ISA fields fit, ...)
@@ -236,10 +238,16 @@ class AcceleratorConfig:
 
     @property
     def uop_fields(self) -> tuple[int, int, int]:
-        """Micro-op index widths (dst=acc, src=inp or acc for ALU, wgt) in bits."""
+        """Micro-op index widths (dst=acc, src=inp or acc for ALU, wgt) in bits; a mode view uses its hardware's
+        (every mode's buffers are at most as deep as w8a8's, so one micro-op format serves them all)."""
+        inp, wgt = self.inp_depth, self.wgt_depth
+        if self.mode:  # the hardware's (w8a8) depths, from the fields: no hardware object while validating
+            bi = self.block_in // self.mode_spec.factor
+            inp = self.inp_buffer_bytes // (self.batch * bi * self.inp_bits // 8)
+            wgt = self.wgt_buffer_bytes // (self.block_out * bi * self.wgt_bits // 8)
         acc = (self.acc_depth - 1).bit_length()
-        src = max((self.inp_depth - 1).bit_length(), acc)
-        return acc, src, (self.wgt_depth - 1).bit_length()
+        src = max((inp - 1).bit_length(), acc)
+        return acc, src, (wgt - 1).bit_length()
 
     @property
     def uop_bytes(self) -> int:
@@ -300,8 +308,9 @@ class AcceleratorConfig:
 
     @cached_property
     def isa_layout(self) -> isa.IsaLayout:
-        """Per-opcode instruction field widths derived from this config."""
-        return isa.IsaLayout.for_config(self)
+        """Per-opcode instruction field widths derived from this config; a mode view uses its hardware's, so every
+        mode's instructions decode with one layout (the ``mode`` field at the same position)."""
+        return self.hardware.isa_layout if self.mode else isa.IsaLayout.for_config(self)
 
     # ----- identity and (de)serialisation -----------------------------------------------------
     def to_dict(self) -> dict:
@@ -317,7 +326,11 @@ class AcceleratorConfig:
                 raise ConfigError(k, RENAMED[k])
             if k not in known:
                 raise ConfigError(k, f"unknown field; known fields: {', '.join(sorted(known))}")
-        return cls(**d)
+        cfg = cls(**d)
+        if cfg.mode and cfg.hardware.with_mode(cfg.mode) != cfg:  # a view must be one its hardware makes
+            raise ConfigError("mode", f"{cfg.mode} view with block_in {cfg.block_in} is not a mode of its hardware "
+                              f"(block_in {cfg.hardware.block_in}); build views with with_mode")
+        return cfg
 
     def replace(self, **changes) -> "AcceleratorConfig":
         """A copy with some fields changed (validated). An ALU as wide as the vector stays as wide when

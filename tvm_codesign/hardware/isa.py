@@ -150,7 +150,7 @@ def from_fields(opcode: int, fields) -> "Load | Store | Gemm | Alu | Finish":
     opcode's class does not have are ignored."""
     op = Opcode(int(opcode))
     cls = INSN_CLASSES[op]
-    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__ if f in fields}
+    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__ if f != "mode" or f in fields}  # mode: 0 if absent
     for f in FLAG_NAMES + ("reset", "use_imm"):
         if f in kw:
             kw[f] = bool(kw[f])

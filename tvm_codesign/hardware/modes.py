@@ -112,6 +112,12 @@ def check(cfg) -> None:
         raise ConfigError("mode", f"{cfg.mode!r} needs gemm_min_bits <= {min(m.w_bits, m.a_bits)}"
                           + (" and sparse_2_4" if m.sparse else "") + f"; this hardware has gemm_min_bits "
                           f"{cfg.gemm_min_bits}, sparse_2_4 {cfg.sparse_2_4}")
+    for what, bits in (("input", cfg.batch * cfg.block_in * m.a_bits),
+                       ("weight", cfg.block_out * cfg.block_in * ((m.w_bits + META_BITS) // 2 if m.sparse else m.w_bits)),
+                       ("2:4 position", cfg.block_out * cfg.block_in // 2 * META_BITS if m.sparse else 0)):
+        if bits % 8:
+            raise ConfigError("mode", f"in mode {cfg.mode} a {what} element is {bits} bits, not whole bytes: "
+                              "make batch / block_in / block_out larger")
     if cfg.block_in % m.factor:
         raise ConfigError("mode", f"block_in {cfg.block_in} of a {cfg.mode} view must be a multiple of its factor "
                           f"{m.factor} (build views with AcceleratorConfig.with_mode)")

@@ -98,6 +98,9 @@ class VtaLayout:
 
     @classmethod
     def for_config(cls, cfg) -> "VtaLayout":
+        if cfg.mode or cfg.gemm_min_bits < 8 or cfg.sparse_2_4:
+            raise ConfigError("mode", "VTA's format has no precision / sparsity mode: only int8-only cores "
+                              "(gemm_min_bits 8, no sparse_2_4) export")
         lu, li, lw, la = ((d - 1).bit_length() for d in (cfg.uop_depth, cfg.inp_depth, cfg.wgt_depth, cfg.acc_depth))
         logs = {"uop_buffer_bytes": lu, "inp_buffer_bytes": li, "wgt_buffer_bytes": lw, "acc_buffer_bytes": la}
         for f, v in logs.items():

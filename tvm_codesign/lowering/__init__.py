@@ -98,4 +98,7 @@ def _set_roles(program: Program, specs: list, cfg: AcceleratorConfig) -> None:
         for s in specs:
             if s.offset <= addr < s.offset + max(s.nbytes, 1):
                 s.role = "out" if op == Opcode.STORE else ("in" if s.role != "out" else s.role)
+                if cfg.mode and s.mem and s.mem != Mem(mem).name and {s.mem, Mem(mem).name} & {"INP", "WGT"}:
+                    raise LoweringError(f"{s.name} is moved both as {s.mem} and as {Mem(mem).name}: in mode "
+                                        f"{cfg.mode} those are stored differently (packed / raw)")
                 s.mem = Mem(mem).name

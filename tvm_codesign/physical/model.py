@@ -120,13 +120,19 @@ def _compute(cfg) -> dict:
     # per dense-equivalent MAC of the mode: the fusion unit's energy per cycle shared by its products, plus the
     # 2:4 select per 8-bit slot and cycle spread over the slot's products (physical/precision.py)
     slot_pj = logic.mac_pj(cfg, nm) * precision.FUSION[cfg.gemm_min_bits][1]
-    select = precision.select_pj_per_slot_cycle(cfg) * logic._e(nm) / view.mode_spec.factor if view.mode_spec.sparse else 0.0
+    used = (64 / view.mode_spec.w_bits) / max(precision.select_bits(cfg), 1)  # the mode's share of the select bits
+    select = precision.select_pj_per_slot_cycle(cfg) * used * logic._e(nm) / view.mode_spec.factor \
+        if view.mode_spec.sparse else 0.0
     unit = {"mac": (slot_pj * precision.product_fraction(view) + select) * dyn, "alu_lane_op": add_pj * dyn, "alu_mul_lane_op": mul_pj * dyn,
             "wiring_per_gemm_cycle": wires["pj_per_cycle"] * dyn, "dma_per_dram_byte": dma["pj_per_dram_byte"] * dyn,
             "dram_read_byte": dram_rd, "dram_write_byte": dram_wr}
-    for b, x in bufs.items():  # per byte: one access moves the whole port (every bank once)
-        unit[f"{b}_read_byte"] = x["read_pj"] * dyn / x["access_bytes"]
-        unit[f"{b}_write_byte"] = x["write_pj"] * dyn / x["access_bytes"]
+    # per byte: one access moves the whole port (every bank once); a mode's input / weight row may be narrower than
+    # the port (built for the widest mode) but still costs a whole access: per byte of the mode's row
+    row = {"inp": view.inp_elem_bytes, "wgt": view.wgt_elem_bytes}
+    for b, x in bufs.items():
+        moved = row.get(b, x["access_bytes"])
+        unit[f"{b}_read_byte"] = x["read_pj"] * dyn / moved
+        unit[f"{b}_write_byte"] = x["write_pj"] * dyn / moved
     return {"tech_nm": nm, "fmax_mhz": fmax, "critical_path": limit, "vdd": v, "vdd_nominal": n.vdd,
             "dram_interface": part.name, "dram_demand_gbs": dram.demand_gbs(cfg), "dram_delivered_gbs": part.delivered_gbs,
             "area_mm2": area, "unit_pj": unit, "leakage_mw": sum(leak_mw.values()) * leak,

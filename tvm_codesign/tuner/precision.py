@@ -11,7 +11,8 @@ estimate is within the budget and the hardware within the space's limits.
 
 Because the cost is a sum over layers once the hardware is fixed, the best quantisation for a hardware config under
 an accuracy budget is a multiple-choice knapsack (``best_assignment``: exact dynamic programming over the drop
-budget in steps of ``RESOLUTION`` points, for a few latency/energy weightings, keeping the least EDP). Searches
+budget in steps of ``RESOLUTION`` points for each of a few latency/energy weightings, keeping the least EDP of
+those: exact per weighting, not for EDP itself, a product, whose optimum may lie between the weightings). Searches
 (``search``) spend a budget of network evaluations (one = every layer of the network costed once; a knapsack over
 a hardware config costs its distinct (layer, mode) evaluations / layers):
 - ``model``: hardware in the order of the int8 roofline prior's EDP (``Pool.prior``), each core kind, the
@@ -122,7 +123,8 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
     l0, e0 = lat[:, base].sum(), en[:, base].sum()
     best = None
     for w in WEIGHTS:
-        cost = np.where(np.isfinite(lat) & np.isfinite(en), w * lat / l0 + (1 - w) * en / e0, np.inf)
+        with np.errstate(invalid="ignore"):  # 0 x inf where a mode has no schedule: masked to inf
+            cost = np.where(np.isfinite(lat) & np.isfinite(en), w * lat / l0 + (1 - w) * en / e0, np.inf)
         pick = knapsack(np.nan_to_num(cost, nan=np.inf), d, budget)
         if pick is None:
             continue
@@ -139,6 +141,9 @@ class Problem:
 
     def __init__(self, space: DesignSpace, layers: list, drops: dict, budget: float, seed: int = 0,
                  cores: tuple = CORES, quant: tuple = QUANT, area_max: float | None = None, costs: Costs | None = None):
+        bad = [(n, q) for n, d in drops.items() for q, v in d.items() if not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"accuracy drops must be finite numbers: {bad[0][0]} at {bad[0][1]} is not")
         self.pool = Pool(space, seed=seed)
         self.layers, self.drops, self.budget = layers, drops, budget
         self.cores, self.quant = tuple(cores), tuple(quant)
