@@ -94,7 +94,8 @@ def _compute(cfg) -> dict:
     bufs = sram.buffer_costs(cfg, nm)
     wires = logic.wiring(view, nm)
     dma = logic.dma_control(cfg, nm)
-    paths = {"MAC stage + operand wires": mac_stage_s(nm) + wires["delay_s"]}
+    select = precision.select_fo4(cfg) * n.fo4_s  # a 2:4 core's activation select sits in the MAC stage
+    paths = {"MAC stage + operand wires" + (" + 2:4 select" if select else ""): mac_stage_s(nm) + select + wires["delay_s"]}
     paths.update({f"{b} SRAM bank ({v['bank_bytes']} B x {v['bank_bits']} bit)": v["cycle_ns"] * 1e-9
                   for b, v in bufs.items()})
     limit = max(paths, key=paths.get)

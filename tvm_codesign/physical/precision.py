@@ -16,6 +16,9 @@ Sources:
   most products x their activation bits). Mux energy per switching output: the area-scaled energy density of
   [H14]'s 8-bit adder (0.03 pJ / 36 um^2) - a modelling choice; charged in sparse modes only (dense modes hold
   the select).
+- [LE99] Sutherland, Sproull, Harris, "Logical Effort" (1999), Table 4.2: a 2-input multiplexer has logical
+  effort 2 and parasitic delay 4 (units of tau; an FO4 inverter is 5 tau), so driving a fan-out of 4 it takes
+  2 x 4 + 4 = 12 tau = 2.4 FO4; the 2:4 select (a 4:1 multiplexer, two levels) adds 4.8 FO4 to the MAC stage.
 - Storage: ports and buffers are sized for the widest mode (``sram.banking``); 2:4 positions live in a metadata
   SRAM beside the weight buffer, as deep as the deepest sparse mode needs, priced from the CACTI table.
 """
@@ -30,11 +33,17 @@ FUSION = {8: (1.0, 1.0), 4: (5670.2 / 3066.0, 1117.4 / 744.4), 2: (27752.8 / 817
 MUX2_UM2 = 1.862              # [NG45] MUX2_X1 at 45 nm
 MUX2_PER_BIT = 3              # a 4:1 multiplexer
 H14_ADD8 = (0.03, 36.0)       # pJ, um^2 [H14]
+SELECT_FO4 = 2 * (2 * 4 + 4) / 5  # [LE99]: two MUX2 levels at fan-out 4, 4.8 FO4
 
 
 def select_bits(hw) -> int:
     """Activation bits selected per 8-bit multiplier slot by a 2:4 core (0 without sparsity)."""
     return 64 // hw.gemm_min_bits if hw.sparse_2_4 else 0
+
+
+def select_fo4(hw) -> float:
+    """FO4 delays the 2:4 select adds to a MAC stage (0 without sparsity) [LE99]."""
+    return SELECT_FO4 if hw.sparse_2_4 else 0.0
 
 
 def select_um2_per_slot(hw) -> float:
