@@ -12,6 +12,7 @@ from torch import nn
 from tvm import relax
 from tvm.ir.expr import Constant
 
+import digits_net
 import tvm_codesign as tc
 from tvm_codesign import model as M
 from tvm_codesign.frontend import lowbit
@@ -91,26 +92,7 @@ def digits():
 
 def train_digits():
     """A small CNN trained on sklearn's digits (deterministic, ~1 s), with calibration and held-out images."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    X, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
-    idx = np.random.RandomState(0).permutation(len(X))
-    tr, te = idx[:1400], idx[1400:1656]
-    torch.manual_seed(0)
-    m = Small(bias_last=True)
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    xt, yt = torch.tensor(X[tr]), torch.tensor(y[tr])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(20):
-            for b in range(0, 1400, 200):
-                opt.zero_grad()
-                nn.functional.cross_entropy(m(xt[b:b + 200]), yt[b:b + 200]).backward()
-                opt.step()
-    finally:
-        torch.set_num_threads(threads)
-    return m.eval(), X[tr[:128]], X[te], y[te]
+    return digits_net.train(lambda: Small(bias_last=True), 20, 256, 128)
 
 
 def snr_db(out, ref):

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+import digits_net
 import tvm_codesign as tc
 from tvm_codesign.frontend import lowbit
 from tvm_codesign.hardware.modes import Mode
@@ -47,21 +48,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def digits():
     """Net trained on sklearn's digits (deterministic, a few seconds): (model, calibration, eval x, eval y)."""
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    X, y = (d.images / 16.0).astype(np.float32)[:, None], d.target
-    idx = np.random.RandomState(0).permutation(len(X))
-    tr, te = idx[:1400], idx[1400:1528]
-    torch.manual_seed(0)
-    m = Net()
-    opt = torch.optim.Adam(m.parameters(), 3e-3)
-    xt, yt = torch.tensor(X[tr]), torch.tensor(y[tr])
-    for _ in range(12):
-        for b in range(0, 1400, 200):
-            opt.zero_grad()
-            nn.functional.cross_entropy(m(xt[b:b + 200]), yt[b:b + 200]).backward()
-            opt.step()
-    return m.eval(), X[tr[:64]], X[te], y[te]
+    return digits_net.train(Net, 12, 128, 64)
 
 
 @pytest.fixture(scope="module")

@@ -27,17 +27,19 @@ def drops_of(sens, names: list[str]) -> dict:
     return {n: {P.qname(q): float(sens.get(n, q)) for q in P.QUANT} for n in names}
 
 
-def compile_options(assign: dict) -> dict:
-    """``compile``'s precision / sparsity arguments for an assignment {layer: quant label}. Weight scales are per
-    tensor: the requantisation then stays fused in the accelerator's epilogue (one ALU immediate), as the layer costs
-    assume; per-channel scales would run it on the CPU from int32 results (frontend/requant.py)."""
+def compile_options(assign: dict, weight_scales: str | None = "tensor") -> dict:
+    """``compile``'s precision / sparsity arguments for an assignment {layer: Mode or label like "w4a4s"}. Weight
+    scales are per tensor by default: the requantisation then stays fused in the accelerator's epilogue (one ALU
+    immediate), as the layer costs assume; per-channel scales (None: compile's default) would run it on the CPU from
+    int32 results (frontend/requant.py)."""
     prec, sp = {}, {}
-    for n, lbl in assign.items():
-        m = M.parse(M.canonical(lbl))
+    for n, q in assign.items():
+        m = q if isinstance(q, M.Mode) else M.parse(M.canonical(q))
         prec[n] = (m.w_bits, m.a_bits)
         if m.sparse:
             sp[n] = "2:4"
-    return {"precision": prec, "sparsity": sp or None, "weight_scales": "tensor"}
+    out = {"precision": prec, "sparsity": sp or None}
+    return out | ({"weight_scales": weight_scales} if weight_scales else {})
 
 
 def int8_baseline(space: DesignSpace, layers: list, budget: float, costs: P.Costs, seed: int = 0) -> tuple[dict, P.Problem]:

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 
+from .precision_run import compile_options
 from .sensitivity import QUANT_MODES, W8A8, FakeQuant, Sensitivity, estimate
 
 
@@ -20,16 +21,11 @@ def random_assignments(layers: list[str], n: int, seed: int = 0, modes=QUANT_MOD
             for _ in range(n)]
 
 
-def compile_options(assignment: dict) -> dict:
-    """``precision`` / ``sparsity`` options of ``compile`` for an assignment {layer: Mode}."""
-    return {"precision": {n: (m.w_bits, m.a_bits) for n, m in assignment.items()},
-            "sparsity": {n: ("2:4" if m.sparse else None) for n, m in assignment.items()}}
-
-
 def simulator_top1(model, calib_x, x, y, assignment: dict, target="vta_default") -> float:
     """Top-1 (percent) of the compiled model on (x, y), run through the simulator in batches of len(calib_x)."""
     import tvm_codesign as tc
-    cm = tc.compile(model, target, calibration=[(calib_x,)], progress=False, **compile_options(assignment))
+    cm = tc.compile(model, target, calibration=[(calib_x,)], progress=False,
+                    **compile_options(assignment, weight_scales=None))  # per channel, as the estimate models
     b = len(calib_x)
     if len(x) % b:
         raise ValueError(f"held-out split ({len(x)}) must be a multiple of the calibration batch ({b})")
