@@ -10,6 +10,7 @@ from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem, Opcode, encode_uops
 from ..runtime.kernel import CompiledKernel, ParamSpec
 from ..simulator import Program
+from ..simulator.dram import elem_bytes, packed
 from ..simulator.program import COLUMNS
 from . import deps
 from .affine import LoweringError
@@ -27,8 +28,8 @@ class _Param:
 
     def elem_base(self, mem: Mem, scalars: int) -> int:
         eb = scalars * self.itemsize
-        if self.cfg.mode and mem in (Mem.INP, Mem.WGT):  # packed in DRAM (runtime/kernel.py packs the param)
-            eb = self.cfg.inp_elem_bytes if mem == Mem.INP else self.cfg.wgt_elem_bytes
+        if packed(self.cfg, mem):  # packed in DRAM (runtime/kernel.py packs the param)
+            eb = elem_bytes(self.cfg, mem)
         if self.spec.offset % eb:
             raise LoweringError(f"{self.spec.name}: DRAM offset {self.spec.offset} not aligned to {eb} B elements")
         return self.spec.offset // eb

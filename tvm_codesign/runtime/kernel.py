@@ -18,7 +18,7 @@ from ..hardware import packing
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem
 from ..simulator import Program, Simulator, SimStats
-from ..simulator.dram import sram_type
+from ..simulator.dram import packed, sram_type
 
 
 @dataclass
@@ -96,7 +96,7 @@ class CompiledKernel:
     def _stage(self, p: ParamSpec, v: np.ndarray) -> np.ndarray:
         """The DRAM bytes of an input parameter: as given, or packed for a narrow / sparse mode
         (hardware/packing.py; a value outside the mode's range raises ValueError naming the parameter)."""
-        if not (self.config.mode and p.mem in ("INP", "WGT")):
+        if not (p.mem and packed(self.config, Mem[p.mem])):
             return v
         hit = self._packed.get(p.name)
         if hit is not None and np.array_equal(hit[0], v):
