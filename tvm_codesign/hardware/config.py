@@ -133,12 +133,11 @@ class AcceleratorConfig:
         if self.mode:  # a mode view shares its hardware's instruction layout (checked when the hardware is built)
             return
         _ = self.isa_layout  # raises ConfigError if an opcode does not fit insn_bits
-        if not self.mode:
-            for m in self.modes[1:]:  # every mode's view must be a valid config too (its ISA fields fit, ...)
-                try:
-                    self.with_mode(m)
-                except ConfigError as e:
-                    raise ConfigError(e.field, f"in mode {m}: {e.message}") from None
+        for m in self.modes[1:]:  # every mode's view must be a valid config too (whole-byte elements, ...)
+            try:
+                self.with_mode(m)
+            except ConfigError as e:
+                raise ConfigError(e.field, f"in mode {m}: {e.message}") from None
 
     # ----- validation -------------------------------------------------------------------------
     def _validate(self):

@@ -94,8 +94,9 @@ def _compute(cfg) -> dict:
     bufs = sram.buffer_costs(cfg, nm)
     wires = logic.wiring(view, nm)
     dma = logic.dma_control(cfg, nm)
-    select = precision.select_fo4(cfg) * n.fo4_s  # a 2:4 core's activation select sits in the MAC stage
-    paths = {"MAC stage + operand wires" + (" + 2:4 select" if select else ""): mac_stage_s(nm) + select + wires["delay_s"]}
+    select_s = precision.select_fo4(cfg) * n.fo4_s  # a 2:4 core's activation select sits in the MAC stage
+    paths = {"MAC stage + operand wires" + (" + 2:4 select" if select_s else ""):
+             mac_stage_s(nm) + select_s + wires["delay_s"]}
     paths.update({f"{b} SRAM bank ({v['bank_bytes']} B x {v['bank_bits']} bit)": v["cycle_ns"] * 1e-9
                   for b, v in bufs.items()})
     limit = max(paths, key=paths.get)
