@@ -258,3 +258,24 @@ def test_a_narrow_row_on_a_wide_port_costs_a_whole_access():
     flex = tc.build(wl, config=HW).time()
     for b in ("inp_sram", "wgt_sram"):
         assert flex.energy_pj[b] / flex.macs >= int8.energy_pj[b] / int8.macs
+
+
+def test_a_sparse_weight_read_pays_the_metadata_sram_too():
+    """A 2:4 mode's weight row is its kept values (weight SRAM) and their positions (metadata SRAM): each weight
+    access reads both memories, priced from the CACTI table's entries of their banks (physical/sram.py)."""
+    from tvm_codesign.physical import sram
+    hw = M.flexible(AcceleratorConfig.load("vta_default"), 8, True)
+    view = hw.with_mode("w8a8s")
+    c = phys.costs(view)
+    dyn = (c["vdd"] / c["vdd_nominal"]) ** 2
+
+    def access_pj(buf, rw):
+        n, cap, bits = sram.banking(view, buf)
+        return n * sram.entry(view.tech_nm, cap, bits)[f"{rw}_pj"]
+
+    for rw in ("read", "write"):
+        both = (access_pj("wgt", rw) + access_pj(sram.META, rw)) * dyn / view.wgt_elem_bytes
+        assert c["unit_pj"][f"wgt_{rw}_byte"] == pytest.approx(both, rel=1e-12)
+    assert access_pj(sram.META, "read") > 0
+    dense = phys.costs(hw.with_mode("w8a8"))["unit_pj"]  # a dense mode on the same core reads no positions
+    assert dense["wgt_read_byte"] == pytest.approx(access_pj("wgt", "read") * dyn / hw.with_mode("w8a8").wgt_elem_bytes)

@@ -129,12 +129,17 @@ def _compute(cfg) -> dict:
             "wiring_per_gemm_cycle": wires["pj_per_cycle"] * dyn, "dma_per_dram_byte": dma["pj_per_dram_byte"] * dyn,
             "dram_read_byte": dram_rd, "dram_write_byte": dram_wr}
     # per byte: one access moves the whole port (every bank once); a mode's input / weight row may be narrower than
-    # the port (built for the widest mode) but still costs a whole access: per byte of the mode's row
+    # the port (built for the widest mode) but still costs a whole access: per byte of the mode's row. A 2:4 mode's
+    # weight row is its kept values (weight SRAM) and their positions (metadata SRAM): both are accessed per row.
     row = {"inp": view.inp_elem_bytes, "wgt": view.wgt_elem_bytes}
+    meta = bufs.get(sram.META) if view.wgt_meta_bytes else None
     for b, x in bufs.items():
         moved = row.get(b, x["access_bytes"])
-        unit[f"{b}_read_byte"] = x["read_pj"] * dyn / moved
-        unit[f"{b}_write_byte"] = x["write_pj"] * dyn / moved
+        rd, wr = x["read_pj"], x["write_pj"]
+        if b == "wgt" and meta is not None:
+            rd, wr = rd + meta["read_pj"], wr + meta["write_pj"]
+        unit[f"{b}_read_byte"] = rd * dyn / moved
+        unit[f"{b}_write_byte"] = wr * dyn / moved
     return {"tech_nm": nm, "fmax_mhz": fmax, "critical_path": limit, "vdd": v, "vdd_nominal": n.vdd,
             "dram_interface": part.name, "dram_demand_gbs": dram.demand_gbs(cfg), "dram_delivered_gbs": part.delivered_gbs,
             "area_mm2": area, "unit_pj": unit, "leakage_mw": sum(leak_mw.values()) * leak,
