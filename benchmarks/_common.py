@@ -22,7 +22,7 @@ def resnet18_layers():
     return layers
 
 
-DROPS = Path(os.environ.get("TMPDIR", "/tmp")) / "tvm_codesign_resnet18_drops.json"
+DROPS = Path(os.environ.get("TMPDIR", "/tmp")) / "tvm_codesign_resnet18_drops_tensor.json"  # per-tensor weight scales
 
 
 def resnet18_drops():
@@ -39,7 +39,8 @@ def resnet18_drops():
     calib = [(rng.standard_normal((1, 3, 224, 224)).astype(np.float32),) for _ in range(4)]
     layers = Mdl.named_layers(net, calibration=calib)
     sens = S.measure(net, [n for n, _ in layers], np.concatenate([c[0] for c in calib]),
-                     rng.standard_normal((64, 3, 224, 224)).astype(np.float32), None, batch=16, threads=1)
+                     rng.standard_normal((64, 3, 224, 224)).astype(np.float32), None, batch=16, threads=1,
+                     weight_scales=R.WEIGHT_SCALES)
     drops = R.drops_of(sens, [n for n, _ in layers])
     DROPS.write_text(json.dumps({"layers": [{"workload": w.to_dict(), "name": n} for n, w in layers], "drops": drops}))
     return layers, drops

@@ -17,6 +17,7 @@ per-layer w8/4/2 a8/4 dense or 2:4, under an accuracy budget.
   weights that estimate sees almost no drop at any mode, so the searched figure is an upper bound; the same search
   with a fixed conservative policy (w4a8 dense but the first and last layer w8a8) is reported beside it.
 Keys (last line): latency_gain, energy_gain, edp_gain, accuracy_drop_points, int8_accuracy, best_accuracy (digits),
+int8_cycles_split / best_cycles_split (digits: simulated cycles, GEMM and ALU-epilogue execute cycles of each design),
 resnet18_latency_gain, resnet18_energy_gain, resnet18_drop_estimate, areas, the chosen hardware and modes, and the
 accuracy-vs-EDP front (digits, measured: uniform quantisations and the searched one on the searched hardware).
 """
@@ -51,7 +52,7 @@ def digits(space, budget, max_drop, seed, limit=None) -> dict:
     names = [n for n, _ in layers]
     xt, yt = task.splits["train"]
     calib_x = np.concatenate([c[0] for c in task.calibration])
-    sens = S.measure(task.model, names, calib_x, xt[:512], yt[:512], threads=1)
+    sens = S.measure(task.model, names, calib_x, xt[:512], yt[:512], threads=1, weight_scales=R.WEIGHT_SCALES)
     drops = R.drops_of(sens, names)
     b8, p8 = R.int8_baseline(space, layers, budget, P.Costs(), seed)  # each search its own layer-cost cache
     hw8 = p8.hardware(p8.position(b8["point"]), 0)
@@ -75,7 +76,31 @@ def digits(space, budget, max_drop, seed, limit=None) -> dict:
         out.update(_gains(b8, best), best=_row(best), accuracy_drop_points=best["drop"],
                    best_accuracy=best["accuracy"], drop_estimate=best["drop_estimate"],
                    accuracy_drop_points_selection=best["drop_selection"], verified_tries=best["verified_tries"])
+        core = pm.hardware(pm.position(best["point"]), pm.cores.index(tuple(best["core"])))
+        out.update(int8_cycles_split=where_cycles_go(task, hw8, {}), best_cycles_split=where_cycles_go(task, core, best["assign"]))
     out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+def where_cycles_go(task, hw, assign: dict) -> dict:
+    """The compiled digits model on ``hw`` quantised as ``assign``, one held-out image through the simulator: its
+    accelerator cycles and the compute module's GEMM and ALU execute cycles (simulator/activity.py), summed over
+    layers. The ALU runs the requantisation epilogue (bias ADD, MUL, SHR, MAX/MIN per batch x block_out vector of
+    int32 accumulators): the same work in every operand mode."""
+    from tvm_codesign.hardware.isa import Opcode
+    from tvm_codesign.runtime import entry
+    from tvm_codesign.simulator.activity import insn_cycles
+    cm = task.compile(hw, progress=False, **R.compile_options(assign))
+    cm(task.heldout[0][:1])
+    out = {"cycles": 0, "gemm_cycles": 0, "alu_cycles": 0}
+    for r in cm.profile():
+        if r["device"] == "accelerator":
+            prog = entry.BY_NAME[r["name"]].program
+            exe, _, _ = insn_cycles(prog.config, prog.table)
+            op = prog.table["opcode"]
+            out["cycles"] += r["cycles"] * r["calls"]
+            out["gemm_cycles"] += int(exe[op == Opcode.GEMM].sum()) * r["calls"]
+            out["alu_cycles"] += int(exe[op == Opcode.ALU].sum()) * r["calls"]
     return out
 
 

@@ -205,3 +205,48 @@ class Attention(nn.Module):
 def test_mapping_error(model, shape, match):
     with pytest.raises(S.LayerMappingError, match=match):
         S.FakeQuant(model.eval(), np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+
+
+class ConvBN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.c = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 64, 10)
+        with torch.no_grad():  # channel scales far apart: per-tensor quantisation before / after folding differ
+            self.bn.weight.copy_(torch.logspace(-2, 1, 8))
+            self.bn.running_var.copy_(torch.linspace(0.5, 2.0, 8))
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.c(x))).flatten(1))
+
+
+def test_per_tensor_scales_quantise_the_bn_folded_weights():
+    """With per-tensor weight scales the compiled model quantises W * gamma / sqrt(var + eps) (frontend/fold_bn.py)
+    with one scale: the fake-quantised weight, folded, takes at most 2^bits values on one grid."""
+    model = ConvBN().eval()
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    fq = S.FakeQuant(model, x, weight_scales="tensor")
+    bn = model.bn
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double().numpy()
+    assert fq.bn[0] == pytest.approx(scale) and fq.bn[1] is None
+    for bits in (4, 8):
+        folded = fq.weight(0, Mode(bits, 8)).double().numpy() * scale[:, None, None, None]
+        step = np.abs(folded[folded != 0]).min()
+        levels = folded / step
+        assert np.allclose(levels, np.round(levels), atol=1e-3) and np.abs(np.round(levels)).max() <= 1 << (bits - 1)
+    per_channel = S.FakeQuant(model, x).weight(0, Mode(4, 8)).double().numpy()  # the default: per output channel
+    assert np.unique(np.round(per_channel * scale[:, None, None, None], 6)).size > 16
+    with pytest.raises(ValueError, match="weight_scales must be 'channel' or 'tensor'"):
+        S.FakeQuant(model, x, weight_scales="layer")
+
+
+def test_measure_records_its_weight_scales(tmp_path):
+    model = ConvBN().eval()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 3, 8, 8)).astype(np.float32)
+    s = S.measure(model, None, x[:4], x, rng.integers(0, 10, 8), modes=("w8a8", "w4a4"), weight_scales="tensor")
+    assert s.weight_scales == "tensor" and S.Sensitivity.load(s.save(tmp_path / "t.json")).weight_scales == "tensor"
+    with pytest.raises(ValueError, match="per channel, measure was asked for per-tensor"):
+        S.measure(model, None, x[:4], x, None, modes=("w8a8",), fq=S.FakeQuant(model, x[:4]), weight_scales="tensor")

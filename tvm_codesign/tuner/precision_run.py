@@ -27,7 +27,11 @@ def drops_of(sens, names: list[str]) -> dict:
     return {n: {P.qname(q): float(sens.get(n, q)) for q in P.QUANT} for n in names}
 
 
-def compile_options(assign: dict, weight_scales: str | None = "tensor") -> dict:
+# Weight scales of the co-design path: compiled (compile_options) and estimated (sensitivity.measure) alike.
+WEIGHT_SCALES = "tensor"
+
+
+def compile_options(assign: dict, weight_scales: str | None = WEIGHT_SCALES) -> dict:
     """``compile``'s precision / sparsity arguments for an assignment {layer: Mode or label like "w4a4s"}. Weight
     scales are per tensor by default: the requantisation then stays fused in the accelerator's epilogue (one ALU
     immediate), as the layer costs assume; per-channel scales (None: compile's default) would run it on the CPU from
@@ -126,7 +130,8 @@ def tune_precision(task_name: str, space="iso", max_drop: float = 1.0, budget: f
     layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
     names = [n for n, _ in layers]
     xt, yt = task.splits["train"]
-    sens = S.measure(task.model, names, np.concatenate([c[0] for c in task.calibration]), xt[:512], yt[:512], threads=1)
+    sens = S.measure(task.model, names, np.concatenate([c[0] for c in task.calibration]), xt[:512], yt[:512], threads=1,
+                     weight_scales=WEIGHT_SCALES)
     sens.save(logdir / f"{run}_sensitivity.json")
     recs, prob = search(sp, layers, drops_of(sens, names), max_drop, budget, strategy, seed, area_max=area_max)
     for r in recs:

@@ -7,12 +7,14 @@ Cai et al., CVPR 2020, and HAWQ-V2 / HAWQ-V3, Dong et al., NeurIPS 2020 / ICML 2
 
 The fake quantisation follows the compiled quantiser's numerics (frontend/quantize.py with ``precision=``):
 weights 2:4-pruned along input channels (lowbit.prune_2_4) then quantised per output channel with MSE clipping
-(lowbit.quantize_weight) and dequantised; each layer's input quantised per tensor at a_bits, clipped at the
+(lowbit.quantize_weight; or one scale per tensor) and dequantised; each layer's input quantised per tensor at a_bits, clipped at the
 calibrated max |x| at 8 bits and at the histogram MSE threshold (lowbit.clip_from_histogram) below, range
 [-2^(a-1), 2^(a-1) - 1]. Not bit-exact with the compiled model: that one also requantises each layer's output
 to int8 with an integer multiplier and shift and rounds the bias (frontend/requant.py); fake quantisation
 keeps outputs and biases in float. Per-channel quantisation and 2:4 masks are invariant to the per-channel
-BatchNorm scale the importer folds into the conv, so the unfolded torch weights give the same quantised layer.
+BatchNorm scale the importer folds into the conv, so the unfolded torch weights give the same quantised layer;
+per-tensor scales (``weight_scales="tensor"``, the co-design path's) are not, so a BN taking a layer's output
+(``bn_scales``) is folded into the weights before quantising and divided out after.
 
 Layers: the i-th ``nn.Conv2d`` / ``nn.Linear`` call in forward order is ``conv2d_i`` / ``dense_i``
 (frontend/precision.layer_names); ``FakeQuant`` checks this against the imported Relax graph and raises
@@ -55,6 +57,34 @@ def torch_layers(model: nn.Module, example: torch.Tensor) -> list[Layer]:
     return [Layer(n, m, m.weight.detach().double().numpy()) for n, m in TL.torch_layers(model, example)]
 
 
+def bn_scales(model: nn.Module, example: torch.Tensor, layers: list[Layer]) -> list:
+    """Per layer call, the per-output-channel scale gamma / sqrt(var + eps) of an eval-mode BatchNorm that takes
+    the layer's output directly (the BN frontend/fold_bn.py folds into the weights), else None."""
+    out_of, found, calls = {}, [None] * len(layers), [0]
+
+    def after(mod, inp, out):
+        if calls[0] < len(layers) and layers[calls[0]].module is mod:
+            out_of[id(out)] = calls[0]
+        calls[0] += 1
+
+    def before(bn, inp):
+        i = out_of.get(id(inp[0]))
+        if i is not None and not bn.training and bn.running_var is not None:
+            g = bn.weight.detach().double() if bn.affine else torch.ones_like(bn.running_var, dtype=torch.float64)
+            found[i] = (g / torch.sqrt(bn.running_var.double() + bn.eps)).numpy()
+
+    mods = {id(ly.module): ly.module for ly in layers}.values()
+    hooks = [m.register_forward_hook(after) for m in mods] + [
+        m.register_forward_pre_hook(before) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return found
+
+
 def relax_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple | None]]:
     """(name, weight shape in torch layout; None for a matmul of two activations) of the imported graph's
     quantisation targets (frontend/quantize.py)."""
@@ -88,13 +118,17 @@ def check_mapping(ours: list[Layer], theirs: list[tuple[str, tuple | None]]) -> 
 class FakeQuant:
     """A float torch model and its calibration, run with any layers at any Mode (``logits``)."""
 
-    def __init__(self, model: nn.Module, calib_x, check: bool = True):
-        self.model = model.eval()
+    def __init__(self, model: nn.Module, calib_x, check: bool = True, weight_scales: str = "channel"):
+        if weight_scales not in ("channel", "tensor"):
+            raise ValueError(f"weight_scales must be 'channel' or 'tensor', got {weight_scales!r}")
+        self.model, self.weight_scales = model.eval(), weight_scales
         calib = torch.as_tensor(np.asarray(calib_x), dtype=torch.float32)
         self.layers = torch_layers(model, calib[:1])
         if check:
             check_mapping(self.layers, relax_layers(model, calib[:1]))
         self.names = [l.name for l in self.layers]
+        # per-tensor scales see the BN-folded weights (per-channel ones are invariant to the folded BN scale)
+        self.bn = bn_scales(model, calib[:1], self.layers) if weight_scales == "tensor" else [None] * len(self.layers)
         amax = np.zeros(len(self.layers))
         for o in self._inputs(calib):
             amax = np.maximum(amax, [float(v.abs().max()) for v in o])
@@ -120,14 +154,23 @@ class FakeQuant:
             yield seen
 
     def weight(self, i: int, m: Mode) -> torch.Tensor:
-        """Layer i's weight at mode m: 2:4-pruned, per-channel quantised, dequantised (float32)."""
+        """Layer i's weight at mode m: 2:4-pruned, quantised with per-channel (or one per-tensor) scales as
+        ``weight_scales`` says (compile's option of the same name), dequantised (float32)."""
         key = (i, m.w_bits, m.sparse)
         if key not in self._w:
             w = self.layers[i].weight
             if m.sparse:
                 w = lowbit.prune_2_4(w, 1)[0]
-            q, s = lowbit.quantize_weight(w, m.w_bits, 0)
-            self._w[key] = torch.from_numpy((q * s.reshape((-1,) + (1,) * (w.ndim - 1))).astype(np.float32))
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            bn = self.bn[i]
+            if bn is not None:  # quantise the weights the compiled model quantises: BN-folded, then unfold
+                w = w * bn.reshape(shape)
+            q, s = lowbit.quantize_weight(w, m.w_bits, 0, per_channel=self.weight_scales == "channel")
+            wq = q * s.reshape(shape)
+            if bn is not None:
+                safe = np.where(bn == 0, 1.0, bn).reshape(shape)
+                wq = np.where(bn.reshape(shape) == 0, self.layers[i].weight, wq / safe)
+            self._w[key] = torch.from_numpy(wq.astype(np.float32))
         return self._w[key]
 
     def act(self, i: int, bits: int) -> tuple[float, float, int, int]:
@@ -202,6 +245,7 @@ class Sensitivity:
     metric: str                      # "top1" (labels) or "agreement" (top-1 agreement with fp32's argmax)
     n_eval: int
     seconds: float
+    weight_scales: str = "channel"   # per-channel or per-tensor weight scales (compile's weight_scales)
 
     def save(self, path) -> Path:
         Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1))
@@ -210,10 +254,11 @@ class Sensitivity:
     @classmethod
     def load(cls, path) -> "Sensitivity":
         d = json.loads(Path(path).read_text())
-        missing = [f.name for f in dataclasses.fields(cls) if not isinstance(d, dict) or f.name not in d]
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING]
+        missing = [n for n in required if not isinstance(d, dict) or n not in d]
         if missing:
             raise ValueError(f"{path}: not a sensitivity table (no {', '.join(missing)})")
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def get(self, layer: str, mode: Mode, what: str = "drop") -> float:
         if layer not in self.layers:
@@ -224,23 +269,28 @@ class Sensitivity:
 
 
 def measure(model: nn.Module, layers_names=None, calib_x=None, eval_x=None, eval_y=None, modes=QUANT_MODES,
-            batch: int = 64, fq: FakeQuant | None = None, threads: int | None = None) -> Sensitivity:
+            batch: int = 64, fq: FakeQuant | None = None, threads: int | None = None,
+            weight_scales: str = "channel") -> Sensitivity:
     """Quantise each layer of ``layers_names`` (None: all) alone at each mode (others at w8a8) and measure the
     top-1 drop against all-w8a8 on ``eval_x`` (with ``eval_y``: labels; without: agreement with fp32's argmax)
     and the KL divergence of the outputs from fp32. One forward pass per (layer, mode) and batch, the layers
     before the quantised one served from the w8a8 pass's cache. ``threads``: torch's intra-op threads meanwhile
-    (1 is far faster for small models on a loaded machine: thread wake-ups dominate)."""
+    (1 is far faster for small models on a loaded machine: thread wake-ups dominate). ``weight_scales``: as the
+    compiled models will quantise weights, "channel" or "tensor" (the co-design path's, precision_run)."""
     t0, before = time.perf_counter(), torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0)
+        return _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0, weight_scales)
     finally:
         torch.set_num_threads(before)
 
 
-def _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0) -> Sensitivity:
-    fq = fq or FakeQuant(model, calib_x)
+def _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0, weight_scales) -> Sensitivity:
+    fq = fq or FakeQuant(model, calib_x, weight_scales=weight_scales)
+    if fq.weight_scales != weight_scales:
+        raise ValueError(f"the FakeQuant given quantises weights per {fq.weight_scales}, measure was asked for "
+                         f"per-{weight_scales} scales")
     names = list(fq.names if layers_names is None else layers_names)
     bad = [n for n in names if n not in fq.names]
     if bad:
@@ -267,7 +317,8 @@ def _measure(model, layers_names, calib_x, eval_x, eval_y, modes, batch, fq, t0)
     pct = 100.0 / len(x)
     return Sensitivity(names, [label(m.name) for m in modes], ((base_hits - hits) * pct).tolist(),
                        (kls / len(x)).tolist(), base_hits * pct, fp_hits * pct, base_kl / len(x),
-                       "top1" if eval_y is not None else "agreement", len(x), time.perf_counter() - t0)
+                       "top1" if eval_y is not None else "agreement", len(x), time.perf_counter() - t0,
+                       fq.weight_scales)
 
 
 def estimate(sens: Sensitivity, assignment: dict) -> float:
