@@ -6,56 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import json
 import os
 from functools import cached_property
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..physical import dram as _dram, tech as _tech
 from . import isa, modes
+from .fields import FIELD_RULES, PHYSICAL_DEFAULTS, RENAMED, field_error, pow2 as _pow2
+from .targets import preset_names, target_dirs, tuned_dirs
 
-# Where presets are looked up by name, first hit wins: $TVM_CODESIGN_TARGETS, ./targets, <repo>/targets.
-_REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
-
-
-def _existing(dirs: list[Path]) -> list[Path]:
-    seen, out = set(), []
-    for d in dirs:
-        r = d.resolve()
-        if r not in seen and r.is_dir():
-            seen.add(r)
-            out.append(r)
-    return out
-
-
-def _env_dirs(var: str) -> list[Path]:
-    return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
-
-
-def target_dirs() -> list[Path]:
-    """Directories of the presets, searched first by ``AcceleratorConfig.load(name)``, in order."""
-    return _existing(_env_dirs("TVM_CODESIGN_TARGETS") + [Path.cwd() / "targets", _REPO_TARGETS])
-
-
-def tuned_dirs() -> list[Path]:
-    """Directories of tuned configs, searched by ``AcceleratorConfig.load(name)`` after the presets:
-    $TVM_CODESIGN_TUNED, ./tuned (where ``tune`` writes them). Never part of ``preset_names``."""
-    return _existing(_env_dirs("TVM_CODESIGN_TUNED") + [Path.cwd() / "tuned"])
-
-
-_FIELD_RULES: dict = {}  # field -> (kind, allowed values or lower bound), filled below the class
-
-# Fields that no longer exist: what replaced them (a JSON file or design space naming one gets this as its error)
-RENAMED = {"alu_ii": "no longer a field: the ALU's initiation interval depends on its operand (VTA's TensorAlu). "
-                     "Write \"alu_ii_imm\" (immediate operand; VTA: 1) and \"alu_ii_vec\" (vector operand; VTA: 2), "
-                     "or both = the old alu_ii to keep this file's old timing"}
-
-
-def _pow2(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0 and (v & (v - 1)) == 0
-
+__all__ = ["AcceleratorConfig", "RENAMED", "field_error", "preset_names", "target_dirs", "tuned_dirs"]
 
 @dataclasses.dataclass(frozen=True)
 class AcceleratorConfig:
@@ -145,7 +106,7 @@ class AcceleratorConfig:
             raise ConfigError("name", "must be a non-empty string")
         if not isinstance(self.schedules, str):
             raise ConfigError("schedules", f"{self.schedules!r} must be a directory path (a string)")
-        for f in _FIELD_RULES:
+        for f in FIELD_RULES:
             err = field_error(f, getattr(self, f))
             if err:
                 raise ConfigError(f, err)
@@ -354,8 +315,8 @@ class AcceleratorConfig:
         fields (``tech_nm``, ``dram_interface``, ``gemm_min_bits``, ``sparse_2_4``, ``mode``) enter it only when they
         differ from their defaults, so the keys (and stored schedules) of configs written before them stay valid."""
         hw = self.hardware_dict
-        for f in _PHYSICAL_DEFAULTS:
-            if hw[f] == _PHYSICAL_DEFAULTS[f]:
+        for f in PHYSICAL_DEFAULTS:
+            if hw[f] == PHYSICAL_DEFAULTS[f]:
                 del hw[f]
         blob = json.dumps(hw, sort_keys=True).encode()
         return f"{self.batch}x{self.block_in}x{self.block_out}-{hashlib.sha1(blob).hexdigest()[:8]}"
@@ -412,54 +373,4 @@ class AcceleratorConfig:
                 f"{self.clock_mhz:g} MHz" + (f", mode {self.mode}" if self.mode else "") + "]")
 
 
-def field_error(field: str, value) -> str | None:
-    """What is wrong with one value of a hardware field on its own (None: nothing); cross-field limits
-    (an element per buffer, out_bits <= acc_bits, ISA widths) are checked by the config."""
-    kind, rule = _FIELD_RULES[field]
-    if kind == "pow2":
-        return None if _pow2(value) else f"{value!r} must be a power of two " + ("number of bytes" if rule else ">= 1")
-    if kind == "choice":
-        return None if value in rule and not isinstance(value, bool) else f"{value!r} not supported; allowed: {rule}"
-    if kind == "names":
-        return None if isinstance(value, str) and value in rule else (
-            f"{value!r} is not a listed DRAM part; allowed: '' (derive the cheapest that delivers the bandwidth) or "
-            f"{sorted(n for n in rule if n)}")
-    if kind == "bool":
-        return None if isinstance(value, bool) else f"{value!r} must be true or false"
-    if kind == "mode":
-        return modes.error(value)
-    if kind == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
-        return None if ok else f"{value!r} must be a finite number > 0{rule}"
-    if not isinstance(value, int) or isinstance(value, bool) or value < rule:
-        return f"{value!r} must be an integer >= {rule}"
-    if field == "insn_bits" and value % 64:
-        return f"{value} must be a multiple of 64"
-    if field == "dma_burst_beats" and value > 256:
-        return f"{value} exceeds 256, the longest AXI4 burst"
-    return None
-
-
-_FIELD_RULES.update({f: ("pow2", False) for f in ("batch", "block_in", "block_out")})
-_FIELD_RULES.update({f: ("pow2", True) for f in ("uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes",
-                                                 "acc_buffer_bytes")})
-_FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8, 16)), "acc_bits": ("choice", (16, 32)),
-                     "out_bits": ("choice", (8, 16, 32)), "dram_bandwidth": ("float", " bytes/cycle"),
-                     "clock_mhz": ("float", " MHz"), "tech_nm": ("choice", tuple(_tech.NODES)),
-                     "dram_interface": ("names", ("",) + tuple(_dram.INTERFACES)),
-                     "gemm_min_bits": ("choice", modes.BITS), "sparse_2_4": ("bool", None), "mode": ("mode", None)})
-_PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": "", "gemm_min_bits": 8, "sparse_2_4": False, "mode": ""}
-_FIELD_RULES.update({f: ("int", lo) for f, lo in (
-    ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
-    ("alu_ii_vec", 1), ("alu_lanes", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),
-    ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
-    ("pad_bits", 0), ("imm_bits", 2))})
-assert set(_FIELD_RULES) == {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
-
-
-def preset_names() -> list[str]:
-    """Names of the presets found in the targets directories (never the tuner's outputs in ``tuned_dirs``)."""
-    names = set()
-    for d in target_dirs():
-        names.update(p.stem for p in d.glob("*.json"))
-    return sorted(names)
+assert set(FIELD_RULES) == {f.name for f in dataclasses.fields(AcceleratorConfig)} - {"name", "description", "schedules"}
