@@ -97,6 +97,22 @@ def test_best_assignment_against_brute_force():
     assert lat[0, pick[0]] + lat[1, pick[1]] == pytest.approx(min(r["latency_s"] for r in rows) * hw.clock_mhz * 1e6)
 
 
+def test_modes_without_an_estimate_are_never_offered():
+    """A layer whose table lacks a mode (2:4 on a matmul of two activations: drops_of leaves NaN out) never gets it:
+    not from the knapsack, random or NSGA-II; the space size counts only what each layer may take."""
+    drops = _drops()
+    drops["dense_0"] = {q: d for q, d in drops["dense_0"].items() if not q.endswith("s")}
+    p = P.Problem(DesignSpace.load("small"), LAYERS, drops, 5.0)
+    assert [P.qname(q) for q in p.choices("dense_0")] == ["w8a8", "w8a4", "w4a8", "w4a4", "w2a8", "w2a4"]
+    assert p.size == pytest.approx(len(p.pool) * len(p.cores) * 12 * 12 * 6)
+    for strategy in ("model", "random", "nsga2"):
+        recs, _ = S.SEARCHES[strategy](p, 6, 0)
+        assert recs and all(not r["assign"]["dense_0"].endswith("s") for r in recs), strategy
+    sens = type("T", (), {"get": lambda self, n, q: float("nan") if n == "dense_0" and q.sparse else 0.5})()
+    assert R.drops_of(sens, ["conv2d_0", "dense_0"]) == {
+        "conv2d_0": {P.qname(q): 0.5 for q in P.QUANT}, "dense_0": {P.qname(q): 0.5 for q in P.QUANT if not q.sparse}}
+
+
 def test_non_finite_drops_are_refused():
     with pytest.raises(ValueError, match="finite"):
         P.Problem(DesignSpace.load("small"), LAYERS, {"conv2d_0": {"w4a4": float("nan")}}, 1.0)
@@ -119,6 +135,28 @@ def test_verify_measures_on_held_out_halves_and_logs_both_sources(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "run.jsonl").read_text().splitlines()]
     assert [r["source"] for r in rows] == ["estimate"] * len(recs) + ["simulator"]
     assert rows[-1]["assign"] == best["assign"]
+
+
+def test_verify_backs_off_when_the_estimate_misses():
+    """Estimates of 0 everywhere let the knapsack take the fastest quantisation; measured through the simulator it
+    drops more than the budget, so verify re-quantises the same hardware under a smaller estimate budget, down to
+    w8a8 (int8 numerics: no drop), and logs every try."""
+    from tvm_codesign import model as Mdl, tasks
+    task = tasks.load("digits")
+    layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
+    drops = {n: {"w8a8": 0.0, "w2a4": 0.0} for n, _ in layers}  # only w8a8 and w2a4 offered, both "free"
+    recs, prob = R.search(DesignSpace.load("small"), layers, drops, 0.5, 2, "model")
+    first = dict(recs[0]["assign"])
+    assert "w2a4" in first.values()
+    ref = R.halves(task, task.compile("vta_default", progress=False), limit=60)
+    rows = []
+    log = type("L", (), {"write": lambda self, r: rows.append(dict(r))})()
+    best = R.verify(task, prob, recs, ref, 0.5, log, limit=60, tries=3)
+    assert rows[0]["assign"] == first and rows[0]["drop_selection"] > 0.5  # the estimate missed
+    assert best is not None and best["drop_selection"] <= 0.5 and best["verified_tries"] == len(rows) >= 2
+    assert best["point"] == recs[0]["point"] and best["core"] == recs[0]["core"]  # the same hardware
+    assert [r["estimate_budget"] for r in rows][0] == 0.5 and all(r["estimate_budget"] < 0.5 for r in rows[1:])
+    assert R.verify(task, prob, recs, ref, 0.5, None, limit=60, tries=1) is None  # one try: no back-off
 
 
 def test_compile_options_of_an_assignment():

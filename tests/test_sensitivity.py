@@ -189,22 +189,47 @@ class Functional(nn.Module):
         return self.fc(nn.functional.conv2d(torch.relu(self.c(x)), self.k, padding=1).flatten(1))
 
 
+def test_mapping_error():
+    with pytest.raises(S.LayerMappingError, match=r"layer 1: the imported graph has conv2d_1 \(weight \(4, 4, 3, 3\)\)"
+                                                  r".*dense_0"):
+        S.FakeQuant(Functional().eval(), np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32))
+
+
 class Attention(nn.Module):
+    """One head of attention over 6 tokens: two matmuls of two activations between linears."""
+
     def __init__(self):
         super().__init__()
-        self.q = nn.Linear(8, 8)
+        torch.manual_seed(5)
+        self.q, self.k, self.head = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 3)
 
     def forward(self, x):
-        q = self.q(x)
-        return q @ x.transpose(-1, -2)
+        att = torch.softmax(self.q(x) @ self.k(x).transpose(-1, -2), dim=-1)
+        return self.head(torch.matmul(att, x)).mean(1)
 
 
-@pytest.mark.parametrize("model,shape,match", [(Functional(), (4, 1, 8, 8), r"layer 1: the imported graph has "
-                                                 r"conv2d_1 \(weight \(4, 4, 3, 3\)\).*dense_0"),
-                                                (Attention(), (4, 6, 8), r"matmul_0 \(two activations\)")])
-def test_mapping_error(model, shape, match):
-    with pytest.raises(S.LayerMappingError, match=match):
-        S.FakeQuant(model.eval(), np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+def test_matmuls_of_two_activations_are_layers():
+    """Attention's matmuls are layers named as the imported graph names them; at w4a4 (first operand 4 bits,
+    second 4 bits) fake quantisation follows the compiled model's matmul_1 at w4a4 (simulator) far more closely
+    than the same mode on another layer or all-w8a8 (measured 2.6 % relative L2 against 7.8 % and 6.2 %); their 2:4
+    modes are not measured (NaN) and refused."""
+    m = Attention().eval()
+    rng = np.random.default_rng(0)
+    cal, x = (rng.standard_normal((16, 6, 8)).astype(np.float32) for _ in range(2))
+    fq = S.FakeQuant(m, cal)
+    assert fq.names == ["dense_0", "dense_1", "matmul_0", "matmul_1", "dense_2"]
+    assert [ly.module for ly in fq.layers] == [m.q, m.k, None, None, m.head]
+    sim = tc.compile(m, calibration=[(cal,)], precision={"matmul_1": "w4a4"}, progress=False)(x)
+    right = rel(fq.logits(x, {"matmul_1": Mode(4, 4)}).numpy(), sim)
+    wrong = rel(fq.logits(x, {"dense_2": Mode(4, 4)}).numpy(), sim)
+    base = rel(fq.logits(x).numpy(), sim)
+    assert right < 0.5 * min(wrong, base), (right, wrong, base)
+    s = S.measure(m, None, cal, x, None, modes=("w8a8", "w4a4", "w4a4s"), fq=fq)
+    drops = dict(zip(s.layers, s.drop))
+    assert np.isnan(drops["matmul_0"][2]) and np.isfinite(drops["matmul_0"][:2]).all()
+    assert np.isfinite(drops["dense_0"]).all()
+    with pytest.raises(ValueError, match="matmul_0 is a matmul of two activations: it has no weight to prune"):
+        fq.logits(x, {"matmul_0": Mode(4, 4, True)})
 
 
 class ConvBN(nn.Module):

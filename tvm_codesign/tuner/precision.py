@@ -76,6 +76,12 @@ class Costs:
                 "area_mm2": physical.costs(hw)["area_mm2"]["total"], "hw_modes": ran}
 
 
+def allowed(drops: dict, layer: str, q: M.Mode) -> bool:
+    """Whether ``layer`` may take quantisation ``q``: w8a8 always, others when ``drops`` has its estimate (a
+    matmul of two activations has no 2:4 entry: it has no weight to prune)."""
+    return qname(q) == "w8a8" or qname(q) in drops[layer]
+
+
 def estimate(drops: dict, assign: dict) -> float:
     """Estimated top-1 drop (points) of an assignment: per-layer drops added, each clipped at 0."""
     return sum(max(0.0, drops[n][qname(q)]) for n, q in assign.items() if qname(q) != "w8a8")
@@ -111,9 +117,11 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
     within ``budget``: (assignment, network result), or None if no layer has a schedule."""
     lat = np.full((len(layers), len(quant)), np.inf)
     en = np.full_like(lat, np.inf)
-    d = np.array([[drops[n][qname(q)] if qname(q) != "w8a8" else 0.0 for q in quant] for n, _ in layers])
+    d = np.array([[drops[n].get(qname(q), 0.0) if qname(q) != "w8a8" else 0.0 for q in quant] for n, _ in layers])
     for i, (name, wl) in enumerate(layers):
         for j, q in enumerate(quant):
+            if not allowed(drops, name, q):
+                continue
             fig = costs.layer(hw, wl, M.runnable(hw, q))
             if fig is not None:
                 lat[i, j], en[i, j] = fig["cycles"], fig["energy_pj"]
@@ -151,9 +159,13 @@ class Problem:
         self.area_max = area_max if area_max is not None else self.pool.limits["area_mm2_max"]
         self._hw: dict = {}
 
+    def choices(self, layer: str) -> tuple:
+        """The quantisations ``layer`` may take (``allowed``)."""
+        return tuple(q for q in self.quant if allowed(self.drops, layer, q))
+
     @property
     def size(self) -> float:
-        return len(self.pool) * len(self.cores) * float(len(self.quant)) ** len(self.layers)
+        return len(self.pool) * len(self.cores) * math.prod(float(len(self.choices(n))) for n, _ in self.layers)
 
     def position(self, point: int) -> int:
         """Pool position of a space point."""

@@ -46,6 +46,10 @@ def model_guided(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], 
     return sorted(out, key=lambda r: r["edp"]), _spent(p, start)
 
 
+def _pick(choices: tuple, rng):
+    return choices[int(rng.integers(len(choices)))]
+
+
 def random_search(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], float]:
     rng = np.random.default_rng(seed)
     out, n = [], 0
@@ -55,7 +59,7 @@ def random_search(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict],
         if p.hardware(i, core) is None:  # over the limits: known without an evaluation, drawn again for free
             continue
         for _ in range(1000):
-            assign = {name: p.quant[int(rng.integers(len(p.quant)))] for name, _ in p.layers}
+            assign = {name: _pick(p.choices(name), rng) for name, _ in p.layers}
             if estimate(p.drops, assign) <= p.budget:
                 break
         else:
@@ -78,7 +82,7 @@ def nsga2(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], float]:
         t = study.ask()
         i = t.suggest_int("hw", 0, len(p.pool) - 1)
         core = t.suggest_int("core", 0, len(p.cores) - 1)
-        assign = {name: p.quant[t.suggest_int(name, 0, len(p.quant) - 1)] for name, _ in p.layers}
+        assign = {name: p.choices(name)[t.suggest_int(name, 0, len(p.choices(name)) - 1)] for name, _ in p.layers}
         r = p.evaluate(i, core, assign)
         drop = estimate(p.drops, assign)
         built = "edp" in r  # hardware within the limits and every layer scheduled
