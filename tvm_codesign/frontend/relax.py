@@ -9,9 +9,16 @@ Each offloaded op becomes three ``call_tir``s: pack (CPU TIR: channel padding, p
 tensorized accelerator kernel, unpack (CPU TIR). Packing of constant weights is folded at compile time.
 Ops the accelerator does not take (dilation, asymmetric padding, non-NCHW, non-int8) keep TVM's
 default CPU legalization; ``offloaded(mod)`` lists what went where.
+
+Image groups: a conv2d or dense whose user batch N (leading axis) exceeds the config's batch is compiled for one
+group of ``cfg.batch`` images and runs all ceil(N / batch) groups in one batched simulator pass
+(``_image_groups``, ``runtime/kernel.py``); the packed layouts keep each group contiguous along their batch-block
+axis, a last partial group is zero-padded. The accelerator runs the groups one after another: a call's stats
+are the group program's times the groups.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -78,7 +85,7 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Work
         return x[(*_unflat(g, shape[:-2]), n, c)]
 
     out = te.compute(packed_shapes(kwl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
-        tirx.all(n * B + b < kwl.n, c * BI + i < kwl.merge * kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero),
+        tirx.all(n * B + b < wl.n, c * BI + i < kwl.merge * kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero),
         name="packed")
     return te.create_prim_func([x, out])
 
@@ -137,10 +144,44 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
     return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
 
 
+def _image_groups(wl: Workload, cfg: AcceleratorConfig, dx: list[int]) -> tuple[int, int] | None:
+    """(groups, kernel rows per group) if the layer runs ``cfg.batch`` images at a time: a conv2d or dense whose
+    leading (batch) axis exceeds the config's batch (a dense's image is its rows dx[1:-1]). None: one kernel."""
+    if wl.kind not in ("conv2d", "dense") or len(dx) < 2 or dx[0] <= cfg.batch:
+        return None
+    per = cfg.batch * (math.prod(dx[1:-1]) if wl.kind == "dense" else 1)
+    return -(-dx[0] // cfg.batch), per
+
+
+def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, groups: int, name: str) -> tirx.PrimFunc:
+    """The one-group ``kernel`` lowered now, behind a function taking all ``groups`` (the packed data and output
+    of ``kwl``, weights and bias shared) that runs them in one batched pass (``tvm_codesign.run_groups``)."""
+    from ..lowering import lower
+    from ..runtime import entry
+    compiled = lower(kernel)
+    key, blob = entry.add(compiled, name)
+    sh = packed_shapes(kwl, cfg)
+    full = [sh["data"], sh["weight"]] + ([sh["bias"]] if kwl.bias else []) + [sh["out"]]
+    if len(full) != len(compiled.params):
+        raise AssertionError(f"{name}: kernel parameters {[p.name for p in compiled.params]} are not data, weight"
+                             f"{', bias' if kwl.bias else ''}, out")
+    bufs = [tirx.decl_buffer(s, p.dtype, p.name) for s, p in zip(full, compiled.params)]
+    batched = 1 | 1 << (len(bufs) - 1)  # data and out hold every group
+    call = tirx.call_packed("tvm_codesign.run_groups", tirx.IntImm("int64", key), blob, groups, batched,
+                            *[b.access_ptr("rw") for b in bufs])
+    attrs = {k: v for k, v in kernel.attrs.items() if k not in ("tvm_codesign.config", "tvm_codesign.vthreads")}
+    attrs.update({"tvm_codesign.workload": json.dumps(kwl.to_dict()), "tvm_codesign.image_groups": groups})
+    return tirx.PrimFunc(bufs, tirx.Evaluate(call)).with_attrs(attrs)
+
+
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
           bias: np.ndarray | None = None) -> relax.Expr:
     key = (hash(bb), wl, kn, cfg.mode)  # hash: the C++ builder (each callback gets a new Python wrapper)
-    kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
+    split = _image_groups(wl, cfg, _dims(x))
+    # the workload the kernel runs (folded stem, merged groups; one image group if split) and the packed
+    # tensors' (all groups)
+    kwl = kernel_workload(dataclasses.replace(wl, n=split[1]) if split else wl, cfg)
+    kall = dataclasses.replace(kwl, n=split[0] * split[1]) if split else kwl
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
         k, source = pick(kwl, cfg, knobs(kwl, cfg) if callable(knobs) else None)
         dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
@@ -151,15 +192,17 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
         kernel = schedule(kwl, cfg, k).mod["main"].with_attrs({"tvm_codesign.schedule_source": source,
                                                               "tvm_codesign.layer": layer})
+        if split:
+            kernel = _grouped(kernel.with_attr("global_symbol", name), kall, cfg, split[0], name)
         cache[key] = (add(kernel, ""),
-                      add(_pack_data(wl, cfg, _dims(x), kwl), "_pack_x"),
-                      add(_pack_weight(wl, cfg, _dims(w), kn, kwl), "_pack_w"),
-                      add(_unpack(kwl, cfg, _dims(call)), "_unpack"))
+                      add(_pack_data(wl, cfg, _dims(x), kall), "_pack_x"),
+                      add(_pack_weight(wl, cfg, _dims(w), kn, kall), "_pack_w"),
+                      add(_unpack(kall, cfg, _dims(call)), "_unpack"))
     gk, gd, gw, gu = cache[key]
-    sh = packed_shapes(kwl, cfg)
+    sh = packed_shapes(kall, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
-    args = [px, pw] + ([relax.const(pack_bias(kwl, cfg, bias))] if wl.bias else [])
+    args = [px, pw] + ([relax.const(pack_bias(kall, cfg, bias))] if wl.bias else [])
     po = bb.emit(relax.call_tir(gk, args, relax.TensorType(sh["out"], wl.out_dtype)))
     return relax.call_tir(gu, [po], call.ty)
 
