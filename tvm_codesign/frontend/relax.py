@@ -159,6 +159,7 @@ def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, group
     from ..lowering import lower
     from ..runtime import entry
     compiled = lower(kernel)
+    compiled.meta["image_groups"] = groups  # its own key: per-call stats differ from the one-group kernel's
     key, blob = entry.add(compiled, name)
     sh = packed_shapes(kwl, cfg)
     full = [sh["data"], sh["weight"]] + ([sh["bias"]] if kwl.bias else []) + [sh["out"]]

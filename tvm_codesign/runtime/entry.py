@@ -18,7 +18,7 @@ def add(kernel: CompiledKernel, name: str | None = None) -> tuple[int, str]:
     """Keep a kernel for this process; returns (key, blob) to embed in the compiled function."""
     blob = kernel.to_blob()
     key = key_of(blob)
-    _KERNELS[key] = kernel
+    kernel = _KERNELS.setdefault(key, kernel)  # the same program under another name: the object its calls reach
     LAST[0] = kernel
     if name:
         BY_NAME[name] = kernel
