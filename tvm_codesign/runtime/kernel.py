@@ -97,15 +97,17 @@ class CompiledKernel:
         rows = dram.reshape(groups, -1)
         at = lambda p, n: rows[:, p.offset:p.offset + n].reshape(groups, p.shape[0], -1)  # (groups, G, bytes)
         by_group = lambda p, v: v.reshape(p.shape[0], groups, -1).transpose(1, 0, 2)  # full array, by group
+        # weights and micro-ops (constants) the same in every group: each group's weights need not be copied
+        first = groups > 1 and not any(batched >> j & 1 and p.mem in ("WGT", "UOP") for j, p in enumerate(self.params))
         for j, (p, v) in enumerate(zip(self.params, views)):
             if p.role != "in":
                 continue
             b = self._stage(p, v)  # packed modes: every group's elements packed in one go
             if batched >> j & 1:
                 at(p, b.size // groups)[...] = by_group(p, b)
-            else:
-                rows[:, p.offset:p.offset + b.size] = b
-        self.last_stats = self._sim.run(self.program, dram)
+            else:  # shared weights: the first group's row only (the simulator reads them there)
+                rows[:1 if first and p.mem == "WGT" else groups, p.offset:p.offset + b.size] = b
+        self.last_stats = self._sim.run(self.program, dram, shared_in_first=first)
         for j, (p, v) in enumerate(zip(self.params, views)):
             if p.role == "out" and batched >> j & 1:
                 by_group(p, v)[...] = at(p, p.nbytes)

@@ -18,7 +18,8 @@ Batched: ``dram`` may be 2-D, (images, bytes): one pass over the program runs ev
 then hold all images side by side in the batch axis (depth, images * BATCH, BLOCK): GEMM and ALU instructions
 index the depth axis only, so each runs once for all images (one int8 matmul on the stacked rows). Weights and
 micro-ops must be the same in every image (checked first: if any weight or micro-op byte a LOAD reads differs
-between images, the images run one by one).
+between images, the images run one by one), unless the caller says they are all in the first image
+(``shared_in_first``: weight and micro-op LOADs read the first row only, the others need not hold them).
 """
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ class Srams:
         return {Mem.UOP: self.uop, Mem.WGT: self.wgt, Mem.INP: self.inp, Mem.ACC: self.acc, Mem.OUT: self.acc}[mem]
 
 
-def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None) -> Srams:
+def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None,
+            shared_in_first: bool = False) -> Srams:
     """Run ``program`` in program order on ``dram`` (uint8, modified in place): one image (1-D) or a batch of
     images (2-D, (images, bytes), C-contiguous), all in one pass. Returns the SRAMs.
 
@@ -70,17 +72,17 @@ def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, race
     """
     mm = _int_mm()
     if mm is None:
-        return _execute(program, dram, srams, races)
+        return _execute(program, dram, srams, races, shared_in_first)
     torch = mm[2]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _execute(program, dram, srams, races)
+        return _execute(program, dram, srams, races, shared_in_first)
     finally:
         torch.set_num_threads(threads)
 
 
-def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races) -> Srams:
+def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races, shared_in_first: bool = False) -> Srams:
     cfg = program.config
     if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim in (1, 2)):
         raise TypeError("dram must be a numpy uint8 array: 1-D (one image) or 2-D (images, bytes)")
@@ -93,7 +95,7 @@ def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races) -> 
         plans["cols"] = {k: v.tolist() for k, v in program.table.items()}
     cols = plans["cols"]
     images = dram.shape[0] if dram.ndim == 2 else 1
-    if images > 1 and not _shared_uniform(program, plans, dram):  # weights differ: one image at a time
+    if images > 1 and not shared_in_first and not _shared_uniform(program, plans, dram):  # weights differ: one image at a time
         for row in dram:
             st = _execute(program, row, None, races)
         return st

@@ -63,18 +63,20 @@ class Simulator:
             raise ProgramError(None, "config", f"program built for {program.config.name} "
                                f"({program.config.key}), simulator is {self.config.name} ({self.config.key})")
 
-    def run(self, program: Program, dram: np.ndarray, check_races: bool = True) -> SimStats:
+    def run(self, program: Program, dram: np.ndarray, check_races: bool = True, shared_in_first: bool = False) -> SimStats:
         """Execute bit-exactly on ``dram`` (uint8, modified in place) and time the run. A 2-D ``dram``
         (groups, bytes) runs every group in one functional pass; the stats are those of the groups run one after
         another on the accelerator (``repeated``).
 
         The timing model runs first, so a deadlocked program raises before touching DRAM. With
         ``check_races``, SRAM accesses of different modules not ordered by tokens raise RaceError.
+        ``shared_in_first``: the caller wrote the weights (and micro-ops) of every group in the first row only
+        (``functional.execute``).
         """
         self._check(program)
         self.timeline = _timeline(program)
         checker = RaceChecker(self.config, program, self.timeline) if check_races else None
-        self.srams = functional.execute(program, dram, races=checker)
+        self.srams = functional.execute(program, dram, races=checker, shared_in_first=shared_in_first)
         stats = SimStats.from_timeline(program, self.timeline)
         return repeated(stats, dram.shape[0]) if dram.ndim == 2 else stats
 
