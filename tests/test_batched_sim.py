@@ -1,5 +1,7 @@
 """Batched functional simulation: a 2-D (images, bytes) DRAM runs every image in one pass of the program,
 bit-exact per image against numpy and the naive interpreter; stats are the per-image run's times the images."""
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -7,7 +9,8 @@ from hypothesis import strategies as st
 
 import naive_sim
 from test_functional import TINY, random_program
-from tvm_codesign import AcceleratorConfig, Mem, Simulator
+from tvm_codesign import AcceleratorConfig, Simulator
+from tvm_codesign.simulator.dram import ProgramBuilder
 from tvm_codesign.simulator.reference_gemm import pack_inp, reference, tiled_gemm
 
 
@@ -81,3 +84,33 @@ def test_batched_random_programs_match_naive_interpreter_per_image(b, images, se
         _, _, _, acc = naive_sim.run(TINY, prog.insns, want[k])
         assert np.array_equal(sim.srams.acc[:, k * bt:(k + 1) * bt], acc), k
         assert np.array_equal(dram[k], want[k]), k
+
+
+@pytest.mark.parametrize("mode", ["w4a4", "w2a8s"])
+def test_batched_packed_mode_decodes_every_image(mode, monkeypatch):
+    """A packed mode's INP LOAD decodes each image's own packed inputs in the one batched pass (weights packed
+    once, shared): every image equals numpy's product of its unpacked values."""
+    from tvm_codesign.hardware import modes as M
+    from tvm_codesign.hardware import packing
+
+    cfg = M.flexible(AcceleratorConfig.load("vta_default")).with_mode(mode)
+    spec, rng = cfg.mode_spec, np.random.default_rng(11)
+    lim = lambda b: (-(1 << (b - 1)), 1 << (b - 1))
+    m, n, k = 4 * cfg.batch, 2 * cfg.block_out, 2 * cfg.block_in
+    w = rng.integers(*lim(spec.w_bits), (n, k)).astype(np.int8)
+    if spec.sparse:  # keep 2 of every 4 along the reduction
+        w.reshape(n, -1, 4)[..., :2] = 0
+    rows = [rng.integers(*lim(spec.a_bits), (m, k)).astype(np.int8) for _ in range(3)]
+    emit = ProgramBuilder.emit  # tiled_gemm's instructions, every DMA and GEMM in the mode
+    monkeypatch.setattr(ProgramBuilder, "emit", lambda b, *insns: emit(b, *[
+        dataclasses.replace(i, mode=cfg.mode_index) if "mode" in i.__dataclass_fields__ else i for i in insns]))
+    g = tiled_gemm(cfg, rows[0], w, tile_m=2, tile_n=1, tile_k=1)
+    dram = np.repeat(g.dram[None], len(rows), 0)
+    at = g.builder._chunks[0][0]
+    for i, a in enumerate(rows):
+        blob = packing.encode(cfg, "inp", pack_inp(a, cfg)).reshape(-1)
+        assert blob.size * 8 == a.size * spec.a_bits  # packed: a_bits per value
+        dram[i, at:at + blob.size] = blob
+    Simulator(cfg).run(g.program, dram)
+    for i, a in enumerate(rows):
+        assert np.array_equal(g.result(dram[i]), reference(a, w)), i
