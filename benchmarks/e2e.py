@@ -7,9 +7,13 @@ sim_wall_s (median of 3 inferences after the first: functional + timing; the fir
 instruction and checks races, reported as first_call_wall_s), ort_fp32_wall_s (median of 10), ratio = sim / ort
 (target <= 10), simulated_latency_ms (accelerator cycles at the config's clock), offloaded_mac_fraction
 (target >= 0.95), peak_rss_mb, and the cosine similarity to the float model. With --batch B (default 16; 0: skip)
-also the same model compiled for B images (one program for the whole batch, the default path): batch_sim_wall_s
-and batch_ort_fp32_wall_s per image, ratio_batch16 = their ratio (issue 15's goal <= 3), batch_matches_single
-(each image's output equals the single-image model's), and first_call_ratio = first call / later call.
+also the same model compiled for B images (the default batch_programs="per_image": each conv2d one program per
+image, all B images in one batched simulator pass; the dense one program): batch_sim_wall_s and
+batch_ort_fp32_wall_s per image, ratio_batch16 = their ratio (issue 15's goal <= 3), batch_first_call_ratio,
+batch_matches_single (each image's output equals the single-image model's), first_call_ratio = first call / later
+call, and the simulated latency per image at batch B: batch_simulated_latency_ms (the default) and
+batch_simulated_latency_ms_whole (batch_programs="whole": every layer one program for the B images, weights
+reused across images; compiled, timed, not run).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import torch
 
 import tvm_codesign as tc
 from tvm_codesign.models import resnet18
+from tvm_codesign.runtime import entry
 
 
 def main() -> dict:
@@ -95,12 +100,17 @@ def _batched(model, args, calib, x, y, sess_bytes) -> dict:
     t0 = time.perf_counter()
     cm = tc.compile(model, args.config, calibration=cal, requant=args.requant)
     compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
     cm(xb)
+    first_s = time.perf_counter() - t0
     sims = []
     for _ in range(2):
         t0 = time.perf_counter()
         yb = cm(xb)
         sims.append(time.perf_counter() - t0)
+    per_ms = sum(r["cycles"] * r["calls"] for r in cm.profile() if r["device"] == "accelerator") / B
+    whole = tc.compile(model, args.config, calibration=cal, requant=args.requant, batch_programs="whole")
+    whole_ms = sum(entry.BY_NAME[k["name"]].time().cycles * whole.calls[k["name"]] for k in whole.kernels) / B
     bufb = io.BytesIO()
     torch.onnx.export(model, (torch.as_tensor(xb),), bufb, input_names=["x"], opset_version=17, dynamo=False)
     opts = ort.SessionOptions()
@@ -114,7 +124,10 @@ def _batched(model, args, calib, x, y, sess_bytes) -> dict:
     sim_s, ort_s = float(np.median(sims)) / B, float(np.median(times)) / B
     return {"batch": B, "batch_compile_s": round(compile_s, 1), "batch_sim_wall_s": round(sim_s, 4),
             "batch_ort_fp32_wall_s": round(ort_s, 5), "ratio_batch16": round(sim_s / ort_s, 1),
-            "batch_matches_single": bool(np.array_equal(yb[:1], y))}
+            "batch_first_call_ratio": round(first_s / float(np.median(sims)), 2),
+            "batch_matches_single": bool(np.array_equal(yb[:1], y)),
+            "batch_simulated_latency_ms": round(per_ms / cm.config.clock_mhz / 1e3, 3),
+            "batch_simulated_latency_ms_whole": round(whole_ms / cm.config.clock_mhz / 1e3, 3)}
 
 
 if __name__ == "__main__":

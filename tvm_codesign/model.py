@@ -19,7 +19,7 @@ from . import profile as P
 from .frontend import epilogue, macs, onnx_qdq
 from .frontend import precision as PR
 from .frontend import quantize as Q
-from .frontend.relax import OFFLOADED_OPS, offload, offloaded, workload_of
+from .frontend.relax import OFFLOADED_OPS, check_batch_programs, offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .progress import Progress
 from .runtime import entry
@@ -375,7 +375,7 @@ def _name(model) -> str:
 
 def compile(model, target="vta_default", *, input_shapes=None, example_inputs=None, calibration=None,
             schedules=None, requant="alu", knobs=None, progress=None, precision=None, sparsity=None,
-            weight_scales=None, train=None, qat_epochs=None) -> CompiledModel:
+            weight_scales=None, train=None, qat_epochs=None, batch_programs="per_image") -> CompiledModel:
     """Compile a PyTorch module (with example inputs), ONNX model/path or Relax IRModule for a config.
 
     ``target``: a preset name, AcceleratorConfig, JSON path, or a TVM target of the package (``tc.target(cfg)``,
@@ -402,7 +402,13 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
     ``train=(x, y)`` (a torch classifier with low-bit or 2:4 layers; x batch-first inputs, y integer labels):
     first a short deterministic quantisation-aware fine-tune of a copy of the model (frontend/qat.py,
     ``qat_epochs`` epochs, default 5), then the same PTQ of the fine-tuned copy; the model itself is unchanged.
+    ``batch_programs``, for inputs of more images than the accelerator's ``batch``: "per_image" (default) compiles
+    each conv2d for one group of ``batch`` images and simulates all groups of a call in one batched pass (fast to
+    simulate; each group reloads the weights); "whole" compiles every layer as one program for all the images
+    (weights reused across images: fewer simulated cycles, slower to simulate). Dense / matmul layers are always
+    one program for the whole call.
     """
+    check_batch_programs(batch_programs)
     cfg = _config(target)
     name = _name(model)
     t0 = time.perf_counter()
@@ -417,7 +423,7 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
                  "layer_modes": {n: m.to_dict() for n, m in info["modes"].items()}}
         kernels = len({wl for wl, _ in _layer_counts(main)})
         mod = offload(cfg, bar.picker(_schedule_picker(schedules if schedules is not None else knobs), kernels),
-                      info["modes"])(mod)
+                      info["modes"], batch_programs)(mod)
         bar.step("lowering and building")
         executable = tvm.compile(mod, target="llvm")
         kernels = offloaded(mod)

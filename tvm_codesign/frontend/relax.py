@@ -9,9 +9,18 @@ Each offloaded op becomes three ``call_tir``s: pack (CPU TIR: channel padding, p
 tensorized accelerator kernel, unpack (CPU TIR). Packing of constant weights is folded at compile time.
 Ops the accelerator does not take (dilation, asymmetric padding, non-NCHW, non-int8) keep TVM's
 default CPU legalization; ``offloaded(mod)`` lists what went where.
+
+Image groups (``batch_programs``): with "per_image" (the default) a conv2d whose user batch N (leading axis)
+exceeds the config's batch is compiled for one group of ``cfg.batch`` images and runs all ceil(N / batch) groups
+in one batched simulator pass (``_image_groups``, ``runtime/kernel.py``); the packed layouts keep each group
+contiguous along their batch-block axis, a last partial group is zero-padded. The accelerator runs the groups one
+after another: a call's stats are the group program's times the groups. Dense / matmul / batch_matmul always
+stay one program (their rows are often tokens: split, each would reload its weights). With "whole" every layer is
+one program for the whole batch (weights reused across images: fewer simulated cycles, slower to simulate).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -78,7 +87,7 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Work
         return x[(*_unflat(g, shape[:-2]), n, c)]
 
     out = te.compute(packed_shapes(kwl, cfg)["data"], lambda g, n, c, h, w, b, i: tirx.if_then_else(
-        tirx.all(n * B + b < kwl.n, c * BI + i < kwl.merge * kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero),
+        tirx.all(n * B + b < wl.n, c * BI + i < kwl.merge * kwl.ci), at(g, n * B + b, c * BI + i, h, w), zero),
         name="packed")
     return te.create_prim_func([x, out])
 
@@ -137,10 +146,56 @@ def _unpack(wl: Workload, cfg: AcceleratorConfig, user_shape: list[int]) -> tirx
     return te.create_prim_func([p, te.compute(user_shape, f, name="out")])
 
 
+BATCH_PROGRAMS = ("per_image", "whole")
+
+
+def check_batch_programs(batch_programs: str) -> str:
+    if batch_programs not in BATCH_PROGRAMS:
+        raise ValueError(f"batch_programs must be 'per_image' (a conv2d over more images than the accelerator's "
+                         f"batch runs one program per image group, all groups in one simulator pass) or 'whole' "
+                         f"(one program for the whole batch), got {batch_programs!r}")
+    return batch_programs
+
+
+def _image_groups(wl: Workload, cfg: AcceleratorConfig, dx: list[int], batch_programs: str) -> tuple[int, int] | None:
+    """(groups, images per group) if the layer runs ``cfg.batch`` images at a time: a conv2d whose leading (image)
+    axis exceeds the config's batch, with ``batch_programs="per_image"``. None: one kernel for the whole call."""
+    if batch_programs != "per_image" or wl.kind != "conv2d" or len(dx) != 4 or dx[0] <= cfg.batch:
+        return None
+    return -(-dx[0] // cfg.batch), cfg.batch
+
+
+def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, groups: int, name: str) -> tirx.PrimFunc:
+    """The one-group ``kernel`` lowered now, behind a function taking all ``groups`` (the packed data and output
+    of ``kwl``, weights and bias shared) that runs them in one batched pass (``tvm_codesign.run_groups``)."""
+    from ..lowering import lower
+    from ..runtime import entry
+    compiled = lower(kernel)
+    compiled.meta["image_groups"] = groups  # its own key: per-call stats differ from the one-group kernel's
+    key, blob = entry.add(compiled, name)
+    sh = packed_shapes(kwl, cfg)
+    full = [sh["data"], sh["weight"]] + ([sh["bias"]] if kwl.bias else []) + [sh["out"]]
+    if len(full) != len(compiled.params):
+        raise AssertionError(f"{name}: kernel parameters {[p.name for p in compiled.params]} are not data, weight"
+                             f"{', bias' if kwl.bias else ''}, out")
+    bufs = [tirx.decl_buffer(s, p.dtype, p.name) for s, p in zip(full, compiled.params)]
+    batched = 1 | 1 << (len(bufs) - 1)  # data and out hold every group
+    call = tirx.call_packed("tvm_codesign.run_groups", tirx.IntImm("int64", key), blob, groups, batched,
+                            *[b.access_ptr("rw") for b in bufs])
+    attrs = {k: v for k, v in kernel.attrs.items() if k not in ("tvm_codesign.config", "tvm_codesign.vthreads")}
+    attrs.update({"tvm_codesign.workload": json.dumps(kwl.to_dict()), "tvm_codesign.image_groups": groups,
+                  "tvm_codesign.mode": cfg.mode})  # the config attribute would send it to the lowering again
+    return tirx.PrimFunc(bufs, tirx.Evaluate(call)).with_attrs(attrs)
+
+
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
-          bias: np.ndarray | None = None) -> relax.Expr:
+          bias: np.ndarray | None = None, batch_programs: str = "per_image") -> relax.Expr:
     key = (hash(bb), wl, kn, cfg.mode)  # hash: the C++ builder (each callback gets a new Python wrapper)
-    kwl = kernel_workload(wl, cfg)  # the workload the kernel runs (folded stem, merged groups)
+    split = _image_groups(wl, cfg, _dims(x), batch_programs)
+    # the workload the kernel runs (folded stem, merged groups; one image group if split) and the packed
+    # tensors' (all groups)
+    kwl = kernel_workload(dataclasses.replace(wl, n=split[1]) if split else wl, cfg)
+    kall = dataclasses.replace(kwl, n=split[0] * split[1]) if split else kwl
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
         k, source = pick(kwl, cfg, knobs(kwl, cfg) if callable(knobs) else None)
         dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
@@ -151,15 +206,17 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
         add = lambda f, suffix: bb.add_func(f.with_attr("global_symbol", name + suffix), name + suffix)
         kernel = schedule(kwl, cfg, k).mod["main"].with_attrs({"tvm_codesign.schedule_source": source,
                                                               "tvm_codesign.layer": layer})
+        if split:
+            kernel = _grouped(kernel.with_attr("global_symbol", name), kall, cfg, split[0], name)
         cache[key] = (add(kernel, ""),
-                      add(_pack_data(wl, cfg, _dims(x), kwl), "_pack_x"),
-                      add(_pack_weight(wl, cfg, _dims(w), kn, kwl), "_pack_w"),
-                      add(_unpack(kwl, cfg, _dims(call)), "_unpack"))
+                      add(_pack_data(wl, cfg, _dims(x), kall), "_pack_x"),
+                      add(_pack_weight(wl, cfg, _dims(w), kn, kall), "_pack_w"),
+                      add(_unpack(kall, cfg, _dims(call)), "_unpack"))
     gk, gd, gw, gu = cache[key]
-    sh = packed_shapes(kwl, cfg)
+    sh = packed_shapes(kall, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
-    args = [px, pw] + ([relax.const(pack_bias(kwl, cfg, bias))] if wl.bias else [])
+    args = [px, pw] + ([relax.const(pack_bias(kall, cfg, bias))] if wl.bias else [])
     po = bb.emit(relax.call_tir(gk, args, relax.TensorType(sh["out"], wl.out_dtype)))
     return relax.call_tir(gu, [po], call.ty)
 
@@ -189,11 +246,13 @@ def workload_of(call: relax.Call) -> Workload | None:
     return None  # vectors, broadcast batch dims
 
 
-def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes: dict | None = None) -> tvm.transform.Pass:
+def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes: dict | None = None,
+            batch_programs: str = "per_image") -> tvm.transform.Pass:
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
     constant folding (packs constant weights at compile time). ``knobs(wl, cfg)`` may pick a layer's schedule
-    (a Knobs, or None for the default)."""
+    (a Knobs, or None for the default). ``batch_programs``: "per_image" or "whole" (module docstring)."""
     cfg = AcceleratorConfig.load(config)
+    batch_programs = check_batch_programs(batch_programs)
     cache: dict = {}
     modes = modes or {}
 
@@ -225,14 +284,14 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes
         if wl is None or (hash(call.args[0]), hash(call.args[1])) in cores:
             return call  # TVM's default CPU legalization (dead code once the fused epilogue replaces it)
         return named(call, _emit(bb, cfg_of(call), wl, call.args[0], call.args[1], call.op.name == "relax.matmul",
-                                 call, knobs, cache))
+                                 call, knobs, cache, batch_programs=batch_programs))
 
     def legalize_astype(bb, call):
         f = fused.get(call.args[0])
         if f is None:
             return call
         return named(f.core, _emit(bb, cfg_of(f.core), f.workload, f.core.args[0], f.core.args[1],
-                                   f.core.op.name == "relax.matmul", call, knobs, cache, f.bias))
+                                   f.core.op.name == "relax.matmul", call, knobs, cache, f.bias, batch_programs))
 
     legalize = relax.transform.LegalizeOps(customize_legalize_map={
         **{op: legalize_op for op in OFFLOADED_OPS}, "relax.astype": legalize_astype})
@@ -274,5 +333,7 @@ def offloaded(mod: tvm.IRModule) -> list[dict]:
                         "layer": json.loads(str(a["tvm_codesign.layer"])) if "tvm_codesign.layer" in a else None,
                         "layers": json.loads(str(a[LAYERS])) if LAYERS in a else [],
                         "mode": M.label(json.loads(str(a["tvm_codesign.config"])).get("mode", ""))
-                        if "tvm_codesign.config" in a else "w8a8"})
+                        if "tvm_codesign.config" in a else M.label(str(a["tvm_codesign.mode"]) if "tvm_codesign.mode" in a else ""),
+                        "image_groups": int(a["tvm_codesign.image_groups"]) if "tvm_codesign.image_groups" in a
+                        else 1})
     return out

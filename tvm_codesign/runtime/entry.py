@@ -1,4 +1,5 @@
-"""Packed functions the compiled modules call. ``tvm_codesign.run(key, blob, *ptrs)`` runs a kernel;
+"""Packed functions the compiled modules call. ``tvm_codesign.run(key, blob, *ptrs)`` runs a kernel,
+``tvm_codesign.run_groups(key, blob, groups, batched, *ptrs)`` runs it on ``groups`` image groups in one pass;
 the per-intrinsic names only exist to fail loudly if a tensorized function skipped the lowering."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def add(kernel: CompiledKernel, name: str | None = None) -> tuple[int, str]:
     """Keep a kernel for this process; returns (key, blob) to embed in the compiled function."""
     blob = kernel.to_blob()
     key = key_of(blob)
-    _KERNELS[key] = kernel
+    kernel = _KERNELS.setdefault(key, kernel)  # the same program under another name: the object its calls reach
     LAST[0] = kernel
     if name:
         BY_NAME[name] = kernel
@@ -50,6 +51,11 @@ def _run(key, blob, *ptrs):
     kernel.run_pointers([p.value if hasattr(p, "value") else int(p) for p in ptrs])
 
 
+def _run_groups(key, blob, groups, batched, *ptrs):
+    kernel = get(int(key), str(blob))
+    kernel.run_pointers([p.value if hasattr(p, "value") else int(p) for p in ptrs], int(groups), int(batched))
+
+
 def _not_lowered(*args):
     raise RuntimeError("a tensorized tvm_codesign intrinsic reached the CPU: compile with "
                        "tvm.compile(mod, target=tvm_codesign.target(cfg)) or tir_pipeline='tvm_codesign'")
@@ -57,5 +63,6 @@ def _not_lowered(*args):
 
 def register() -> None:
     tvm_ffi.register_global_func("tvm_codesign.run", _run, override=True)
+    tvm_ffi.register_global_func("tvm_codesign.run_groups", _run_groups, override=True)
     for name in ("gemm", "reset", "alu", "alu_imm"):
         tvm_ffi.register_global_func(f"tvm_codesign.{name}", _not_lowered, override=True)

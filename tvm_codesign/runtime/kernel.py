@@ -3,6 +3,10 @@
 DRAM image: the function's parameters first (each at a 4 KiB-aligned offset), then constants (micro-op
 kernels, zero pages). A kernel serialises to a string blob that the compiled TVM module embeds, so a
 module is self-contained.
+
+Image groups: a kernel compiled for one group of images (n = the config's batch) runs ``groups`` of them in one
+batched simulator pass (``run_pointers(addrs, groups, batched)``): the parameters whose bit is set in ``batched``
+hold every group along axis 1 of their packed layout (G, groups * n_blocks, ...), the others are shared.
 """
 from __future__ import annotations
 
@@ -74,22 +78,41 @@ class CompiledKernel:
             views.append(a.reshape(-1).view(np.uint8))
         return self._run_views(views)
 
-    def run_pointers(self, addrs: list[int]) -> SimStats:
-        """Run on raw parameter addresses (the TVM packed-function entry)."""
-        views = [np.ctypeslib.as_array((ctypes.c_uint8 * p.nbytes).from_address(a)) if p.nbytes else
-                 np.zeros(0, np.uint8) for p, a in zip(self.params, addrs)]
-        return self._run_views(views)
+    def run_pointers(self, addrs: list[int], groups: int = 1, batched: int = 0) -> SimStats:
+        """Run on raw parameter addresses (the TVM packed-function entry); ``groups`` image groups in one pass,
+        parameter j holding all of them if bit j of ``batched`` is set (module docstring)."""
+        if groups < 1:
+            raise ValueError(f"groups must be >= 1, got {groups}")
+        sizes = [p.nbytes * (groups if batched >> j & 1 else 1) for j, p in enumerate(self.params)]
+        views = [np.ctypeslib.as_array((ctypes.c_uint8 * n).from_address(a)) if n else np.zeros(0, np.uint8)
+                 for n, a in zip(sizes, addrs)]
+        return self._run_views(views, groups, batched)
 
-    def _run_views(self, views) -> SimStats:
-        dram = self._image.copy()
-        for p, v in zip(self.params, views):
-            if p.role == "in":
-                b = self._stage(p, v)
-                dram[p.offset:p.offset + b.size] = b
-        self.last_stats = self._sim.run(self.program, dram)
-        for p, v in zip(self.params, views):
-            if p.role == "out":
-                v[...] = dram[p.offset:p.offset + p.nbytes]
+    def _run_views(self, views, groups: int = 1, batched: int = 0) -> SimStats:
+        """One DRAM image per group (2-D when groups > 1): batched parameters split by group, the rest copied to
+        every group; stats are the groups' run one after another (``Simulator.run``)."""
+        dram = np.empty((groups, self.dram_bytes), np.uint8) if groups > 1 else self._image.copy()
+        if groups > 1:
+            dram[:] = self._image
+        rows = dram.reshape(groups, -1)
+        at = lambda p, n: rows[:, p.offset:p.offset + n].reshape(groups, p.shape[0], -1)  # (groups, G, bytes)
+        by_group = lambda p, v: v.reshape(p.shape[0], groups, -1).transpose(1, 0, 2)  # full array, by group
+        # weights and micro-ops (constants) the same in every group: each group's weights need not be copied
+        first = groups > 1 and not any(batched >> j & 1 and p.mem in ("WGT", "UOP") for j, p in enumerate(self.params))
+        for j, (p, v) in enumerate(zip(self.params, views)):
+            if p.role != "in":
+                continue
+            b = self._stage(p, v)  # packed modes: every group's elements packed in one go
+            if batched >> j & 1:
+                at(p, b.size // groups)[...] = by_group(p, b)
+            else:  # shared weights: the first group's row only (the simulator reads them there)
+                rows[:1 if first and p.mem == "WGT" else groups, p.offset:p.offset + b.size] = b
+        self.last_stats = self._sim.run(self.program, dram, shared_in_first=first)
+        for j, (p, v) in enumerate(zip(self.params, views)):
+            if p.role == "out" and batched >> j & 1:
+                by_group(p, v)[...] = at(p, p.nbytes)
+            elif p.role == "out":
+                v[...] = rows[0, p.offset:p.offset + p.nbytes]
         _LAST[0] = self.last_stats
         return self.last_stats
 

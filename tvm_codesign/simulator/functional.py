@@ -13,6 +13,13 @@ Semantics (documented contract, checked by tests against numpy):
 - STORE OUT keeps the low out_bits bits of each accumulator (truncation, like VTA): saturate with CLIP
   first. STORE ACC writes the raw accumulators.
 - LOAD zero-fills its pad rows/columns.
+
+Batched: ``dram`` may be 2-D, (images, bytes): one pass over the program runs every image. The inp and acc SRAMs
+then hold all images side by side in the batch axis (depth, images * BATCH, BLOCK): GEMM and ALU instructions
+index the depth axis only, so each runs once for all images (one int8 matmul on the stacked rows). Weights and
+micro-ops must be the same in every image (checked first: if any weight or micro-op byte a LOAD reads differs
+between images, the images run one by one), unless the caller says they are all in the first image
+(``shared_in_first``: weight and micro-op LOADs read the first row only, the others need not hold them).
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from ..errors import DramAccessError, SramAccessError
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp, Mem, Opcode, decode_uops
 from ..hardware import packing
-from .dram import packed, sram_type, typed_view
+from .dram import elem_bytes, elem_type, packed, sram_type
 from .program import Program
 
 _FALLBACK_CHUNK = 16384
@@ -35,13 +42,17 @@ _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class Srams:
-    """On-chip buffers: uop (depth, 3) decoded micro-ops, inp/wgt/acc (depth, *elem_shape)."""
+    """On-chip buffers: uop (depth, 3) decoded micro-ops, wgt (depth, BLOCK_OUT, BLOCK_IN), inp/acc
+    (depth, images * BATCH, BLOCK): image k's element is rows [k * BATCH, (k + 1) * BATCH)."""
 
-    def __init__(self, cfg: AcceleratorConfig):
+    def __init__(self, cfg: AcceleratorConfig, images: int = 1):
+        self.images = images
         self.uop = np.zeros((cfg.uop_depth, 3), np.int64)
         for mem, name, depth in ((Mem.INP, "inp", cfg.inp_depth), (Mem.WGT, "wgt", cfg.wgt_depth),
                                  (Mem.ACC, "acc", cfg.acc_depth)):
             dt, shape = sram_type(cfg, mem)
+            if mem != Mem.WGT:
+                shape = (images * shape[0],) + shape[1:]
             setattr(self, name, np.zeros((depth,) + shape, dt))
         self.loads = {Mem.INP: 0, Mem.WGT: 0}  # LOADs so far: GEMM operands gathered since then are still valid
         self.gathered: dict = {}  # "x" / "y" -> (index array, loads count, float operand)
@@ -50,8 +61,10 @@ class Srams:
         return {Mem.UOP: self.uop, Mem.WGT: self.wgt, Mem.INP: self.inp, Mem.ACC: self.acc, Mem.OUT: self.acc}[mem]
 
 
-def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None) -> Srams:
-    """Run ``program`` in program order on ``dram`` (uint8, modified in place). Returns the SRAMs.
+def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, races=None,
+            shared_in_first: bool = False) -> Srams:
+    """Run ``program`` in program order on ``dram`` (uint8, modified in place): one image (1-D) or a batch of
+    images (2-D, (images, bytes), C-contiguous), all in one pass. Returns the SRAMs.
 
     ``races``: a RaceChecker told every instruction's SRAM ranges (None: no race check). torch's int8 matmuls
     run on one thread meanwhile (restored after): its thread pool and numpy's BLAS threads contend on small
@@ -59,28 +72,38 @@ def execute(program: Program, dram: np.ndarray, srams: Srams | None = None, race
     """
     mm = _int_mm()
     if mm is None:
-        return _execute(program, dram, srams, races)
+        return _execute(program, dram, srams, races, shared_in_first)
     torch = mm[2]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _execute(program, dram, srams, races)
+        return _execute(program, dram, srams, races, shared_in_first)
     finally:
         torch.set_num_threads(threads)
 
 
-def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races) -> Srams:
+def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races, shared_in_first: bool = False) -> Srams:
     cfg = program.config
-    if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim == 1):
-        raise TypeError("dram must be a 1-D numpy uint8 array")
+    if not (isinstance(dram, np.ndarray) and dram.dtype == np.uint8 and dram.ndim in (1, 2)):
+        raise TypeError("dram must be a numpy uint8 array: 1-D (one image) or 2-D (images, bytes)")
     if not dram.flags.writeable:
         raise ValueError("dram must be writeable")
-    st = srams or Srams(cfg)
+    if dram.ndim == 2 and not dram.flags.c_contiguous:
+        raise ValueError("a 2-D (images, bytes) dram must be C-contiguous")
     plans = _PLANS.setdefault(program, {})
     if "cols" not in plans:
         plans["cols"] = {k: v.tolist() for k, v in program.table.items()}
     cols = plans["cols"]
-    views = {m: typed_view(dram, cfg, m) for m in Mem}
+    images = dram.shape[0] if dram.ndim == 2 else 1
+    if images > 1 and not shared_in_first and not _shared_uniform(program, plans, dram):  # weights differ: one image at a time
+        for row in dram:
+            st = _execute(program, row, None, races)
+        return st
+    if srams is not None and srams.images != images:
+        raise ValueError(f"srams hold {srams.images} images, dram has {images}")
+    st = srams or Srams(cfg, images)
+    dram = dram.reshape(images, -1)
+    views = {m: _typed(dram, cfg, m) for m in Mem}
     log, static = [], True  # SRAM ranges of every instruction; all decoded plans reused
     # From fresh SRAMs, the micro-op SRAM follows from the micro-op loads alone: while each loads what it loaded
     # when the plans were made, every plan's micro-ops are unchanged (else each plan is compared with them).
@@ -116,6 +139,34 @@ def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races) -> 
     return st
 
 
+def _shared_uniform(program: Program, plans: dict, dram: np.ndarray) -> bool:
+    """Whether every byte a weight or micro-op LOAD reads is the same in all images (rows of ``dram``)."""
+    if "shared" not in plans:  # byte ranges [lo, hi) read by WGT / UOP loads, overlapping ones merged
+        c, spans = plans["cols"], []
+        for i, op in enumerate(c["opcode"]):
+            if op == Opcode.LOAD and c["mem"][i] in (Mem.WGT, Mem.UOP):
+                e = elem_bytes(program.config, c["mem"][i])
+                y, x, base = c["y_size"][i], c["x_size"][i], c["dram_base"][i]
+                spans.append((base * e, (base + (y - 1) * c["x_stride"][i] + x) * e))
+        merged = []
+        for lo, hi in sorted(spans):
+            if merged and lo <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        plans["shared"] = merged
+    return all(np.array_equal(dram[1:, lo:hi], np.broadcast_to(dram[0, lo:hi], (len(dram) - 1, hi - lo)))
+               for lo, hi in plans["shared"])
+
+
+def _typed(dram: np.ndarray, cfg: AcceleratorConfig, mem: Mem) -> np.ndarray:
+    """(images, n_elements, *elem_shape) view of a (images, bytes) DRAM: ``typed_view`` per image."""
+    dt, shape = elem_type(cfg, mem)
+    e = elem_bytes(cfg, mem)
+    n = dram.shape[1] // e
+    return dram[:, : n * e].view(dt).reshape((dram.shape[0], n) + shape)
+
+
 def _rng(a: np.ndarray) -> tuple[int, int]:
     return int(a.min()), int(a.max()) + 1
 
@@ -125,15 +176,16 @@ _BUF = {Mem.UOP: "uop", Mem.WGT: "wgt", Mem.INP: "inp", Mem.ACC: "acc", Mem.OUT:
 
 # ----- DMA ------------------------------------------------------------------------------------
 def _dram_rows(view: np.ndarray, i: int, base: int, y: int, x: int, stride: int, mem: int) -> np.ndarray:
+    """(images, y, x, *elem) view of ``y`` rows of ``x`` elements, ``stride`` apart, in every image."""
     last = base + (y - 1) * stride + x - 1
-    if base < 0 or last >= len(view):
+    if base < 0 or last >= view.shape[1]:
         raise DramAccessError(i, "dram_base", f"{Mem(mem).name} elements [{base}, {last}] outside DRAM "
-                              f"image of {len(view)} elements")
+                              f"image of {view.shape[1]} elements")
     if stride == x or y == 1:  # contiguous rows: a plain slice
-        return view[base:base + y * x].reshape((y, x) + view.shape[1:])
+        return view[:, base:base + y * x].reshape((view.shape[0], y, x) + view.shape[2:])
     s = view.strides
-    return as_strided(view[base:], shape=(y, x) + view.shape[1:], strides=(stride * s[0],) + s,
-                      writeable=view.flags.writeable)
+    return as_strided(view[:, base:], shape=(view.shape[0], y, x) + view.shape[2:],
+                      strides=(s[0], stride * s[1]) + s[1:], writeable=view.flags.writeable)
 
 
 def _load(cfg, st: Srams, views, i, c):
@@ -141,15 +193,21 @@ def _load(cfg, st: Srams, views, i, c):
     y, x, y0, y1, x0, x1 = (c[k][i] for k in ("y_size", "x_size", "y_pad0", "y_pad1", "x_pad0", "x_pad1"))
     src = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
     rows, cols_, base = y0 + y + y1, x0 + x + x1, c["sram_base"][i]
-    if mem == Mem.UOP:
-        st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
+    if mem == Mem.UOP:  # micro-ops and weights are the same in every image (``_shared_uniform``)
+        st.uop[base:base + y * x] = decode_uops(src[0].reshape(-1), cfg)
         return [], [("uop", base, base + y * x)]
-    if packed(cfg, mem):  # a narrow / sparse mode's packed bytes -> scalars
+    if mem == Mem.WGT:
+        src = src[0]
+    if packed(cfg, mem):  # a narrow / sparse mode's packed bytes -> scalars (every image's inputs)
         src = packing.decode(cfg, "inp" if mem == Mem.INP else "wgt", src)
     buf = st.by_mem(mem)
     if mem in st.loads:
         st.loads[mem] += 1
-    dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
+    if mem == Mem.WGT:
+        dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
+    else:  # image k's rows of each element: (rows, cols, images, BATCH, BLOCK)
+        dst = buf[base:base + rows * cols_].reshape((rows, cols_, st.images) + src.shape[3:])
+        src = src.transpose(1, 2, 0, 3, 4)
     if y0 or y1 or x0 or x1:
         dst[...] = 0
     dst[y0:y0 + y, x0:x0 + x] = src
@@ -160,8 +218,8 @@ def _store(cfg, st: Srams, views, i, c):
     mem = c["mem"][i]
     y, x, base = c["y_size"][i], c["x_size"][i], c["sram_base"][i]
     dst = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
-    src = st.acc[base:base + y * x].reshape((y, x) + st.acc.shape[1:])
-    dst[...] = src.astype(dst.dtype)  # integer astype keeps the low bits: the documented narrowing
+    src = st.acc[base:base + y * x].reshape((y, x, st.images) + dst.shape[3:])
+    np.copyto(dst, src.transpose(2, 0, 1, 3, 4), casting="unsafe")  # an integer cast keeps the low bits: the narrowing
     return [("acc", base, base + y * x)], []
 
 
@@ -283,7 +341,7 @@ def _accumulate(cfg, st: Srams, dst, rows, colv, rinv, cinv, chunk):
         mm = _int_mm()
         if mm is not None:
             return _accumulate_int(st, dst, rows, colv, rinv, cinv, mm)
-    r, q, bt, bo = rows.shape[0], len(colv), cfg.batch, cfg.block_out
+    r, q, bt, bo = rows.shape[0], len(colv), st.inp.shape[1], cfg.block_out
     ft = np.float32 if chunk else np.float64
     x = _operand(st, "x", Mem.INP, rows, ft, lambda: st.inp[rows].astype(ft).transpose(0, 2, 1, 3).reshape(r * bt, -1))
     y = _operand(st, "y", Mem.WGT, colv, ft, lambda: st.wgt[colv].astype(ft).transpose(1, 3, 0, 2).reshape(-1, q * bo))

@@ -2,9 +2,12 @@
 
 Timing depends on the instruction stream alone, never on the data, so a program is timed once and its timeline
 reused by every later run while the program's columns are unchanged (a changed program is timed again).
+A batched run (a 2-D DRAM, one row per image group) is one functional pass; on the hardware the groups run one
+after another, so its stats are the program's figures times the number of groups (``repeated``).
 """
 from __future__ import annotations
 
+import dataclasses
 import weakref
 
 import numpy as np
@@ -29,6 +32,22 @@ def _timeline(program: Program) -> timing.Timeline:
     return seen[1]
 
 
+def _scaled(v, k: int):
+    return {n: _scaled(x, k) for n, x in v.items()} if isinstance(v, dict) else v * k
+
+
+def repeated(stats: SimStats, k: int) -> SimStats:
+    """The stats of ``k`` back-to-back runs of one program: cycles, busy/idle, DRAM, instructions, MACs and
+    energy times ``k`` (energy is linear in the activity counts and cycles), utilisation and area unchanged."""
+    if k == 1:
+        return stats
+    return dataclasses.replace(
+        stats, cycles=stats.cycles * k, busy=_scaled(stats.busy, k), idle=_scaled(stats.idle, k),
+        dram_port_busy=stats.dram_port_busy * k, instructions=_scaled(stats.instructions, k),
+        dram_read_bytes=_scaled(stats.dram_read_bytes, k), dram_write_bytes=_scaled(stats.dram_write_bytes, k),
+        macs=stats.macs * k, energy_pj=_scaled(stats.energy_pj, k), activity=_scaled(stats.activity, k))
+
+
 class Simulator:
     """Runs programs for one accelerator config. ``srams`` and ``timeline`` keep the last run's state."""
 
@@ -44,17 +63,22 @@ class Simulator:
             raise ProgramError(None, "config", f"program built for {program.config.name} "
                                f"({program.config.key}), simulator is {self.config.name} ({self.config.key})")
 
-    def run(self, program: Program, dram: np.ndarray, check_races: bool = True) -> SimStats:
-        """Execute bit-exactly on ``dram`` (uint8, modified in place) and time the run.
+    def run(self, program: Program, dram: np.ndarray, check_races: bool = True, shared_in_first: bool = False) -> SimStats:
+        """Execute bit-exactly on ``dram`` (uint8, modified in place) and time the run. A 2-D ``dram``
+        (groups, bytes) runs every group in one functional pass; the stats are those of the groups run one after
+        another on the accelerator (``repeated``).
 
         The timing model runs first, so a deadlocked program raises before touching DRAM. With
         ``check_races``, SRAM accesses of different modules not ordered by tokens raise RaceError.
+        ``shared_in_first``: the caller wrote the weights (and micro-ops) of every group in the first row only
+        (``functional.execute``).
         """
         self._check(program)
         self.timeline = _timeline(program)
         checker = RaceChecker(self.config, program, self.timeline) if check_races else None
-        self.srams = functional.execute(program, dram, races=checker)
-        return SimStats.from_timeline(program, self.timeline)
+        self.srams = functional.execute(program, dram, races=checker, shared_in_first=shared_in_first)
+        stats = SimStats.from_timeline(program, self.timeline)
+        return repeated(stats, dram.shape[0]) if dram.ndim == 2 else stats
 
     def time(self, program: Program) -> SimStats:
         """Timing, activity, energy and area only: no data, no DRAM image."""
