@@ -188,22 +188,26 @@ def _dram_rows(view: np.ndarray, i: int, base: int, y: int, x: int, stride: int,
                       strides=(s[0], stride * s[1]) + s[1:], writeable=view.flags.writeable)
 
 
+def _one_image_rows(view: np.ndarray, i: int, base: int, y: int, x: int, stride: int, mem: int) -> np.ndarray:
+    """``_dram_rows`` of image 0 only, (y, x, *elem): the one-image run's view, without the images axis."""
+    return _dram_rows(view, i, base, y, x, stride, mem)[0]
+
+
 def _load(cfg, st: Srams, views, i, c):
     mem = c["mem"][i]
     y, x, y0, y1, x0, x1 = (c[k][i] for k in ("y_size", "x_size", "y_pad0", "y_pad1", "x_pad0", "x_pad1"))
-    src = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
+    one = st.images == 1 or mem in (Mem.UOP, Mem.WGT)  # micro-ops and weights: the same in every image
+    src = (_one_image_rows if one else _dram_rows)(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
     rows, cols_, base = y0 + y + y1, x0 + x + x1, c["sram_base"][i]
-    if mem == Mem.UOP:  # micro-ops and weights are the same in every image (``_shared_uniform``)
-        st.uop[base:base + y * x] = decode_uops(src[0].reshape(-1), cfg)
+    if mem == Mem.UOP:
+        st.uop[base:base + y * x] = decode_uops(src.reshape(-1), cfg)
         return [], [("uop", base, base + y * x)]
-    if mem == Mem.WGT:
-        src = src[0]
     if packed(cfg, mem):  # a narrow / sparse mode's packed bytes -> scalars (every image's inputs)
         src = packing.decode(cfg, "inp" if mem == Mem.INP else "wgt", src)
     buf = st.by_mem(mem)
     if mem in st.loads:
         st.loads[mem] += 1
-    if mem == Mem.WGT:
+    if one:
         dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
     else:  # image k's rows of each element: (rows, cols, images, BATCH, BLOCK)
         dst = buf[base:base + rows * cols_].reshape((rows, cols_, st.images) + src.shape[3:])
@@ -217,6 +221,10 @@ def _load(cfg, st: Srams, views, i, c):
 def _store(cfg, st: Srams, views, i, c):
     mem = c["mem"][i]
     y, x, base = c["y_size"][i], c["x_size"][i], c["sram_base"][i]
+    if st.images == 1:
+        dst = _one_image_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
+        dst[...] = st.acc[base:base + y * x].reshape((y, x) + st.acc.shape[1:]).astype(dst.dtype)  # low bits kept
+        return [("acc", base, base + y * x)], []
     dst = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
     src = st.acc[base:base + y * x].reshape((y, x, st.images) + dst.shape[3:])
     np.copyto(dst, src.transpose(2, 0, 1, 3, 4), casting="unsafe")  # an integer cast keeps the low bits: the narrowing
