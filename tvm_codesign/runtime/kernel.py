@@ -91,9 +91,12 @@ class CompiledKernel:
     def _run_views(self, views, groups: int = 1, batched: int = 0) -> SimStats:
         """One DRAM image per group (2-D when groups > 1): batched parameters split by group, the rest copied to
         every group; stats are the groups' run one after another (``Simulator.run``)."""
-        dram = np.empty((groups, self.dram_bytes), np.uint8) if groups > 1 else self._image.copy()
-        if groups > 1:
-            dram[:] = self._image
+        if groups > 1:  # zeros (pages the OS zeroes on first touch), then the constants: the image, per group
+            dram = np.zeros((groups, self.dram_bytes), np.uint8)
+            for off, blob in self.consts:
+                dram[:, off:off + len(blob)] = np.frombuffer(blob, np.uint8)
+        else:
+            dram = self._image.copy()
         rows = dram.reshape(groups, -1)
         at = lambda p, n: rows[:, p.offset:p.offset + n].reshape(groups, p.shape[0], -1)  # (groups, G, bytes)
         by_group = lambda p, v: v.reshape(p.shape[0], groups, -1).transpose(1, 0, 2)  # full array, by group
