@@ -56,7 +56,7 @@ def digits(space, budget, max_drop, seed, limit=None) -> dict:
     drops = R.drops_of(sens, names)
     b8, p8 = R.int8_baseline(space, layers, budget, P.Costs(), seed)  # each search its own layer-cost cache
     hw8 = p8.hardware(p8.position(b8["point"]), 0)
-    int8_acc = R.halves(task, task.compile(hw8, batch=R.VERIFY_BATCH, progress=False), limit)
+    int8_acc = R.halves(task, task.compile(hw8, batch=R.VERIFY_BATCH, progress=False, **R.compile_options({})), limit)
     recs, pm = R.search(space, layers, drops, max_drop, budget, "model", seed, area_max=b8["area_mm2"])
     best = R.verify(task, pm, recs, int8_acc, max_drop, limit=limit)
     front = []  # accuracy vs EDP: uniform quantisations and the searched one on the searched hardware, measured

@@ -156,7 +156,34 @@ def test_verify_backs_off_when_the_estimate_misses():
     assert best is not None and best["drop_selection"] <= 0.5 and best["verified_tries"] == len(rows) >= 2
     assert best["point"] == recs[0]["point"] and best["core"] == recs[0]["core"]  # the same hardware
     assert [r["estimate_budget"] for r in rows][0] == 0.5 and all(r["estimate_budget"] < 0.5 for r in rows[1:])
-    assert R.verify(task, prob, recs, ref, 0.5, None, limit=60, tries=1) is None  # one try: no back-off
+    assigns = [tuple(sorted(r["assign"].items())) for r in rows]
+    assert len(set(assigns)) == len(assigns)  # every try measures a new assignment
+
+
+def test_backoff_never_retries_an_assignment(monkeypatch):
+    """A fake task whose every quantised assignment measures 1.2 points down (estimates 0.05 per layer, budget 1):
+    each back-off try is a new assignment, the last w8a8."""
+    drops = {n: {P.qname(q): 0.05 for q in P.QUANT} for n, _ in LAYERS}
+    prob = P.Problem(DesignSpace.load("small"), LAYERS, drops, 1.0, cores=((4, False),))
+    recs, _ = S.SEARCHES["model"](prob, 2, 0)
+    assert any(q != "w8a8" for q in recs[0]["assign"].values())
+    tried = []
+
+    class Task:
+        def compile(self, hw, **options):
+            tried.append(options["precision"])
+            return options
+
+    def halves(task, opts, limit=None):
+        quantised = any(v != (8, 8) for v in opts["precision"].values())
+        return (99.0, 99.0) if quantised else (100.2, 100.2)
+
+    monkeypatch.setattr(R, "halves", halves)
+    best = R.verify(Task(), prob, recs, (100.2, 100.2), 1.0, None, tries=5)
+    keys = [tuple(sorted(p.items())) for p in tried]
+    assert len(keys) >= 2 and len(set(keys)) == len(keys)
+    assert best is not None and best["verified_tries"] == len(tried) and best["drop_selection"] <= 1.0
+    assert all(v == (8, 8) for v in tried[-1].values())
 
 
 def test_compile_options_of_an_assignment():

@@ -89,8 +89,9 @@ def verify(task, problem: P.Problem, records: list, reference: tuple, max_drop: 
 
     The first candidate is ``records[0]`` (least EDP). When the measured drop exceeds the budget the additive
     estimate missed interactions between layers, so the next candidate is the same hardware re-quantised
-    (``best_assignment``) under the estimate budget scaled by budget / measured drop (at most half the last one;
-    every quantised layer counted at least ``P.RESOLUTION``, so a zero estimate still backs off), and the last try
+    (``best_assignment``) under the estimate budget scaled by budget / measured drop (at most half the last one, and
+    below the failed assignment's own estimate, so it is never tried again; every quantised layer counted at least
+    ``P.RESOLUTION``, so a zero estimate still backs off), and the last try
     is w8a8 on that hardware: int8 numerics do not depend on the hardware, so it is within any budget."""
     if not records:
         return None
@@ -112,8 +113,10 @@ def verify(task, problem: P.Problem, records: list, reference: tuple, max_drop: 
         if n == tries - 1:
             est_budget, assign = 0.0, {}
         else:
-            est_budget *= min(0.5, max_drop / r["drop_selection"])
-            best = P.best_assignment(problem.costs, hw, problem.layers, floored, est_budget, problem.quant)
+            # below the failed assignment's own (floored) estimate, so the knapsack cannot pick it again
+            failed = P.estimate(floored, {k: M.parse(M.canonical(q)) for k, q in r["assign"].items()})
+            est_budget = min(est_budget * min(0.5, max_drop / r["drop_selection"]), failed - P.RESOLUTION)
+            best = P.best_assignment(problem.costs, hw, problem.layers, floored, max(est_budget, 0.0), problem.quant)
             assign = best[0] if best is not None else {}
         r = problem.evaluate(i, core, assign)
     return None
@@ -163,7 +166,8 @@ def tune_precision(task_name: str, space="iso", max_drop: float = 1.0, budget: f
     recs, prob = search(sp, layers, drops_of(sens, names), max_drop, budget, strategy, seed, area_max=area_max)
     for r in recs:
         log.write(r)
-    int8_acc = halves(task, task.compile("vta_default", batch=VERIFY_BATCH, progress=False), limit)  # any hardware
+    # the reference: w8a8 quantised as this path quantises (per-tensor weights); int8 numerics: any hardware
+    int8_acc = halves(task, task.compile("vta_default", batch=VERIFY_BATCH, progress=False, **compile_options({})), limit)
     best = verify(task, prob, recs, int8_acc, max_drop, log, limit, verify_tries) if recs else None
     vals = np.array([[r["edp"], r["drop_estimate"]] for r in recs]) if recs else np.zeros((0, 2))
     front = [recs[i] for i in pareto.front(vals)] if len(recs) else []
