@@ -208,7 +208,7 @@ class Attention(nn.Module):
         return self.head(torch.matmul(att, x)).mean(1)
 
 
-def test_matmuls_of_two_activations_are_layers():
+def test_matmuls_of_two_activations_are_layers(tmp_path):
     """Attention's matmuls are layers named as the imported graph names them; at w4a4 (first operand 4 bits,
     second 4 bits) fake quantisation follows the compiled model's matmul_1 at w4a4 (simulator) far more closely
     than the same mode on another layer or all-w8a8 (measured 2.6 % relative L2 against 7.8 % and 6.2 %); their 2:4
@@ -230,6 +230,20 @@ def test_matmuls_of_two_activations_are_layers():
     assert np.isfinite(drops["dense_0"]).all()
     with pytest.raises(ValueError, match="matmul_0 is a matmul of two activations: it has no weight to prune"):
         fq.logits(x, {"matmul_0": Mode(4, 4, True)})
+    path = s.save(tmp_path / "t.json")
+    assert "NaN" not in path.read_text() and np.isnan(dict(zip(*[S.Sensitivity.load(path).layers,
+                                                                S.Sensitivity.load(path).drop]))["matmul_0"][2])
+
+
+class AttentionKw(Attention):
+    def forward(self, x):
+        att = torch.softmax(torch.matmul(input=self.q(x), other=self.k(x).transpose(-1, -2)), dim=-1)
+        return self.head(torch.bmm(att, mat2=x)).mean(1)
+
+
+def test_matmul_keyword_operands():
+    x = np.random.default_rng(0).standard_normal((4, 6, 8)).astype(np.float32)
+    assert S.FakeQuant(AttentionKw().eval(), x).names == ["dense_0", "dense_1", "matmul_0", "matmul_1", "dense_2"]
 
 
 class ConvBN(nn.Module):
@@ -265,6 +279,33 @@ def test_per_tensor_scales_quantise_the_bn_folded_weights():
     assert np.unique(np.round(per_channel * scale[:, None, None, None], 6)).size > 16
     with pytest.raises(ValueError, match="weight_scales must be 'channel' or 'tensor'"):
         S.FakeQuant(model, x, weight_scales="layer")
+
+
+class NotFolded(nn.Module):
+    """BNs the import does not fold: one after a ReLU of the conv, one whose conv output is also used elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(4)
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.b1, self.b2 = nn.BatchNorm2d(8), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 64, 10)
+        with torch.no_grad():
+            for b in (self.b1, self.b2):
+                b.weight.copy_(torch.logspace(-2, 1, 8))
+
+    def forward(self, x):
+        x = self.b1(torch.relu(self.c1(x)) * 1.0)
+        y = self.c2(x)
+        return self.fc(torch.relu(self.b2(y) + y).flatten(1))
+
+
+def test_per_tensor_scales_follow_the_imports_folding():
+    """Only a BN the import folds (frontend/fold_bn.py) changes the quantised weights: none here (after a ReLU; a
+    conv output with another user), while ConvBN's is folded."""
+    x = np.random.default_rng(0).standard_normal((4, 3, 8, 8)).astype(np.float32)
+    assert S.FakeQuant(NotFolded().eval(), x, weight_scales="tensor").bn == [None, None, None]
+    assert S.FakeQuant(ConvBN().eval(), x, weight_scales="tensor").bn[0] is not None
 
 
 def test_measure_records_its_weight_scales(tmp_path):

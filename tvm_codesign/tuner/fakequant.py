@@ -9,8 +9,9 @@ a_bits and its second at w_bits (it has no weight to prune). Not bit-exact with 
 requantises each layer's output to int8 with an integer multiplier and shift and rounds the bias
 (frontend/requant.py); fake quantisation keeps outputs and biases in float. Per-channel quantisation and 2:4
 masks are invariant to the per-channel BatchNorm scale the importer folds into the conv, so the unfolded torch
-weights give the same quantised layer; per-tensor scales are not, so a BN taking a layer's output
-(``bn_scales``) is folded into the weights before quantising and divided out after.
+weights give the same quantised layer; per-tensor scales are not, so the scale of a BN the import folded into a
+layer (``folded_scales``: the imported graph's weight against the torch one) multiplies the weights before
+quantising and is divided out after.
 
 Layers: the layer calls of one forward pass in order, each ``nn.Conv2d`` / ``nn.Linear`` module call
 ``conv2d_i`` / ``dense_i`` and each ``torch.matmul`` / ``@`` / ``bmm`` of two activations (neither a parameter
@@ -61,9 +62,13 @@ class _Matmuls(TorchFunctionMode):
         self.consts, self.on_call = consts, on_call
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        if func in MATMULS and len(args) == 2 and not kwargs and all(
-                isinstance(a, torch.Tensor) and id(a) not in self.consts for a in args):
-            return self.on_call(func, *args)
+        if func in MATMULS:
+            rest = dict(kwargs or {})
+            names = ("input", "mat2") if func in (torch.bmm, torch.Tensor.bmm) else ("input", "other")
+            ops = list(args) + [rest.pop(n) for n in names[len(args):] if n in rest]  # torch.matmul(input=, other=)
+            if len(ops) == 2 and not rest and all(isinstance(a, torch.Tensor) and id(a) not in self.consts
+                                                  for a in ops):
+                return self.on_call(func, *ops)
         return func(*args, **(kwargs or {}))
 
 
@@ -103,47 +108,37 @@ def torch_layers(model: nn.Module, example: torch.Tensor) -> list[Layer]:
     return out
 
 
-def bn_scales(model: nn.Module, example: torch.Tensor, layers: list[Layer]) -> list:
-    """Per layer call, the per-output-channel scale gamma / sqrt(var + eps) of an eval-mode BatchNorm that takes
-    the layer's output directly (the BN frontend/fold_bn.py folds into the weights), else None."""
-    modules = [i for i, ly in enumerate(layers) if ly.module is not None]  # k-th module call -> layer index
-    out_of, found, calls = {}, [None] * len(layers), [0]
-
-    def after(mod, inp, out):
-        k = calls[0]
-        if k < len(modules) and layers[modules[k]].module is mod:
-            out_of[id(out)] = modules[k]
-        calls[0] += 1
-
-    def before(bn, inp):
-        i = out_of.get(id(inp[0]))
-        if i is not None and not bn.training and bn.running_var is not None:
-            g = bn.weight.detach().double() if bn.affine else torch.ones_like(bn.running_var, dtype=torch.float64)
-            found[i] = (g / torch.sqrt(bn.running_var.double() + bn.eps)).numpy()
-
-    mods = {id(ly.module): ly.module for ly in layers if ly.module is not None}.values()
-    hooks = [m.register_forward_hook(after) for m in mods] + [
-        m.register_forward_pre_hook(before) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for h in hooks:
-            h.remove()
-    return found
-
-
-def relax_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple | None]]:
-    """(name, weight shape in torch layout; None for a matmul of two activations) of the imported graph's
-    quantisation targets (frontend/quantize.py)."""
+def graph_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, np.ndarray | None]]:
+    """(name, weight in torch layout as the compiled model quantises it, BatchNorm folded (frontend/fold_bn.py);
+    None for a matmul of two activations) of the imported graph's quantisation targets (frontend/quantize.py)."""
     from ..frontend import precision as PR, quantize as Q
     from ..frontend.torch_import import import_torch
     targets = Q._targets(Q._main(import_torch(model, (example,))))
     out = []
     for n, bd in zip(PR.layer_names(targets), targets):
-        w = bd.value.args[1]
-        shape = tuple(int(d) for d in w.value.shape) if PR.kind(bd) != "matmul" else None
-        out.append((n, shape[::-1] if n.startswith("dense") else shape))  # Relax dense weights are (in, out)
+        w = None if PR.kind(bd) == "matmul" else bd.value.args[1].value.numpy().astype(np.float64)
+        out.append((n, w.T if n.startswith("dense") else w))  # Relax dense weights are (in, out)
+    return out
+
+
+def relax_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple | None]]:
+    """(name, weight shape in torch layout; None for a matmul of two activations) of the imported graph's
+    quantisation targets."""
+    return [(n, None if w is None else tuple(w.shape)) for n, w in graph_layers(model, example)]
+
+
+def folded_scales(ours: list[Layer], theirs: list[tuple[str, np.ndarray | None]]) -> list:
+    """Per layer, the per-output-channel scale s of a BatchNorm the import folded into its weights (graph weight =
+    torch weight x s along the output channels, least squares per channel), else None."""
+    out = []
+    for ly, (_, g) in zip(ours, theirs):
+        if ly.weight is None or g is None or g.shape != ly.weight.shape:
+            out.append(None)
+            continue
+        w, g = ly.weight.reshape(len(ly.weight), -1), g.reshape(len(g), -1)
+        den = (w * w).sum(1)
+        s = np.where(den > 0, (w * g).sum(1) / np.where(den > 0, den, 1.0), 1.0)
+        out.append(None if np.allclose(s, 1.0, rtol=1e-6, atol=0) else s)
     return out
 
 
@@ -177,11 +172,12 @@ class FakeQuant:
         self.model, self.weight_scales = model.eval(), weight_scales
         calib = model_input(calib_x)
         self.layers = torch_layers(model, calib[:1])
+        graph = graph_layers(model, calib[:1]) if check or weight_scales == "tensor" else None
         if check:
-            check_mapping(self.layers, relax_layers(model, calib[:1]))
+            check_mapping(self.layers, [(n, None if w is None else tuple(w.shape)) for n, w in graph])
         self.names = [ly.name for ly in self.layers]
-        # per-tensor scales see the BN-folded weights (per-channel ones are invariant to the folded BN scale)
-        self.bn = bn_scales(model, calib[:1], self.layers) if weight_scales == "tensor" else [None] * len(self.layers)
+        # per-tensor scales see the BN-folded weights the import made (per-channel ones are invariant to the scale)
+        self.bn = folded_scales(self.layers, graph) if weight_scales == "tensor" else [None] * len(self.layers)
         amax = [np.zeros(1 if ly.module is not None else 2) for ly in self.layers]
         for ops in self._operands(calib):
             amax = [np.maximum(a, [float(v.abs().max()) for v in o]) for a, o in zip(amax, ops)]
@@ -198,11 +194,18 @@ class FakeQuant:
         for b in range(0, len(calib), batch):
             seen = []
 
+            def call(mod):
+                if len(seen) >= len(self.layers) or self.layers[len(seen)].module is not mod:
+                    raise LayerMappingError("the model calls its layers in a different order from one forward pass "
+                                            "to the next (data-dependent control flow)")
+
             def on_module(mod, inp):
+                call(mod)
                 seen.append([inp.detach()])
                 return type(mod).forward(mod, inp)
 
             def on_matmul(func, a, b):
+                call(None)
                 seen.append([a.detach(), b.detach()])
                 return func(a, b)
 

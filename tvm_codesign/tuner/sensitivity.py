@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hardware.modes import Mode, label, parse
-from .fakequant import (FakeQuant, Layer, LayerMappingError, bn_scales, check_mapping, model_input,  # noqa: F401
+from .fakequant import (FakeQuant, Layer, LayerMappingError, check_mapping, folded_scales, model_input,  # noqa: F401
                         relax_layers, torch_layers)
 
 QUANT_MODES = tuple(Mode(w, a, s) for s in (False, True) for w in (8, 4, 2) for a in (8, 4))
@@ -51,7 +51,11 @@ class Sensitivity:
     weight_scales: str = "channel"   # per-channel or per-tensor weight scales (compile's weight_scales)
 
     def save(self, path) -> Path:
-        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=1))
+        """JSON; a mode not measured (NaN) is written as null (standard JSON), read back as NaN."""
+        d = dataclasses.asdict(self)
+        for k in ("drop", "kl"):
+            d[k] = [[None if v != v else v for v in row] for row in d[k]]
+        Path(path).write_text(json.dumps(d, indent=1))
         return Path(path)
 
     @classmethod
@@ -61,6 +65,8 @@ class Sensitivity:
         missing = [n for n in required if not isinstance(d, dict) or n not in d]
         if missing:
             raise ValueError(f"{path}: not a sensitivity table (no {', '.join(missing)})")
+        for k in ("drop", "kl"):
+            d[k] = [[float("nan") if v is None else v for v in row] for row in d[k]]
         return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
 
     def get(self, layer: str, mode: Mode, what: str = "drop") -> float:

@@ -15,9 +15,12 @@ from .sensitivity import QUANT_MODES, W8A8, FakeQuant, Sensitivity, estimate
 
 
 def random_assignments(layers: list[str], n: int, seed: int = 0, modes=QUANT_MODES, p_int8: float = 0.0) -> list[dict]:
-    """``n`` assignments, each layer w8a8 with probability ``p_int8``, else at a uniformly drawn mode."""
+    """``n`` assignments, each layer w8a8 with probability ``p_int8``, else at a uniformly drawn mode (a
+    ``matmul_i``, two activations, only among the dense modes: it has no weight to prune)."""
     rng = np.random.default_rng(seed)
-    return [{l: W8A8 if rng.random() < p_int8 else modes[int(rng.integers(len(modes)))] for l in layers}
+    dense = [m for m in modes if not m.sparse]
+    pool = lambda l: dense if l.startswith("matmul") else modes
+    return [{l: W8A8 if rng.random() < p_int8 else pool(l)[int(rng.integers(len(pool(l))))] for l in layers}
             for _ in range(n)]
 
 
