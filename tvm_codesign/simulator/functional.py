@@ -28,10 +28,12 @@ import weakref
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..errors import DramAccessError, SramAccessError
+from ..errors import DramAccessError
 from ..hardware.config import AcceleratorConfig
-from ..hardware.isa import AluOp, Mem, Opcode, decode_uops
+from ..hardware.isa import Mem, Opcode, decode_uops
 from ..hardware import packing
+from .alu import alu_plan as _alu_plan, alu_run as _alu_run
+from .loops import check_range as _check_range, indices as _indices, rng as _rng
 from .dram import elem_bytes, elem_type, packed, sram_type
 from .program import Program
 
@@ -167,10 +169,6 @@ def _typed(dram: np.ndarray, cfg: AcceleratorConfig, mem: Mem) -> np.ndarray:
     return dram[:, : n * e].view(dt).reshape((dram.shape[0], n) + shape)
 
 
-def _rng(a: np.ndarray) -> tuple[int, int]:
-    return int(a.min()), int(a.max()) + 1
-
-
 _BUF = {Mem.UOP: "uop", Mem.WGT: "wgt", Mem.INP: "inp", Mem.ACC: "acc", Mem.OUT: "acc"}
 
 
@@ -231,21 +229,7 @@ def _store(cfg, st: Srams, views, i, c):
     return [("acc", base, base + y * x)], []
 
 
-# ----- GEMM / ALU loop nests ------------------------------------------------------------------
-def _indices(st: Srams, c, i, fields) -> list[np.ndarray]:
-    """Flattened (iter_out, iter_in, uop) index arrays, one per (uop column, out factor, in factor)."""
-    u = st.uop[c["uop_bgn"][i]:c["uop_end"][i]]
-    a = np.arange(c["iter_out"][i])[:, None, None]
-    b = np.arange(c["iter_in"][i])[None, :, None]
-    return [(u[:, col] + a * c[fo][i] + b * c[fi][i]).ravel() for col, fo, fi in fields]
-
-
-def _check_range(idx: np.ndarray, depth: int, i: int, field: str, buf: str):
-    hi = int(idx.max())
-    if hi >= depth:
-        raise SramAccessError(i, field, f"{buf} index {hi} >= depth {depth} (micro-op plus loop factors)")
-
-
+# ----- GEMM loop nests (ALU: simulator/alu.py) -----------------------------------------------
 def _gemm_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
     """Decode a GEMM: ("reset", D, access), ("mm", dst, rows, colv, rinv, cinv, chunk, access) for one matmul,
     or ("events", dst, So, Wo, seg, access) for the general per-event pattern."""
@@ -387,79 +371,3 @@ def _unique_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return rows, inv.reshape(-1)
     rows, inv = np.unique(x, axis=0, return_inverse=True)
     return rows, inv.reshape(-1)
-
-
-def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
-    if op == AluOp.MIN:
-        return np.minimum(x, v)
-    if op == AluOp.MAX:
-        return np.maximum(x, v)
-    if op == AluOp.ADD:
-        return x + v
-    if op == AluOp.MUL:
-        return x * v
-    if op == AluOp.SHR and np.ndim(v) == 0 and 0 <= v <= 63:
-        return x >> v
-    if op == AluOp.SHR:
-        v = np.broadcast_to(v, x.shape)
-        return np.where(v >= 0, x >> np.clip(v, 0, 63), x << np.clip(-v, 0, 63))
-    if op == AluOp.CLIP:
-        return np.minimum(np.maximum(x, -v - 1), v)
-    return np.broadcast_to(v, x.shape)  # MOV
-
-
-def _alu_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
-    """Decode an ALU instruction: (op, imm or None, [(dst, src or None)] hazard-free runs, access)."""
-    D, S = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
-    _check_range(D, cfg.acc_depth, i, "dst", "acc")
-    use_imm, op = c["use_imm"][i], c["op"][i]
-    if not use_imm:
-        _check_range(S, cfg.acc_depth, i, "src", "acc")
-    n = D.size
-    # conflict[k] = latest earlier iteration k' < k that wrote what k reads or writes (-1 if none)
-    pos = np.arange(n)
-    order = np.lexsort((pos, D))
-    prev_w = np.full(n, -1)
-    same = D[order][1:] == D[order][:-1]
-    prev_w[order[1:][same]] = order[:-1][same]
-    conflict = prev_w
-    if not use_imm:
-        keys = D[order] * n + pos[order]            # sorted (D, position) pairs
-        j = np.searchsorted(keys, S * n + pos) - 1   # last write with D <= S and position < k
-        jj = np.clip(j, 0, n - 1)
-        hit = (j >= 0) & (D[order][jj] == S) & (pos[order][jj] < pos)
-        conflict = np.maximum(conflict, np.where(hit, pos[order][jj], -1))
-    runs, a = [], 0
-    while a < n:  # hazard-free runs execute as one vectorised step; without hazards there is one run
-        later = np.flatnonzero(conflict[a + 1:] >= a)
-        b = a + 1 + int(later[0]) if later.size else n
-        runs.append((_as_slice(D[a:b]), None if use_imm else _as_slice(S[a:b])))
-        a = b
-    reads = [("uop", c["uop_bgn"][i], c["uop_end"][i]), ("acc", *_rng(D))]
-    if not use_imm:
-        reads.append(("acc", *_rng(S)))
-    return op, (np.int64(c["imm"][i]) if use_imm else None), runs, (reads, [("acc", *_rng(D))])
-
-
-def _as_slice(idx: np.ndarray):
-    """A contiguous ascending index run as a slice (a view instead of a gather/scatter), else the array."""
-    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
-
-
-_INT32_SAFE = (AluOp.ADD, AluOp.MUL, AluOp.MIN, AluOp.MAX, AluOp.CLIP)  # wrap-around int32 ufuncs == the ALU
-
-
-def _alu_run(cfg: AcceleratorConfig, st: Srams, plan: tuple):
-    op, imm, runs, access = plan
-    fast = st.acc.dtype == np.int32 and (op in _INT32_SAFE[:4] or (imm is not None and (
-        op == AluOp.CLIP or (op == AluOp.SHR and 0 <= imm <= 31))))
-    for d, s in runs:
-        if fast:  # in int32 directly: two's-complement wrap is the documented ALU arithmetic
-            st.acc[d] = _alu_apply(op, st.acc[d], np.int32(imm) if s is None else st.acc[s])
-            continue
-        x = st.acc[d].astype(np.int64)
-        v = imm if s is None else st.acc[s].astype(np.int64)
-        st.acc[d] = _alu_apply(op, x, v).astype(st.acc.dtype)
-    return access
