@@ -104,6 +104,23 @@ def test_whole_batch_programs_and_the_option_error(qdq):
         tc.compile(qdq, "vta_default", input_shapes={"x": [n, 3, 8, 8]}, progress=False, batch_programs="images")
 
 
+def test_schedules_for_the_reported_workloads_are_used(qdq):
+    """Schedules keyed by the workloads compile reports (and tune tunes: the whole batch) are used: each such conv
+    is compiled as that one whole-batch program, as it was tuned; outputs unchanged."""
+    from tvm_codesign.schedules.knobs import default
+    from tvm_codesign.tuner.workloads import from_records
+    n, cfg = 3, tc.AcceleratorConfig.load("vta_default")
+    per = tc.compile(qdq, cfg, input_shapes={"x": [n, 3, 8, 8]}, progress=False)
+    wls = [ly.workload for ly in from_records([{"workload": k["workload"]} for k in per.kernels])]
+    assert all(wl.n == n for wl in wls)
+    given = tc.compile(qdq, cfg, input_shapes={"x": [n, 3, 8, 8]}, progress=False,
+                       schedules={wl: default(wl, cfg) for wl in wls})
+    assert set(given.schedule_counts()) == {"user"}
+    assert all(k["image_groups"] == 1 for k in given.kernels)
+    x = xs(1, n, first=400)[0]
+    assert np.array_equal(given(x), per(x))
+
+
 class Tokens(torch.nn.Module):
     """Dense layers on (N, T, K) activations: rows are tokens."""
 

@@ -16,7 +16,9 @@ in one batched simulator pass (``_image_groups``, ``runtime/kernel.py``); the pa
 contiguous along their batch-block axis, a last partial group is zero-padded. The accelerator runs the groups one
 after another: a call's stats are the group program's times the groups. Dense / matmul / batch_matmul always
 stay one program (their rows are often tokens: split, each would reload its weights). With "whole" every layer is
-one program for the whole batch (weights reused across images: fewer simulated cycles, slower to simulate).
+one program for the whole batch (weights reused across images: fewer simulated cycles, slower to simulate). A conv
+whose whole-batch workload has a given (``schedules=``) or tuned schedule (``tune`` tunes the model's workloads,
+batch included) is compiled as that one program, as it was tuned.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from ..schedules.choice import pick
 from ..schedules.groups import kernel_workload
 from ..schedules.layout import pack_bias, packed_shapes
 from ..schedules.schedule import schedule
+from ..schedules.store import lookup
 from ..schedules.workload import Workload
 from ..hardware import modes as M
 from . import epilogue, macs
@@ -191,13 +194,16 @@ def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, group
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
           bias: np.ndarray | None = None, batch_programs: str = "per_image") -> relax.Expr:
     key = (hash(bb), wl, kn, cfg.mode)  # hash: the C++ builder (each callback gets a new Python wrapper)
-    split = _image_groups(wl, cfg, _dims(x), batch_programs)
-    # the workload the kernel runs (folded stem, merged groups; one image group if split) and the packed
-    # tensors' (all groups)
-    kwl = kernel_workload(dataclasses.replace(wl, n=split[1]) if split else wl, cfg)
-    kall = dataclasses.replace(kwl, n=split[0] * split[1]) if split else kwl
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
-        k, source = pick(kwl, cfg, knobs(kwl, cfg) if callable(knobs) else None)
+        split = _image_groups(wl, cfg, _dims(x), batch_programs)
+        whole = kernel_workload(wl, cfg)  # the workload of one program for the whole call (folded stem, groups)
+        given = knobs(whole, cfg) if callable(knobs) else None
+        if split and (given is not None or lookup(whole, cfg) is not None):
+            split = None  # a schedule given or tuned for the whole batch (tune's workload): compiled as tuned
+        # the workload the kernel runs (one image group if split) and the packed tensors' (all groups)
+        kwl = kernel_workload(dataclasses.replace(wl, n=split[1]) if split else wl, cfg)
+        kall = dataclasses.replace(kwl, n=split[0] * split[1]) if split else kwl
+        k, source = pick(kwl, cfg, None if split else given)
         dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
         real = macs.conv(dout, dw) if wl.kind == "conv2d" else macs.matmul(dout, dx)
         layer = json.dumps({"data": dx, "weight": dw, "out": dout, "macs": real})
@@ -211,8 +217,8 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
         cache[key] = (add(kernel, ""),
                       add(_pack_data(wl, cfg, _dims(x), kall), "_pack_x"),
                       add(_pack_weight(wl, cfg, _dims(w), kn, kall), "_pack_w"),
-                      add(_unpack(kall, cfg, _dims(call)), "_unpack"))
-    gk, gd, gw, gu = cache[key]
+                      add(_unpack(kall, cfg, _dims(call)), "_unpack"), kall)
+    gk, gd, gw, gu, kall = cache[key]
     sh = packed_shapes(kall, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
