@@ -8,7 +8,8 @@ from pathlib import Path
 _REPO_TARGETS = Path(__file__).resolve().parents[2] / "targets"
 
 
-def _existing(dirs: list[Path]) -> list[Path]:
+def existing_dirs(dirs: list[Path]) -> list[Path]:
+    """``dirs`` that exist, resolved, each once, in order."""
     seen, out = set(), []
     for d in dirs:
         r = d.resolve()
@@ -18,19 +19,20 @@ def _existing(dirs: list[Path]) -> list[Path]:
     return out
 
 
-def _env_dirs(var: str) -> list[Path]:
+def env_dirs(var: str) -> list[Path]:
+    """The directories listed in environment variable ``var`` (os.pathsep-separated)."""
     return [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
 
 
 def target_dirs() -> list[Path]:
     """Directories of the presets, searched first by ``AcceleratorConfig.load(name)``, in order."""
-    return _existing(_env_dirs("TVM_CODESIGN_TARGETS") + [Path.cwd() / "targets", _REPO_TARGETS])
+    return existing_dirs(env_dirs("TVM_CODESIGN_TARGETS") + [Path.cwd() / "targets", _REPO_TARGETS])
 
 
 def tuned_dirs() -> list[Path]:
     """Directories of tuned configs, searched by ``AcceleratorConfig.load(name)`` after the presets:
     $TVM_CODESIGN_TUNED, ./tuned (where ``tune`` writes them). Never part of ``preset_names``."""
-    return _existing(_env_dirs("TVM_CODESIGN_TUNED") + [Path.cwd() / "tuned"])
+    return existing_dirs(env_dirs("TVM_CODESIGN_TUNED") + [Path.cwd() / "tuned"])
 
 
 def preset_names() -> list[str]:

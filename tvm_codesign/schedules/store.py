@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from ..hardware.config import AcceleratorConfig
+from ..hardware.targets import env_dirs, existing_dirs
 from .knobs import KnobError, Knobs, check
 from .workload import Workload
 
@@ -25,8 +26,7 @@ _warned: set = set()
 
 def schedule_dirs(cfg: AcceleratorConfig | None = None) -> list[Path]:
     """The directories ``lookup`` searches for ``cfg``'s schedules, in order (existing ones only)."""
-    dirs = [Path(p) for p in os.environ.get("TVM_CODESIGN_SCHEDULES", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "schedules", _REPO_SCHEDULES]
+    dirs = env_dirs("TVM_CODESIGN_SCHEDULES") + [Path.cwd() / "schedules", _REPO_SCHEDULES]
     if cfg is not None and cfg.schedules:
         own = Path(cfg.schedules)
         if own.is_dir():
@@ -34,13 +34,7 @@ def schedule_dirs(cfg: AcceleratorConfig | None = None) -> list[Path]:
         else:
             _warn(f"config {cfg.name!r}: its schedules directory {own} does not exist; its layers get the "
                   "default schedules unless another directory has them")
-    seen, out = set(), []
-    for d in dirs:
-        r = d.resolve()
-        if r not in seen and r.is_dir():
-            seen.add(r)
-            out.append(r)
-    return out
+    return existing_dirs(dirs)
 
 
 def workload_key(wl: Workload) -> str:
