@@ -50,30 +50,9 @@ def main() -> dict:
     t0 = time.perf_counter()
     cm = tc.compile(model, args.config, calibration=[(c,) for c in calib], requant=args.requant)
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cm(x)  # first call: links the module, decodes every instruction once
-    first_s = time.perf_counter() - t0
-    sims = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        y = cm(x)
-        sims.append(time.perf_counter() - t0)
-    sim_s = float(np.median(sims))
-    acc = [r for r in cm.profile() if r["device"] == "accelerator"]
-    cycles = sum(r["cycles"] * r["calls"] for r in acc)
-
-    buf = io.BytesIO()
-    torch.onnx.export(model, (torch.as_tensor(x),), buf, input_names=["x"], opset_version=17, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-    ref = sess.run(None, {"x": x})[0]
-    times = []
-    for _ in range(10):
-        t0 = time.perf_counter()
-        sess.run(None, {"x": x})
-        times.append(time.perf_counter() - t0)
-    ort_s = float(np.median(times))
+    first_s, sim_s, y = _sim_times(cm, x, 3)  # the first call links the module, decodes every instruction once
+    cycles = sum(r["cycles"] * r["calls"] for r in cm.profile() if r["device"] == "accelerator")
+    ref, ort_s = _ort_times(model, x, 10)
     out = {"config": args.config, "input": [1, 3, s, s], "requant": args.requant, "compile_s": round(compile_s, 2),
            "sim_wall_s": round(sim_s, 3), "first_call_wall_s": round(first_s, 3), "ort_fp32_wall_s": round(ort_s, 4), "ratio": round(sim_s / ort_s, 1),
            "simulated_latency_ms": round(cycles / cm.config.clock_mhz / 1e3, 3),
@@ -82,7 +61,7 @@ def main() -> dict:
            "cosine_to_float": round(float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref)), 5),
            "top1_agrees": bool(y.argmax() == ref.argmax()), "first_call_ratio": round(first_s / sim_s, 2)}
     if args.batch:
-        out.update(_batched(model, args, calib, x, y, sess_bytes=buf.getvalue()))
+        out.update(_batched(model, args, calib, x, y))
     if not args.json:
         for k, v in out.items():
             print(f"{k:24s} {v}")
@@ -90,9 +69,37 @@ def main() -> dict:
     return out
 
 
-def _batched(model, args, calib, x, y, sess_bytes) -> dict:
+def _sim_times(cm, x, n: int) -> tuple[float, float, np.ndarray]:
+    """(first call's wall s, median of ``n`` later calls, the output) of a compiled model on ``x``."""
+    t0 = time.perf_counter()
+    cm(x)
+    first_s, times = time.perf_counter() - t0, []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        y = cm(x)
+        times.append(time.perf_counter() - t0)
+    return first_s, float(np.median(times)), y
+
+
+def _ort_times(model, x, n: int) -> tuple[np.ndarray, float]:
+    """(onnxruntime fp32's output, median wall s of ``n`` runs with 2 threads) of the torch model on ``x``."""
+    buf = io.BytesIO()
+    torch.onnx.export(model, (torch.as_tensor(x),), buf, input_names=["x"], opset_version=17, dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    sess = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    ref, times = sess.run(None, {"x": x})[0], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sess.run(None, {"x": x})
+        times.append(time.perf_counter() - t0)
+    return ref, float(np.median(times))
+
+
+def _batched(model, args, calib, x, y) -> dict:
     """The model compiled for ``args.batch`` images (calibrated on the same images, so the quantisation is the
-    single-image model's): per-image wall times beside onnxruntime's at the same batch."""
+    single-image model's): per-image wall times beside onnxruntime's at the same batch, and the simulated latency
+    per image of the default (per-image programs) and of ``batch_programs="whole"`` (timed, not run)."""
     B, s = args.batch, args.size
     xb = np.concatenate([x] + [np.random.default_rng(50 + i).standard_normal((1, 3, s, s)).astype(np.float32)
                                for i in range(B - 1)])
@@ -100,35 +107,17 @@ def _batched(model, args, calib, x, y, sess_bytes) -> dict:
     t0 = time.perf_counter()
     cm = tc.compile(model, args.config, calibration=cal, requant=args.requant)
     compile_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cm(xb)
-    first_s = time.perf_counter() - t0
-    sims = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        yb = cm(xb)
-        sims.append(time.perf_counter() - t0)
-    per_ms = sum(r["cycles"] * r["calls"] for r in cm.profile() if r["device"] == "accelerator") / B
+    first_s, sim_call_s, yb = _sim_times(cm, xb, 2)
+    per_cycles = sum(r["cycles"] * r["calls"] for r in cm.profile() if r["device"] == "accelerator") / B
     whole = tc.compile(model, args.config, calibration=cal, requant=args.requant, batch_programs="whole")
-    whole_ms = sum(entry.BY_NAME[k["name"]].time().cycles * whole.calls[k["name"]] for k in whole.kernels) / B
-    bufb = io.BytesIO()
-    torch.onnx.export(model, (torch.as_tensor(xb),), bufb, input_names=["x"], opset_version=17, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 2
-    sess = ort.InferenceSession(bufb.getvalue(), opts, providers=["CPUExecutionProvider"])
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        sess.run(None, {"x": xb})
-        times.append(time.perf_counter() - t0)
-    sim_s, ort_s = float(np.median(sims)) / B, float(np.median(times)) / B
+    whole_cycles = sum(entry.BY_NAME[k["name"]].time().cycles * whole.calls[k["name"]] for k in whole.kernels) / B
+    _, ort_call_s = _ort_times(model, xb, 5)
+    sim_s, ort_s, ms = sim_call_s / B, ort_call_s / B, lambda c: round(c / cm.config.clock_mhz / 1e3, 3)
     return {"batch": B, "batch_compile_s": round(compile_s, 1), "batch_sim_wall_s": round(sim_s, 4),
             "batch_ort_fp32_wall_s": round(ort_s, 5), "ratio_batch16": round(sim_s / ort_s, 1),
-            "batch_first_call_ratio": round(first_s / float(np.median(sims)), 2),
+            "batch_first_call_ratio": round(first_s / sim_call_s, 2),
             "batch_matches_single": bool(np.array_equal(yb[:1], y)),
-            "batch_simulated_latency_ms": round(per_ms / cm.config.clock_mhz / 1e3, 3),
-            "batch_simulated_latency_ms_whole": round(whole_ms / cm.config.clock_mhz / 1e3, 3)}
-
+            "batch_simulated_latency_ms": ms(per_cycles), "batch_simulated_latency_ms_whole": ms(whole_cycles)}
 
 if __name__ == "__main__":
     main()
