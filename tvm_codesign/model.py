@@ -319,37 +319,32 @@ def named_layers(model, *, input_shapes=None, example_inputs=None, calibration=N
     mod = _quantized(model, input_shapes, example_inputs, calibration, requant)
     main = Q._main(mod)
     known = set(map(str, mod.attrs[Q.LAYERS])) if mod.attrs is not None and Q.LAYERS in mod.attrs else set()
+    var_of = {bd.value: bd.var for block in main.body.blocks for bd in block.bindings}
+    return [(var_of[core].name, wl) for core, wl in _accelerator_layers(main)
+            if core in var_of and var_of[core].name in known]
+
+
+def _accelerator_layers(main: relax.Function) -> list:
+    """[(core call, Workload), ...] of each accelerator layer in program order: a fused requantisation chain's
+    conv2d / matmul with its epilogue, or a bare target op (frontend/epilogue.py, relax.workload_of)."""
     fused = epilogue.find(main, workload_of)
     cores = {f.core for f in fused.values()}
-    var_of = {bd.value: bd.var for block in main.body.blocks for bd in block.bindings}
     out = []
     for block in main.body.blocks:
         for bd in block.bindings:
             if bd.var in fused:
-                core, wl = fused[bd.var].core, fused[bd.var].workload
+                out.append((fused[bd.var].core, fused[bd.var].workload))
             elif getattr(getattr(bd.value, "op", None), "name", None) in Q.TARGET_OPS and bd.value not in cores:
-                core, wl = bd.value, workload_of(bd.value)
-            else:
-                continue
-            name = var_of[core].name if core in var_of else None
-            if wl is not None and name in known:
-                out.append((name, wl))
+                wl = workload_of(bd.value)
+                if wl is not None:
+                    out.append((bd.value, wl))
     return out
 
 
 def _layer_counts(main: relax.Function) -> list:
-    fused = epilogue.find(main, workload_of)
-    cores = {f.core for f in fused.values()}
     counts: dict = {}
-    for block in main.body.blocks:
-        for bd in block.bindings:
-            wl = None
-            if bd.var in fused:
-                wl = fused[bd.var].workload
-            elif getattr(getattr(bd.value, "op", None), "name", None) in Q.TARGET_OPS and bd.value not in cores:
-                wl = workload_of(bd.value)
-            if wl is not None:
-                counts[wl] = counts.get(wl, 0) + 1
+    for _, wl in _accelerator_layers(main):
+        counts[wl] = counts.get(wl, 0) + 1
     return list(counts.items())
 
 

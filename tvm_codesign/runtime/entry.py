@@ -47,8 +47,7 @@ def get(key: int, blob: str | None = None) -> CompiledKernel:
 
 
 def _run(key, blob, *ptrs):
-    kernel = get(int(key), str(blob))
-    kernel.run_pointers([p.value if hasattr(p, "value") else int(p) for p in ptrs])
+    _run_groups(key, blob, 1, 0, *ptrs)
 
 
 def _run_groups(key, blob, groups, batched, *ptrs):
