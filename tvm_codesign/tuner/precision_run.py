@@ -4,11 +4,12 @@
 
 The model is a built-in trained task (``tvm_codesign.tasks``: ``digits``, ``brackets``). Per-layer sensitivity is
 measured once on the task's training data (tuner/sensitivity.py); the search ranks points by that estimate; then
-the least-EDP points are compiled with their precision and sparsity on their hardware and their top-1 measured
-through the bit-exact simulator, least EDP first, until one is within the budget on the first half of the held-out
-split; the second half, never used to choose, gives the reported accuracy. Every feasible point the search costed
-goes to the log with ``source: estimate``, every verified one again with ``source: simulator``. Drops are against
-the int8 model (the default int8 quantiser; int8 numerics do not depend on the hardware).
+the least-EDP point is compiled with its precision and sparsity on its hardware and its top-1 measured through the
+bit-exact simulator on the first half of the held-out split, backing off to fewer quantised layers on that hardware
+while the drop exceeds the budget (``verify``); the second half, never used to choose, gives the reported accuracy.
+Every feasible point the search costed goes to the log with ``source: estimate``, every verified one again with
+``source: simulator``. Drops are against w8a8 quantised as this path quantises (per-tensor weight scales; int8
+numerics do not depend on the hardware).
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def compile_options(assign: dict, weight_scales: str | None = WEIGHT_SCALES) -> 
     int32 results (frontend/requant.py)."""
     prec, sp = {}, {}
     for n, q in assign.items():
-        m = q if isinstance(q, M.Mode) else M.parse(M.canonical(q))
+        m = q if isinstance(q, M.Mode) else M.parse(q)
         prec[n] = (m.w_bits, m.a_bits)
         if m.sparse:
             sp[n] = "2:4"
@@ -114,7 +115,7 @@ def verify(task, problem: P.Problem, records: list, reference: tuple, max_drop: 
             est_budget, assign = 0.0, {}
         else:
             # below the failed assignment's own (floored) estimate, so the knapsack cannot pick it again
-            failed = P.estimate(floored, {k: M.parse(M.canonical(q)) for k, q in r["assign"].items()})
+            failed = P.estimate(floored, {k: M.parse(q) for k, q in r["assign"].items()})
             est_budget = min(est_budget * min(0.5, max_drop / r["drop_selection"]), failed - P.RESOLUTION)
             best = P.best_assignment(problem.costs, hw, problem.layers, floored, max(est_budget, 0.0), problem.quant)
             assign = best[0] if best is not None else {}
