@@ -17,7 +17,7 @@ import digits_net
 import tvm_codesign as tc
 from tvm_codesign.frontend import lowbit
 from tvm_codesign.hardware.modes import Mode
-from tvm_codesign.tuner import sensitivity as S
+from tvm_codesign.tuner import fakequant as FQ, sensitivity as S
 
 
 class Net(nn.Module):
@@ -72,7 +72,7 @@ def test_layer_mapping_follows_call_order(digits, fq):
     m = digits[0]
     assert [l.name for l in fq.layers] == ["conv2d_0", "conv2d_1", "dense_0"]
     assert [l.module for l in fq.layers] == [m.c1, m.c2, m.fc]
-    assert [n for n, _ in S.relax_layers(m, torch.zeros(1, 1, 8, 8))] == fq.names
+    assert [n for n, _ in FQ.relax_layers(m, torch.zeros(1, 1, 8, 8))] == fq.names
 
 
 def test_w8a8_close_to_compiled_int8(digits, fq):
@@ -190,7 +190,7 @@ class Functional(nn.Module):
 
 
 def test_mapping_error():
-    with pytest.raises(S.LayerMappingError, match=r"layer 1: the imported graph has conv2d_1 \(weight \(4, 4, 3, 3\)\)"
+    with pytest.raises(FQ.LayerMappingError, match=r"layer 1: the imported graph has conv2d_1 \(weight \(4, 4, 3, 3\)\)"
                                                   r".*dense_0"):
         S.FakeQuant(Functional().eval(), np.random.default_rng(0).standard_normal((4, 1, 8, 8)).astype(np.float32))
 

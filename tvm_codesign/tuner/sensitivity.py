@@ -22,11 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..hardware.modes import Mode, label, parse
-from .fakequant import (FakeQuant, Layer, LayerMappingError, check_mapping, folded_scales, model_input,  # noqa: F401
-                        relax_layers, torch_layers)
+from .fakequant import W8A8, FakeQuant, model_input
 
 QUANT_MODES = tuple(Mode(w, a, s) for s in (False, True) for w in (8, 4, 2) for a in (8, 4))
-W8A8 = Mode()
 
 
 def _kl(ref: torch.Tensor, q: torch.Tensor) -> float:
