@@ -49,11 +49,12 @@ def elem_bytes(cfg: AcceleratorConfig, mem: Mem) -> int:
 
 
 def typed_view(data: np.ndarray, cfg: AcceleratorConfig, mem: Mem) -> np.ndarray:
-    """Zero-copy view of a uint8 DRAM image as (n_elements, *elem_shape) of the memory type."""
+    """Zero-copy view of a uint8 DRAM image (bytes,) as (n_elements, *elem_shape) of the memory type; of a batch of
+    images (images, bytes) as (images, n_elements, *elem_shape)."""
     dt, shape = elem_type(cfg, mem)
     e = elem_bytes(cfg, mem)
-    n = data.size // e
-    return data[: n * e].view(dt).reshape((n,) + shape)
+    n = data.shape[-1] // e
+    return data[..., : n * e].view(dt).reshape(data.shape[:-1] + (n,) + shape)
 
 
 class ProgramBuilder:

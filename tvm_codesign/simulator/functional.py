@@ -34,7 +34,7 @@ from ..hardware.isa import Mem, Opcode, decode_uops
 from ..hardware import packing
 from .alu import alu_plan as _alu_plan, alu_run as _alu_run
 from .loops import check_range as _check_range, indices as _indices, rng as _rng
-from .dram import elem_bytes, elem_type, packed, sram_type
+from .dram import elem_bytes, packed, sram_type, typed_view
 from .program import Program
 
 _FALLBACK_CHUNK = 16384
@@ -105,7 +105,7 @@ def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races, sha
         raise ValueError(f"srams hold {srams.images} images, dram has {images}")
     st = srams or Srams(cfg, images)
     dram = dram.reshape(images, -1)
-    views = {m: _typed(dram, cfg, m) for m in Mem}
+    views = {m: typed_view(dram, cfg, m) for m in Mem}
     log, static = [], True  # SRAM ranges of every instruction; all decoded plans reused
     # From fresh SRAMs, the micro-op SRAM follows from the micro-op loads alone: while each loads what it loaded
     # when the plans were made, every plan's micro-ops are unchanged (else each plan is compared with them).
@@ -159,14 +159,6 @@ def _shared_uniform(program: Program, plans: dict, dram: np.ndarray) -> bool:
         plans["shared"] = merged
     return all(np.array_equal(dram[1:, lo:hi], np.broadcast_to(dram[0, lo:hi], (len(dram) - 1, hi - lo)))
                for lo, hi in plans["shared"])
-
-
-def _typed(dram: np.ndarray, cfg: AcceleratorConfig, mem: Mem) -> np.ndarray:
-    """(images, n_elements, *elem_shape) view of a (images, bytes) DRAM: ``typed_view`` per image."""
-    dt, shape = elem_type(cfg, mem)
-    e = elem_bytes(cfg, mem)
-    n = dram.shape[1] // e
-    return dram[:, : n * e].view(dt).reshape((dram.shape[0], n) + shape)
 
 
 _BUF = {Mem.UOP: "uop", Mem.WGT: "wgt", Mem.INP: "inp", Mem.ACC: "acc", Mem.OUT: "acc"}
