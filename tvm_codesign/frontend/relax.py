@@ -160,12 +160,12 @@ def check_batch_programs(batch_programs: str) -> str:
     return batch_programs
 
 
-def _image_groups(wl: Workload, cfg: AcceleratorConfig, dx: list[int], batch_programs: str) -> tuple[int, int] | None:
-    """(groups, images per group) if the layer runs ``cfg.batch`` images at a time: a conv2d whose leading (image)
-    axis exceeds the config's batch, with ``batch_programs="per_image"``. None: one kernel for the whole call."""
+def _image_groups(wl: Workload, cfg: AcceleratorConfig, dx: list[int], batch_programs: str) -> int:
+    """Image groups of ``cfg.batch`` images the layer runs one program over: a conv2d whose leading (image) axis
+    exceeds the config's batch, with ``batch_programs="per_image"``; 0: one kernel for the whole call."""
     if batch_programs != "per_image" or wl.kind != "conv2d" or len(dx) != 4 or dx[0] <= cfg.batch:
-        return None
-    return -(-dx[0] // cfg.batch), cfg.batch
+        return 0
+    return -(-dx[0] // cfg.batch)
 
 
 def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, groups: int, name: str) -> tirx.PrimFunc:
@@ -199,10 +199,10 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
         whole = kernel_workload(wl, cfg)  # the workload of one program for the whole call (folded stem, groups)
         given = knobs(whole, cfg) if callable(knobs) else None
         if split and (given is not None or lookup(whole, cfg) is not None):
-            split = None  # a schedule given or tuned for the whole batch (tune's workload): compiled as tuned
+            split = 0  # a schedule given or tuned for the whole batch (tune's workload): compiled as tuned
         # the workload the kernel runs (one image group if split) and the packed tensors' (all groups)
-        kwl = kernel_workload(dataclasses.replace(wl, n=split[1]) if split else wl, cfg)
-        kall = dataclasses.replace(kwl, n=split[0] * split[1]) if split else kwl
+        kwl = kernel_workload(dataclasses.replace(wl, n=cfg.batch) if split else wl, cfg)
+        kall = dataclasses.replace(kwl, n=split * cfg.batch) if split else kwl
         k, source = pick(kwl, cfg, None if split else given)
         dx, dw, dout = _dims(x), _dims(w), _dims(call)  # the user's shapes and real MACs beside the kernel's
         real = macs.conv(dout, dw) if wl.kind == "conv2d" else macs.matmul(dout, dx)
@@ -213,7 +213,7 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
         kernel = schedule(kwl, cfg, k).mod["main"].with_attrs({"tvm_codesign.schedule_source": source,
                                                               "tvm_codesign.layer": layer})
         if split:
-            kernel = _grouped(kernel.with_attr("global_symbol", name), kall, cfg, split[0], name)
+            kernel = _grouped(kernel.with_attr("global_symbol", name), kall, cfg, split, name)
         cache[key] = (add(kernel, ""),
                       add(_pack_data(wl, cfg, _dims(x), kall), "_pack_x"),
                       add(_pack_weight(wl, cfg, _dims(w), kn, kall), "_pack_w"),
