@@ -51,7 +51,8 @@ def select_um2_per_slot(hw) -> float:
 
 
 def select_pj_per_slot_cycle(hw) -> float:
-    return select_um2_per_slot(hw) * H14_ADD8[0] / H14_ADD8[1] * 0.5  # half the outputs toggle (logic.TOGGLE)
+    from .logic import TOGGLE  # the share of outputs that switch per cycle (logic imports this module)
+    return select_um2_per_slot(hw) * H14_ADD8[0] / H14_ADD8[1] * TOGGLE
 
 
 def product_fraction(view) -> float:
