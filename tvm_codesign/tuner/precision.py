@@ -158,10 +158,13 @@ class Problem:
         self.costs = costs or Costs()
         self.area_max = area_max if area_max is not None else self.pool.limits["area_mm2_max"]
         self._hw: dict = {}
+        self._choices: dict = {}
 
     def choices(self, layer: str) -> tuple:
         """The quantisations ``layer`` may take (``allowed``)."""
-        return tuple(q for q in self.quant if allowed(self.drops, layer, q))
+        if layer not in self._choices:
+            self._choices[layer] = tuple(q for q in self.quant if allowed(self.drops, layer, q))
+        return self._choices[layer]
 
     @property
     def size(self) -> float:

@@ -82,7 +82,7 @@ def nsga2(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], float]:
         t = study.ask()
         i = t.suggest_int("hw", 0, len(p.pool) - 1)
         core = t.suggest_int("core", 0, len(p.cores) - 1)
-        assign = {name: p.choices(name)[t.suggest_int(name, 0, len(p.choices(name)) - 1)] for name, _ in p.layers}
+        assign = {name: (c := p.choices(name))[t.suggest_int(name, 0, len(c) - 1)] for name, _ in p.layers}
         r = p.evaluate(i, core, assign)
         drop = estimate(p.drops, assign)
         built = "edp" in r  # hardware within the limits and every layer scheduled
