@@ -68,6 +68,8 @@ def _as_slice(idx: np.ndarray):
     return idx
 
 
+_IN_PLACE = {AluOp.ADD: np.add, AluOp.MUL: np.multiply, AluOp.MIN: np.minimum, AluOp.MAX: np.maximum,
+             AluOp.SHR: np.right_shift, AluOp.CLIP: None}
 _INT32_SAFE = (AluOp.ADD, AluOp.MUL, AluOp.MIN, AluOp.MAX, AluOp.CLIP)  # wrap-around int32 ufuncs == the ALU
 
 
@@ -76,6 +78,14 @@ def alu_run(cfg: AcceleratorConfig, st, plan: tuple):
     fast = st.acc.dtype == np.int32 and (op in _INT32_SAFE[:4] or (imm is not None and (
         op == AluOp.CLIP or (op == AluOp.SHR and 0 <= imm <= 31))))
     for d, s in runs:
+        if fast and isinstance(d, slice) and op in _IN_PLACE:  # a view updated in place (no temporary)
+            view = st.acc[d]
+            v = np.int32(imm) if s is None else st.acc[s]
+            if op == AluOp.CLIP:
+                np.clip(view, -v - 1, v, out=view)
+            else:
+                _IN_PLACE[op](view, v, out=view)
+            continue
         if fast:  # in int32 directly: two's-complement wrap is the documented ALU arithmetic
             st.acc[d] = _alu_apply(op, st.acc[d], np.int32(imm) if s is None else st.acc[s])
             continue
