@@ -34,8 +34,9 @@ class Module:
         self.signature = signature or Signature.of_workload(wl)
         self.schedule_source = schedule_source
 
-    def __call__(self, *args) -> np.ndarray:
-        """(data, weight[, bias]) for a Workload; the function's own inputs, in order, for a PrimFunc."""
+    def __call__(self, *args, multiplier=None) -> np.ndarray:
+        """(data, weight[, bias]) for a Workload (``multiplier=``: its int32 per output channel if
+        ``multiplier="channel"``); the function's own inputs, in order, for a PrimFunc."""
         if self.recognised is not None:
             data, weight, bias = self.recognised.canonical(args)
         elif len(args) in (2, 3):
@@ -47,12 +48,17 @@ class Module:
             raise TypeError(f"{wl.describe()} has a bias: call module(data, weight, bias)")
         if not wl.bias and bias is not None:
             raise TypeError(f"{wl.describe()} has no bias parameter")
+        if ("multiplier" in wl.vectors) != (multiplier is not None):
+            raise TypeError(f"{wl.describe()}: pass multiplier= (one int32 per output channel) exactly when the "
+                            f"workload's multiplier is 'channel' (it is {wl.multiplier!r})")
         for name, a, dt in (("data", data, "int8"), ("weight", weight, "int8")):
             if np.asarray(a).dtype != np.dtype(dt):
                 raise TypeError(f"{name} must be {dt}, got {np.asarray(a).dtype}")
         args = [layout.pack_data(wl, cfg, data), layout.pack_weight(wl, cfg, weight)]
         if wl.bias:
             args.append(layout.pack_bias(wl, cfg, np.asarray(bias, np.int32)))
+        if multiplier is not None:
+            args.append(layout.pack_vector(wl, cfg, "multiplier", np.asarray(multiplier)))
         out = np.zeros(layout.packed_shapes(wl, cfg)["out"], wl.out_dtype)
         self.run_packed(*args, out)
         return layout.unpack_out(wl, cfg, out)

@@ -6,7 +6,8 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
 
 - tiles = G x the four outer tile loops; each tile: a GEMM reset, ``steps = CI/tile_ci`` reduction
   steps (input and weight loads, one GEMM), one ALU instruction per epilogue stage (immediates split as
-  the emitter does), one store. With one step, operands and bias are loaded where their loops change
+  the emitter does), one store. With one step, operands and the per-channel vectors (bias, multiplier:
+  ``vectors``) are loaded where their loops change
   (``knobs.hoist_level``). A copy is 2-D DMAs: loops merge while contiguous in DRAM (padded loops never
   merge), the innermost contiguous group is x, the next y, the rest unrolled (``_dma_shape``; a strided
   input tile, knob ``inp_tile``, has no contiguous x); padded input tiles are clipped per tile position,
@@ -42,7 +43,7 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_dram_bits", "wgt_dram_bi
                  "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
                  "alu_lanes", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
-                "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
+                "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 # per-config physical costs (physical.costs, computed once per config in ``columns``; NaN if it cannot be built):
 # pJ per event / per byte at the operating voltage, leakage and DRAM background power mW, clock, area
@@ -87,7 +88,7 @@ def columns(points) -> dict:
         n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
         rows.append([getattr(cfg, f) for f in CONFIG_FIELDS] + [
             sh["data"][0], sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
-            wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, int(wl.bias), int(wl.out_dtype == "int8"),
+            wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, len(wl.vectors), int(wl.out_dtype == "int8"),
             n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
             k.vthreads, kn.INP_TILES.index(k.inp_tile)] + (costs.get(id(cfg)) or costs.setdefault(id(cfg), cost_row(cfg))))
     a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
@@ -106,7 +107,7 @@ def _check(cols: dict) -> int:
     for f in FIELDS:
         if f in COST_FIELDS:  # per-config physical costs: NaN marks a config that cannot be built
             continue
-        lo = 0 if f in ("ph", "pw", "bias", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
+        lo = 0 if f in ("ph", "pw", "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
                         "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
                         "dma_request_cycles") else 1
         v = np.asarray(cols[f])
@@ -230,7 +231,7 @@ def counts(cols: dict) -> dict:
     multi = steps > 1
     n_inp = np.where(multi, nt * steps, events("nhw"))
     n_wgt = np.where(multi, nt * steps, events("c"))
-    n_bias = np.where(c["bias"] == 1, events("c"), 0)
+    n_bias = c["vectors"] * events("c")  # LOAD ACC of each per-channel vector (bias, multiplier) where c changes
     # input tiles: clipped per tile position when padded (h/w loops never merge), else _dma_shape
     padded = (c["ph"] > 0) | (c["pw"] > 0)
     # where rows start: tile steps of the n, ci (and group) loops, the h and w tiles, and each copy's row pitch
@@ -277,7 +278,7 @@ def counts(cols: dict) -> dict:
     va = np.minimum(v, nt)
     vi = np.minimum(v, np.maximum(n_inp, n_wgt))
     n_uops = va * reset_u + np.minimum(va * vi, nt * steps) * gemm_u + \
-        np.where(c["alu_insns"] > 0, va * alu_u, 0) + np.where(c["bias"] == 1, va * alu_u, 0)
+        np.where(c["alu_insns"] > 0, va * alu_u, 0) + c["vectors"] * va * alu_u  # a kernel per vector operand
     uop_port = dma(1, n_uops * c["uop_bytes"], D.ALIGNED)  # one kernel after another from an aligned constant
     # compute module
     gemm_ev = th * tw * tn * tco * tci * c["kh"] * c["kw"]

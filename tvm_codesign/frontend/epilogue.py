@@ -4,13 +4,16 @@ The chain (each intermediate used once, constants as shown):
 
     acc = conv2d / matmul(x_int8, w_int8) -> int32      (an accelerator workload, ``relax.workload_of``)
     t   = add(acc, bias)                                 optional, int32 constant per output channel
-    t   = multiply(t, M)                                 optional, int32 scalar constant
+    t   = multiply(t, M)                                 optional, int32 constant: scalar or per output channel
     t   = right_shift(t, s)                              optional, int32 scalar constant
     t   = clip(t, lo, hi)
     q   = astype(t, "int8")
 
 is the Workload epilogue bias -> * M -> >> s (floor) -> clip -> int8 store, with the same 32-bit wrapping
-arithmetic as TVM's CPU build of these ops, so fusing it changes no result.
+arithmetic as TVM's CPU build of these ops, so fusing it changes no result. A scalar M is an ALU immediate; a
+per-channel M (per-channel weight scales) is a vector in the accumulator SRAM like the bias
+(``Workload.multiplier == "channel"``). ``fits(core, workload)`` (given by the offload, which knows the
+config) may refuse a chain whose kernel has no schedule: it then stays on the CPU, unfused.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import numpy as np
 from tvm import relax
 from tvm.ir.expr import Constant
 
-from ..schedules.workload import Workload
+from ..schedules.workload import CHANNEL, Workload
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Fused:
     workload: Workload        # with the epilogue
     bias: np.ndarray | None   # int32, length co
     members: tuple = ()       # the bound vars of the chain (core ... clip), now inside the kernel
+    multiplier: np.ndarray | None = None  # int32, length co, when workload.multiplier == "channel"
 
 
 def _op(e) -> str | None:
@@ -41,8 +45,20 @@ def _scalar(e) -> int | None:
     return None
 
 
-def find(func: relax.Function, workload_of) -> dict:
-    """astype's input var (the clip) -> Fused, for every fusable chain in ``func``."""
+def _per_channel(c: Constant, wl: Workload, ndim: int) -> np.ndarray | None:
+    """An int32 constant holding one value per output channel of ``wl``, shaped to broadcast along the channel
+    axis of the ``ndim``-D result without changing its shape (conv (1, C, 1, 1), matmul (..., C)): the values."""
+    v = c.value.numpy()
+    if str(v.dtype) != "int32" or v.ndim > ndim:
+        return None
+    ok = v.shape == (1, wl.channels_out, 1, 1) if wl.kind == "conv2d" else \
+        (v.ndim >= 1 and v.shape[-1] == wl.co == v.size)
+    return v.reshape(-1) if ok else None
+
+
+def find(func: relax.Function, workload_of, fits=None) -> dict:
+    """astype's input var (the clip) -> Fused, for every fusable chain in ``func``; ``fits(core, workload)``:
+    False keeps that chain on the CPU (module docstring)."""
     value, uses = {}, {}
     for block in func.body.blocks:
         for bd in block.bindings:
@@ -54,7 +70,7 @@ def find(func: relax.Function, workload_of) -> dict:
         if _op(v) != "relax.astype" or str(v.attrs.dtype) != "int8":
             continue
         fused = _match(v.args[0], value, uses, workload_of)
-        if fused is not None:
+        if fused is not None and (fits is None or fits(fused.core, fused.workload)):
             out[v.args[0]] = dataclasses.replace(fused, members=fused.members + (var,))
     return out
 
@@ -68,30 +84,34 @@ def _match(clip_var, value, uses, workload_of) -> Fused | None:
     if c is None:
         return None
     lo, hi = int(c.args[1].value), int(c.args[2].value)
-    t, shift, mult, bias, members = c.args[0], None, None, None, [clip_var]
+    t, shift, mult, bias, members = c.args[0], None, None, None, [clip_var]  # bias, mult: Constants
     if (e := producer(t, "relax.right_shift")) is not None and _scalar(e.args[1]) is not None:
         members.append(t)
         t, shift = e.args[0], _scalar(e.args[1])
-    if (e := producer(t, "relax.multiply")) is not None and _scalar(e.args[1]) is not None:
+    if (e := producer(t, "relax.multiply")) is not None and isinstance(e.args[1], Constant):
         members.append(t)
-        t, mult = e.args[0], _scalar(e.args[1])
+        t, mult = e.args[0], e.args[1]
     if (e := producer(t, "relax.add")) is not None and isinstance(e.args[1], Constant):
         members.append(t)
-        t, bias = e.args[0], e.args[1].value.numpy()
+        t, bias = e.args[0], e.args[1]
     members.append(t)
     core = value.get(t) if isinstance(t, relax.Var) and uses.get(t, 0) == 1 else None
     if core is None or _op(core) not in ("relax.nn.conv2d", "relax.matmul"):
         return None
     wl = workload_of(core)
-    if wl is None or (shift is not None and not 0 <= shift <= 31) or (mult is not None and mult < 1) \
-            or not -128 <= lo <= hi <= 127:  # a wider clip would let astype wrap: not the saturating store
+    if wl is None or (shift is not None and not 0 <= shift <= 31) or not -128 <= lo <= hi <= 127:
+        return None  # a wider clip would let astype wrap: not the saturating store
+    ndim = len(core.ty.shape)
+    if bias is not None and (bias := _per_channel(bias, wl, ndim)) is None:
         return None
-    if bias is not None:
-        per_channel = bias.shape == (1, wl.channels_out, 1, 1) if wl.kind == "conv2d" else \
-            (bias.ndim >= 1 and bias.shape[-1] == wl.co == bias.size)
-        if str(bias.dtype) != "int32" or not per_channel:
+    vec = None
+    if mult is not None:  # one int (an ALU immediate, >= 1) or one int32 per output channel (a register operand)
+        m = _scalar(mult)
+        if m is None and (vec := _per_channel(mult, wl, ndim)) is None:
             return None
-        bias = bias.reshape(-1)
+        if m is not None and m < 1:
+            return None
+        mult = m if m is not None else CHANNEL
     wl = dataclasses.replace(wl, bias=bias is not None, multiplier=1 if mult is None and shift else mult,
                              shift=shift, clip=(max(lo, -128), min(hi, 127)), out_dtype="int8")
-    return Fused(core, wl, bias, tuple(members))
+    return Fused(core, wl, bias, tuple(members), vec)

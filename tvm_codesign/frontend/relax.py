@@ -34,7 +34,8 @@ from tvm import relax, te, tirx
 from ..hardware.config import AcceleratorConfig
 from ..schedules.choice import pick
 from ..schedules.groups import kernel_workload
-from ..schedules.layout import pack_bias, packed_shapes
+from ..schedules.knobs import fits
+from ..schedules.layout import pack_vector, packed_shapes
 from ..schedules.schedule import schedule
 from ..schedules.store import lookup
 from ..schedules.workload import Workload
@@ -170,17 +171,17 @@ def _image_groups(wl: Workload, cfg: AcceleratorConfig, dx: list[int], batch_pro
 
 def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, groups: int, name: str) -> tirx.PrimFunc:
     """The one-group ``kernel`` lowered now, behind a function taking all ``groups`` (the packed data and output
-    of ``kwl``, weights and bias shared) that runs them in one batched pass (``tvm_codesign.run_groups``)."""
+    of ``kwl``, weights, bias and multiplier shared) that runs them in one batched pass (``tvm_codesign.run_groups``)."""
     from ..lowering import lower
     from ..runtime import entry
     compiled = lower(kernel)
     compiled.meta["image_groups"] = groups  # its own key: per-call stats differ from the one-group kernel's
     key, blob = entry.add(compiled, name)
     sh = packed_shapes(kwl, cfg)
-    full = [sh["data"], sh["weight"]] + ([sh["bias"]] if kwl.bias else []) + [sh["out"]]
+    full = [sh["data"], sh["weight"]] + [sh[v] for v in kwl.vectors] + [sh["out"]]
     if len(full) != len(compiled.params):
-        raise AssertionError(f"{name}: kernel parameters {[p.name for p in compiled.params]} are not data, weight"
-                             f"{', bias' if kwl.bias else ''}, out")
+        raise AssertionError(f"{name}: kernel parameters {[p.name for p in compiled.params]} are not "
+                             f"{', '.join(['data', 'weight', *kwl.vectors, 'out'])}")
     bufs = [tirx.decl_buffer(s, p.dtype, p.name) for s, p in zip(full, compiled.params)]
     batched = 1 | 1 << (len(bufs) - 1)  # data and out hold every group
     call = tirx.call_packed("tvm_codesign.run_groups", tirx.IntImm("int64", key), blob, groups, batched,
@@ -192,7 +193,8 @@ def _grouped(kernel: tirx.PrimFunc, kwl: Workload, cfg: AcceleratorConfig, group
 
 
 def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs, cache: dict,
-          bias: np.ndarray | None = None, batch_programs: str = "per_image") -> relax.Expr:
+          bias: np.ndarray | None = None, batch_programs: str = "per_image",
+          multiplier: np.ndarray | None = None) -> relax.Expr:
     key = (hash(bb), wl, kn, cfg.mode)  # hash: the C++ builder (each callback gets a new Python wrapper)
     if key not in cache:  # identical layers (ResNet repeats shapes) share one schedule and kernel
         split = _image_groups(wl, cfg, _dims(x), batch_programs)
@@ -222,7 +224,8 @@ def _emit(bb: relax.BlockBuilder, cfg, wl: Workload, x, w, kn: bool, call, knobs
     sh = packed_shapes(kall, cfg)
     px = bb.emit(relax.call_tir(gd, [x], relax.TensorType(sh["data"], "int8")))
     pw = bb.emit(relax.call_tir(gw, [w], relax.TensorType(sh["weight"], "int8")))
-    args = [px, pw] + ([relax.const(pack_bias(kall, cfg, bias))] if wl.bias else [])
+    values = {"bias": bias, "multiplier": multiplier}  # per-channel constants, packed like the bias
+    args = [px, pw] + [relax.const(pack_vector(kall, cfg, v, values[v])) for v in wl.vectors]
     po = bb.emit(relax.call_tir(gk, args, relax.TensorType(sh["out"], wl.out_dtype)))
     return relax.call_tir(gu, [po], call.ty)
 
@@ -297,7 +300,8 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes
         if f is None:
             return call
         return named(f.core, _emit(bb, cfg_of(f.core), f.workload, f.core.args[0], f.core.args[1],
-                                   f.core.op.name == "relax.matmul", call, knobs, cache, f.bias, batch_programs))
+                                   f.core.op.name == "relax.matmul", call, knobs, cache, f.bias, batch_programs,
+                                   f.multiplier))
 
     legalize = relax.transform.LegalizeOps(customize_legalize_map={
         **{op: legalize_op for op in OFFLOADED_OPS}, "relax.astype": legalize_astype})
@@ -307,13 +311,14 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes
         cache.clear()  # GlobalVars belong to one application of the pass
         fused.clear(), cores.clear(), names.clear(), layers.clear()
         if "main" in [gv.name_hint for gv in mod.functions]:
-            fused.update(epilogue.find(mod["main"], workload_of))
-            cores.update((hash(f.core.args[0]), hash(f.core.args[1])) for f in fused.values())
             known = set(map(str, mod.attrs[LAYERS])) if mod.attrs is not None and LAYERS in mod.attrs else set()
             for block in mod["main"].body.blocks:
                 for bd in block.bindings:
                     if bd.var.name in known and getattr(bd.value, "op", None) is not None:
                         names[(hash(bd.value.args[0]), hash(bd.value.args[1]))] = bd.var.name
+            fused.update(epilogue.find(mod["main"], workload_of,  # a chain with no schedule stays on the CPU
+                                       lambda core, wl: fits(kernel_workload(wl, cfg_of(core)), cfg_of(core))))
+            cores.update((hash(f.core.args[0]), hash(f.core.args[1])) for f in fused.values())
         out = legalize(mod)
         for k, ls in layers.items():
             out[k] = out[k].with_attr(LAYERS, json.dumps(ls))

@@ -6,7 +6,8 @@ bias add and an optional ReLU / ReLU6, becomes
     q = clip(((conv(x_q, w_q) + b_q) * M) >> s, lo, 127) as int8      one accelerator kernel (epilogue.py)
     y = float(q) * s_y                                                 on the CPU
 
-with x_q per-tensor symmetric (scale s_x), w_q per-tensor symmetric (s_w: the ALU multiplies by one immediate),
+with x_q per-tensor symmetric (scale s_x), w_q symmetric per tensor (s_w: the ALU multiplies by one immediate) or,
+with the precision options, per output channel (M one int32 per channel: a vector operand of the ALU's MUL),
 s_y = max|y| / 127 from calibration, b_q = round(b / (s_x s_w)) + round(2^(s-1) / M) (the rounding of the floor
 shift folded into the bias), and M / 2^s ~ s_x s_w / s_y with M < 2^15 (the immediate) and the largest s for
 which M * (calibrated max |conv + b| / (s_x s_w)) * HEADROOM stays below 2^31: inputs HEADROOM times beyond the

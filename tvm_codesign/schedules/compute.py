@@ -10,7 +10,8 @@ from .workload import Workload
 
 
 def compute(wl: Workload, cfg: AcceleratorConfig, strided: bool = False):
-    """Returns (args, stage names): args are the TE tensors of the PrimFunc (data, weight, [bias], out).
+    """Returns (args, stage names): args are the TE tensors of the PrimFunc (data, weight, [bias], [multiplier],
+    out): a register-operand stage (op, None) reads the next of ``wl.vectors``.
     ``strided``: the conv reads a subsampled view of the input (``Workload.input_step``), inlined into the
     input tile's copy so the tile holds only the pixels the kernel reads."""
     sh = packed_shapes(wl, cfg)
@@ -43,21 +44,22 @@ def compute(wl: Workload, cfg: AcceleratorConfig, strided: bool = False):
             src[g, n, ci, y * sy + kh, xx * sx + kw, b, bi].astype("int32")
             * weight[g, co, ci, kh, kw, o, bi].astype("int32"), axis=[ci, kh, kw, bi]),
         name="conv")
-    args, stages = [data, weight], []
+    args, stages, vectors = [data, weight], [], iter(wl.vectors)
     for k, (op, imm) in enumerate(wl.epilogue):
-        bias = None
-        if imm is None:  # bias: register operand broadcast over n, y, x
-            bias = te.placeholder(sh["bias"], "int32", name="bias")
-            args.append(bias)
-        x = te.compute(sh["out"], _alu_stage(ALU_EXPR[op], x, imm, bias), name=f"alu{k}")
+        vec = None
+        if imm is None:  # bias / multiplier: a register operand per channel, broadcast over n, y, x
+            what = next(vectors)
+            vec = te.placeholder(sh[what], "int32", name=what)
+            args.append(vec)
+        x = te.compute(sh["out"], _alu_stage(ALU_EXPR[op], x, imm, vec), name=f"alu{k}")
         stages.append((f"alu{k}", op, imm))
     last = x
     out = te.compute(sh["out"], lambda *i: last(*i).astype(wl.out_dtype), name="out")
     return args + [out], stages
 
 
-def _alu_stage(fn, prev, imm, bias):
-    """The element function of one epilogue stage: fn(prev, imm) or fn(prev, bias[g, co, b, o])."""
-    if bias is None:
+def _alu_stage(fn, prev, imm, vec):
+    """The element function of one epilogue stage: fn(prev, imm) or fn(prev, vec[g, co, b, o])."""
+    if vec is None:
         return lambda *i: fn(prev(*i), imm)
-    return lambda g, n, co, y, x, b, o: fn(prev[g, n, co, y, x, b, o], bias[g, co, b, o])
+    return lambda g, n, co, y, x, b, o: fn(prev[g, n, co, y, x, b, o], vec[g, co, b, o])

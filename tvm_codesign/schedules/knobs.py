@@ -105,7 +105,7 @@ def requirements(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> dict:
     return {
         "inp": k.tile_n * k.tile_ci * in_h * in_w * v,
         "wgt": k.tile_co * k.tile_ci * wl.kh * wl.kw * v,
-        "acc": (k.tile_n * k.tile_co * k.tile_h * k.tile_w + (k.tile_co if wl.bias else 0)) * v,
+        "acc": (k.tile_n * k.tile_co * k.tile_h * k.tile_w + k.tile_co * len(wl.vectors)) * v,
         "uop": v * v * gemm_uops + v * reset_uops + n_alu * v * alu_uops,
         "loop_extents": gemm_fold + reset_fold + alu_fold,
     }
@@ -114,12 +114,18 @@ def requirements(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> dict:
 def check_workload(wl: Workload, cfg: AcceleratorConfig) -> None:
     """Raise KnobError if no knob vector can run ``wl`` on ``cfg`` (ALU immediates, DMA padding field)."""
     imm_lim = (1 << (cfg.imm_bits - 1)) - 1
-    if wl.multiplier is not None and wl.multiplier > imm_lim:
+    if wl.multiplier is not None and wl.multiplier != "channel" and wl.multiplier > imm_lim:
         raise KnobError("multiplier", f"requantisation multiplier {wl.multiplier} exceeds the ALU immediate "
                         f"({imm_lim}, imm_bits {cfg.imm_bits})")
     pad_lim = (1 << cfg.pad_bits) - 1
     if max(wl.pad) > pad_lim:
         raise KnobError("pad", f"padding {max(wl.pad)} exceeds the DMA pad field ({pad_lim})")
+
+
+def fits(wl: Workload, cfg: AcceleratorConfig) -> bool:
+    """Whether ``default`` finds a schedule: the smallest tiles (two contexts, as ``default`` uses) fit every
+    SRAM and ISA field (larger tiles only need more)."""
+    return is_valid(wl, cfg, Knobs(1, 1, 1, 1, 1, "nchw", 2, "window"))
 
 
 def check(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> None:
@@ -167,7 +173,7 @@ def is_valid(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> bool:
 
 
 def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
-    """DRAM bytes the schedule moves (inputs, weights, bias, outputs)."""
+    """DRAM bytes the schedule moves (inputs, weights, bias and multiplier vectors, outputs)."""
     d = dims(wl, cfg)
     ext = {"n": d["n"] // k.tile_n, "c": d["co"] // k.tile_co, "h": d["h"] // k.tile_h, "w": d["w"] // k.tile_w}
     tiles = wl.kernel_groups * math.prod(ext.values())
@@ -182,7 +188,7 @@ def traffic_bytes(wl: Workload, cfg: AcceleratorConfig, k: Knobs) -> int:
         n_wgt = wl.kernel_groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "wgt")])
     out_e = cfg.out_elem_bytes if wl.out_dtype == "int8" else cfg.acc_elem_bytes
     bias = (wl.kernel_groups * math.prod(ext[c] for c in k.order[:hoist_level(wl, cfg, k, "bias")]) * k.tile_co
-            * cfg.acc_elem_bytes) if wl.bias else 0
+            * cfg.acc_elem_bytes) * len(wl.vectors)  # bias and a per-channel multiplier load alike
     return n_inp * inp_bytes + n_wgt * wgt_tile + bias + tiles * k.tile_n * k.tile_co * k.tile_h * k.tile_w * out_e
 
 

@@ -2,7 +2,7 @@
 layouts, padding batch to BATCH and channels to BLOCK multiples with zeros.
 
 Packed: data (G, N/b, C/BI, H, W, b, BI), weight (G, O/BO, C/BI, KH, KW, BO, BI),
-bias (G, O/BO, b, BO) int32 (broadcast over the batch rows), out (G, N/b, O/BO, OH, OW, b, BO), with G the
+bias (G, O/BO, b, BO) int32 (broadcast over the batch rows; a per-channel requantisation multiplier alike), out (G, N/b, O/BO, OH, OW, b, BO), with G the
 kernel's groups and C, O its channels per group: for a conv2d with ``merge`` k, ceil(groups/k) groups of k*ci
 and k*co channels, the weight block-diagonal (zeros between the k groups; missing groups of the last are zero).
 """
@@ -26,6 +26,7 @@ def packed_shapes(wl: Workload, cfg: AcceleratorConfig) -> dict:
     return {"data": (g, nb, cib, wl.h, wl.w, B, BI),
             "weight": (g, cob, cib, wl.kh, wl.kw, BO, BI),
             "bias": (g, cob, B, BO),
+            "multiplier": (g, cob, B, BO),
             "out": (g, nb, cob, wl.oh, wl.ow, B, BO)}
 
 
@@ -90,11 +91,20 @@ def pack_weight(wl: Workload, cfg: AcceleratorConfig, wt: np.ndarray) -> np.ndar
 
 
 def pack_bias(wl: Workload, cfg: AcceleratorConfig, bias: np.ndarray) -> np.ndarray:
-    g, cob, b, bo = packed_shapes(wl, cfg)["bias"]
-    bias = np.asarray(bias)
-    if bias.shape != (wl.channels_out,):
-        raise WorkloadError(f"bias of {wl.describe()} must have shape ({wl.channels_out},), got {bias.shape}")
-    v = (bias.astype(np.int64) + wl.bias_offset).astype(np.int32)  # folded rounding, wraps like the ALU
+    return pack_vector(wl, cfg, "bias", bias)
+
+
+def pack_vector(wl: Workload, cfg: AcceleratorConfig, what: str, values: np.ndarray) -> np.ndarray:
+    """One int32 per output channel (``what``: "bias", with the folded rounding constant added, or "multiplier")
+    -> the packed (G, O/BO, b, BO) accumulator tensor the kernel loads; padded channels 0."""
+    g, cob, b, bo = packed_shapes(wl, cfg)[what]
+    values = np.asarray(values)
+    if values.shape != (wl.channels_out,):
+        raise WorkloadError(f"{what} of {wl.describe()} must have shape ({wl.channels_out},), got {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer) or values.min(initial=0) < -2 ** 31 or \
+            values.max(initial=0) >= 2 ** 31:
+        raise WorkloadError(f"{what} of {wl.describe()} must be int32 values, got {values.dtype}")
+    v = (values.astype(np.int64) + (wl.bias_offset if what == "bias" else 0)).astype(np.int32)  # wraps like the ALU
     per = wl.merge * wl.co if wl.kind == "conv2d" else wl.co  # a conv's groups differ; a batch shares one
     c = np.zeros((g if wl.kind == "conv2d" else 1, per), np.int32)
     c.reshape(-1)[:v.size] = v

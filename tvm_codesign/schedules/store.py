@@ -39,8 +39,9 @@ def schedule_dirs(cfg: AcceleratorConfig | None = None) -> list[Path]:
 
 def workload_key(wl: Workload) -> str:
     """A file name for a layer: its shape and epilogue stages, not the immediates (requantisation multipliers
-    change with calibration data; the schedule does not need to)."""
-    ops = "-".join(op for op, _ in wl.epilogue) or "none"
+    change with calibration data; the schedule does not need to). A per-channel multiplier (a vector loaded and
+    multiplied as a register operand: another SRAM tile, other costs) is "mulv", apart from the immediate "mul"."""
+    ops = "-".join("mulv" if (op, imm) == ("mul", None) else op for op, imm in wl.epilogue) or "none"
     shape = (f"{wl.kind}_g{wl.groups}{f'm{wl.merge}' if wl.merge > 1 else ''}_n{wl.n}_ci{wl.ci}_co{wl.co}"
              f"_{wl.h}x{wl.w}_k{wl.kh}x{wl.kw}_s{wl.stride[0]}x{wl.stride[1]}_p{wl.pad[0]}x{wl.pad[1]}")
     return f"{shape}_{ops}_{wl.out_dtype}"

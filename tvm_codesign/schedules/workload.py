@@ -9,6 +9,8 @@ kernel runs ceil(G/k) groups of k*ci -> k*co channels, zeros between the groups 
 on the ALU: + bias[co], then (with ``shift``) round half up and arithmetic shift right, then clip to
 [lo, hi] (relu raises lo to 0), then the store narrows to ``out_dtype``. With a ``multiplier`` M (integer
 requantisation) the stages are + bias, * M, then a floor shift: the caller folds rounding into the bias.
+M is one int (an ALU immediate) or ``"channel"``: one int32 per output channel, a vector loaded into the
+accumulator SRAM beside the bias and multiplied as a register operand (per-channel weight scales).
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from ..errors import CodesignError
 
 class WorkloadError(CodesignError, ValueError):
     """A workload the accelerator cannot run, naming the field."""
+
+
+CHANNEL = "channel"  # Workload.multiplier: one int32 multiplier per output channel (a register operand)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class Workload:
     merge: int = 1            # conv2d groups per kernel group (block-diagonal weight; schedules/groups.py)
     bias: bool = False
     shift: int | None = None  # requantise: round half up, >> shift
-    multiplier: int | None = None  # requantise: * multiplier before a floor >> shift (an ALU immediate)
+    multiplier: int | str | None = None  # requantise: * M before a floor >> shift: an int (ALU immediate) or
+    #                                      "channel" (an int32 per output channel, a register operand)
     relu: bool = False
     clip: tuple | None = None  # (lo, hi) before the store, either may be None; int8 outputs default to
     out_dtype: str = "int32"   # (-128, 127) unless saturate=False (then the store truncates)
@@ -68,8 +74,10 @@ class Workload:
             raise WorkloadError(f"kernel {self.kh}x{self.kw} larger than padded input {self.h}x{self.w}")
         if self.shift is not None and not 0 <= self.shift <= 31:
             raise WorkloadError(f"shift must be in [0, 31], got {self.shift}")
-        if self.multiplier is not None and (not isinstance(self.multiplier, (int, np.integer)) or self.multiplier < 1):
-            raise WorkloadError(f"multiplier must be a positive integer, got {self.multiplier!r}")
+        if self.multiplier is not None and self.multiplier != CHANNEL and (
+                not isinstance(self.multiplier, (int, np.integer)) or self.multiplier < 1):
+            raise WorkloadError(f"multiplier must be a positive integer or {CHANNEL!r} (one per output channel), "
+                                f"got {self.multiplier!r}")
         if self.out_dtype == "int8" and self.clip is None and self.saturate:
             object.__setattr__(self, "clip", (-128, 127))
         if self.clip is not None:
@@ -155,13 +163,16 @@ class Workload:
 
     @property
     def epilogue(self) -> list[tuple[str, int | None]]:
-        """ALU stages after the GEMM: (op, immediate), or ("add", None) for the bias (register operand).
+        """ALU stages after the GEMM: (op, immediate), or (op, None) for a register operand: ("add", None) the
+        bias, ("mul", None) a per-channel multiplier (``vectors`` names them in order).
 
         With a bias, the rounding constant 2^(shift-1) is folded into the packed bias (one ALU pass less,
         exact: additions wrap identically in any order). A symmetric clip [-v-1, v] is one CLIP.
         """
         st = [("add", None)] if self.bias else []
-        if self.multiplier is not None:
+        if self.multiplier == CHANNEL:
+            st += [("mul", None)] + ([("shr", self.shift)] if self.shift else [])
+        elif self.multiplier is not None:
             st += ([("mul", int(self.multiplier))] if self.multiplier != 1 else []) + \
                 ([("shr", self.shift)] if self.shift else [])
         elif self.shift:
@@ -174,6 +185,12 @@ class Workload:
         else:
             st += ([("max", lo)] if lo is not None else []) + ([("min", hi)] if hi is not None else [])
         return st
+
+    @property
+    def vectors(self) -> tuple[str, ...]:
+        """The per-channel int32 vectors the kernel loads into the accumulator SRAM, in parameter order (after
+        data and weight): "bias", "multiplier" (each ``packed_shapes`` "bias"-shaped, one tile_co of SRAM)."""
+        return (("bias",) if self.bias else ()) + (("multiplier",) if self.multiplier == CHANNEL else ())
 
     @property
     def bounds(self) -> tuple[int | None, int | None]:
@@ -204,9 +221,11 @@ class Workload:
         return (self.name + ": " if self.name else "") + s
 
     # ----- numpy reference (unpacked layouts) ---------------------------------------------------
-    def reference(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+    def reference(self, data: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                  multiplier: np.ndarray | None = None) -> np.ndarray:
         """The documented semantics in numpy. conv2d: NCHW x OIHW -> NCHW (I: channels per group); dense:
-        (M,K)x(N,K) -> (M,N); batch_matmul: (B,M,K)x(B,N,K) -> (B,M,N). Accumulation wraps at 32 bits."""
+        (M,K)x(N,K) -> (M,N); batch_matmul: (B,M,K)x(B,N,K) -> (B,M,N). Accumulation wraps at 32 bits.
+        ``multiplier``: the int32 per output channel of a ``multiplier="channel"`` workload."""
         x, wt = data.astype(np.int64), weight.astype(np.int64)
         if self.kind == "conv2d":
             ph, pw = self.pad
@@ -228,8 +247,12 @@ class Workload:
         acc = wrap(acc)
         if self.bias:
             acc = wrap(acc + bias.astype(np.int64).reshape(bshape))
+        if self.multiplier == CHANNEL and (multiplier is None or np.size(multiplier) != self.channels_out):
+            raise WorkloadError(f"{self.describe()} multiplies by one int32 per output channel: pass multiplier "
+                                f"of {self.channels_out} values")
         if self.multiplier is not None:
-            acc = wrap(acc * int(self.multiplier)) >> (self.shift or 0)
+            m = np.asarray(multiplier, np.int64).reshape(bshape) if self.multiplier == CHANNEL else int(self.multiplier)
+            acc = wrap(acc * m) >> (self.shift or 0)
         elif self.shift:
             acc = wrap(acc + (1 << (self.shift - 1))) >> self.shift
         lo, hi = self.bounds
