@@ -14,7 +14,8 @@ LAYERS = [tc.Workload.conv2d(1, 64, 14, 14, 96, 3, 1, 1, bias=True, shift=8, out
           tc.Workload.conv2d(2, 40, 9, 9, 40, 3, 2, 1, groups=40, merge=14, bias=True, shift=6, out_dtype="int8"),
           tc.Workload.conv2d(1, 48, 10, 10, 36, 1, 2, 0, groups=3), tc.Workload.dense(33, 200, 70, relu=True),
           tc.Workload.batch_matmul(3, 16, 64, 32),
-          tc.Workload.conv2d(1, 48, 14, 14, 64, 1, 2, 0, bias=True, shift=7, relu=True, out_dtype="int8")]
+          tc.Workload.conv2d(1, 48, 14, 14, 64, 1, 2, 0, bias=True, shift=7, relu=True, out_dtype="int8"),
+          tc.Workload.conv2d(1, 64, 14, 14, 96, 3, 1, 1, bias=True, multiplier="channel", shift=8, out_dtype="int8")]
 
 
 @pytest.mark.parametrize("cfg", ["vta_default", "vta_batch4", "edge_tiny"])

@@ -48,7 +48,7 @@ def grid(wl: Workload, cfg: AcceleratorConfig, orders=kn.ORDERS, vthreads=kn.VTH
     a_f1, a_f2, a_u = _fold([tn, tc, th, tw])
     ok = (tn * ti * in_h * in_w * v <= cfg.inp_depth)
     ok &= tc * ti * wl.kh * wl.kw * v <= cfg.wgt_depth
-    ok &= (tn * tc * th * tw + (tc if wl.bias else 0)) * v <= cfg.acc_depth
+    ok &= (tn * tc * th * tw + tc * len(wl.vectors)) * v <= cfg.acc_depth  # bias, per-channel multiplier
     ok &= v * v * g_u + v * r_u + n_alu * v * a_u <= cfg.uop_depth
     lim = (1 << cfg.loop_iter_bits) - 1
     ok &= np.max(np.stack([g_f1, g_f2, r_f1, r_f2, a_f1, a_f2]), 0) <= lim
