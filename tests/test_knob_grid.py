@@ -33,6 +33,15 @@ def test_grid_is_exactly_the_valid_knobs(wl, cfg):
                                          else {"window"})
 
 
+def test_grid_counts_every_per_channel_vector_in_the_accumulator():
+    """A small accumulator (64 entries) binds: bias and per-channel multiplier rows both count, as in knobs.check."""
+    wl = LAYERS[-1]
+    cfg = tc.AcceleratorConfig.load("edge_tiny").replace(acc_buffer_bytes=2048)
+    cols = G.grid(wl, cfg, orders=("nchw",), vthreads=(1, 2), distinct=False)
+    got = {G.knobs_at(cols, i) for i in range(len(cols["tile_n"]))}
+    assert got and all(kn.is_valid(wl, cfg, k) for k in got)
+
+
 @pytest.mark.parametrize("cfg", ["vta_default", "edge_tiny"])
 def test_distinct_orders_lose_no_schedule(cfg):
     """Dropping orders that differ only in single-trip loops keeps every tiling and every model figure."""
