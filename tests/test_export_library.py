@@ -78,3 +78,16 @@ def test_loaded_operator_rejects_bad_input_by_name(tmp_path):
         tc.load_module(tmp_path / "packed.so")
     with pytest.raises(FileNotFoundError, match="no operator library"):
         tc.load_module(tmp_path / "missing.so")
+
+
+def test_exported_per_channel_requantisation_takes_the_multiplier(tmp_path):
+    """A workload with a per-channel requantisation multiplier exports as (data, weight, bias, multiplier, out)."""
+    wl = tc.Workload.conv2d(2, 20, 9, 9, 24, 3, 1, 1, bias=True, multiplier="channel", shift=18, relu=True,
+                            out_dtype="int8")
+    x, w = i8(2, 20, 9, 9), i8(24, 20, 3, 3)
+    b, mul = RNG.integers(-9000, 9000, 24).astype(np.int32), RNG.integers(1, 300, 24).astype(np.int32)
+    ref = wl.reference(x, w, b, multiplier=mul)
+    m = tc.build(wl, "vta_default")
+    assert np.array_equal(m(x, w, b, multiplier=mul), ref) and len(np.unique(ref)) > 20
+    lm = tc.load_module(m.export_library(tmp_path / "pc.so"))
+    assert np.array_equal(lm(x, w, b, mul), ref)

@@ -16,7 +16,8 @@ from .frontend.composite import Signature, user_layout_func
 from .runtime.kernel import last_stats
 
 SPEC = "tvm_codesign_signature"  # writes [parameters, output index, then per parameter: int bits, rank, 4 dims]
-_RANK, _SPEC_LEN = 4, 2 + 4 * 6
+_RANK, _SPEC_LEN = 4, 2 + 5 * 6  # up to 5 parameters: data, weight, bias, multiplier, out
+_SPEC_LENS = (_SPEC_LEN, 2 + 4 * 6)  # libraries written before the multiplier describe 4
 
 
 def _spec(sig: Signature) -> tirx.PrimFunc:
@@ -61,8 +62,14 @@ class LoadedModule:
         except Exception:  # noqa: BLE001 - TVM raises AttributeError or its own error for a missing function
             raise ValueError(f"{path or lib} is not a tvm_codesign operator library (no {SPEC}: "
                              f"write it with Module.export_library)") from None
-        spec = tvm.runtime.tensor(np.zeros(_SPEC_LEN, np.int64))
-        fspec(spec)
+        for n in _SPEC_LENS:
+            spec = tvm.runtime.tensor(np.zeros(n, np.int64))
+            try:
+                fspec(spec)
+                break
+            except Exception:  # noqa: BLE001 - the library's spec has the other length (TVM checks the shape)
+                if n == _SPEC_LENS[-1]:
+                    raise
         v = [int(x) for x in spec.numpy()]
         params = [(tuple(v[i + 2:i + 2 + v[i + 1]]), f"int{v[i]}") for i in range(2, 2 + 6 * v[0], 6)]
         self.out_index = v[1]

@@ -25,8 +25,8 @@ from .tir import Recognised, _out_shape
 
 @dataclass(frozen=True)
 class Signature:
-    """An operator's parameters in the user's order: names, shapes, dtypes, and which one is data, weight, bias
-    and out (``roles``: role -> parameter index)."""
+    """An operator's parameters in the user's order: names, shapes, dtypes, and which one is data, weight, bias,
+    multiplier and out (``roles``: role -> parameter index)."""
     names: tuple
     shapes: tuple
     dtypes: tuple
@@ -35,12 +35,13 @@ class Signature:
 
     @classmethod
     def of_workload(cls, wl: Workload) -> "Signature":
-        """``Workload.reference``'s layouts: (data, weight[, bias], out)."""
+        """``Workload.reference``'s layouts: (data, weight[, bias][, multiplier], out); the multiplier (one int32
+        per output channel) when the workload's is "channel"."""
         data = {"conv2d": (wl.n, wl.ci, wl.h, wl.w), "dense": (wl.n, wl.ci)}.get(wl.kind, (wl.groups, wl.n, wl.ci))
         weight = {"conv2d": (wl.co, wl.ci, wl.kh, wl.kw), "dense": (wl.co, wl.ci)}.get(wl.kind,
                                                                                        (wl.groups, wl.co, wl.ci))
         params = [("data", data, "int8"), ("weight", weight, "int8")] + \
-            ([("bias", (wl.co,), "int32")] if wl.bias else []) + [("out", _out_shape(wl), wl.out_dtype)]
+            [(v, (wl.co,), "int32") for v in wl.vectors] + [("out", _out_shape(wl), wl.out_dtype)]
         names, shapes, dtypes = zip(*params)
         return cls(names, shapes, dtypes, {n: i for i, n in enumerate(names)})
 
@@ -66,8 +67,7 @@ def user_layout_func(wl: Workload, cfg: AcceleratorConfig, knobs: Knobs, kernel:
           if i != out_i}
     packed = [layout_te.pack(wl, cfg, ph[sig.roles["data"]], "data"),
               layout_te.pack(wl, cfg, ph[sig.roles["weight"]], "weight", sig.weight_kn)]
-    if wl.bias:
-        packed.append(layout_te.pack_bias(wl, cfg, ph[sig.roles["bias"]]))
+    packed += [layout_te.pack_vector(wl, cfg, ph[sig.roles[v]], v) for v in wl.vectors]  # bias, multiplier
     shapes = [tuple(int(s) for s in t.shape) for t in packed] + [packed_shapes(wl, cfg)["out"]]
     if [tuple(p.shape) for p in kernel.params] != shapes:
         raise ValueError(f"kernel parameters {[tuple(p.shape) for p in kernel.params]} are not the packed "

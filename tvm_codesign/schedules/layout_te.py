@@ -27,12 +27,13 @@ def pack(wl: Workload, cfg: AcceleratorConfig, t: te.Tensor, what: str, kn: bool
         tirx.const(0, t.dtype)), name=f"packed_{what}")
 
 
-def pack_bias(wl: Workload, cfg: AcceleratorConfig, b: te.Tensor) -> te.Tensor:
-    """bias[o] + the folded rounding constant (wrapping to int32), broadcast over groups and batch rows."""
-    BO = cfg.block_out
-    return te.compute(packed_shapes(wl, cfg)["bias"], lambda g, o, r, i: tirx.if_then_else(
-        o * BO + i < wl.co, (b[o * BO + i].astype("int64") + wl.bias_offset).astype("int32"),
-        tirx.const(0, "int32")), name="packed_bias")
+def pack_vector(wl: Workload, cfg: AcceleratorConfig, b: te.Tensor, what: str = "bias") -> te.Tensor:
+    """A per-channel int32 vector (``what``: "bias", plus the folded rounding constant, wrapping to int32, or
+    "multiplier"), broadcast over groups and batch rows."""
+    BO, off = cfg.block_out, wl.bias_offset if what == "bias" else 0
+    return te.compute(packed_shapes(wl, cfg)[what], lambda g, o, r, i: tirx.if_then_else(
+        o * BO + i < wl.co, (b[o * BO + i].astype("int64") + off).astype("int32"),
+        tirx.const(0, "int32")), name=f"packed_{what}")
 
 
 def unpack(wl: Workload, cfg: AcceleratorConfig, p: te.Tensor, name: str = "out") -> te.Tensor:
