@@ -2,9 +2,9 @@
 layouts, padding batch to BATCH and channels to BLOCK multiples with zeros.
 
 Packed: data (G, N/b, C/BI, H, W, b, BI), weight (G, O/BO, C/BI, KH, KW, BO, BI),
-bias (G, O/BO, b, BO) int32 (broadcast over the batch rows; a per-channel requantisation multiplier alike), out (G, N/b, O/BO, OH, OW, b, BO), with G the
-kernel's groups and C, O its channels per group: for a conv2d with ``merge`` k, ceil(groups/k) groups of k*ci
-and k*co channels, the weight block-diagonal (zeros between the k groups; missing groups of the last are zero).
+bias (G, O/BO, b, BO) int32 (broadcast over the batch rows; a per-channel requantisation multiplier alike),
+out (G, N/b, O/BO, OH, OW, b, BO), with G the kernel's groups and C, O its channels per group: for a conv2d
+with ``merge`` k, ceil(groups/k) groups of k*ci and k*co channels, the weight block-diagonal (zeros between the k groups; missing groups of the last are zero).
 """
 from __future__ import annotations
 
