@@ -143,8 +143,8 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
              hists: list | None = None, per_channel: bool = True, masks: dict | None = None) -> tvm.IRModule:
     """Rewrite the float targets (same order as ``calibrate``) into int8 ops. ``requant_on="alu"``: constant-weight
     layers requantise to int8 on the accelerator (requant.py; per-tensor weights, per-channel with ``modes``);
-    ``"shift"``: the same with a power-of-two scale (a shift, no ALU multiply: VTA's scheme and hardware); ``"cpu"``: per-channel weights
-    and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU.
+    ``"shift"``: the same with a power-of-two scale (a shift, no ALU multiply: VTA's scheme and hardware);
+    ``"cpu"``: per-channel weights and a float rescale on the CPU. Activation x activation matmuls always rescale on the CPU.
 
     ``modes`` ({layer name: precision.Mode}, with ``hists`` from ``calibrate(..., histograms=True)``): each
     layer's weights at w_bits (per output channel if ``per_channel``, else per tensor; clipping by least squared
