@@ -237,3 +237,24 @@ def test_model_per_channel_requant_fused_bit_exact(cfg, prec, tmp_path):
         assert {v["hw_mode"] for n, v in cm.layer_modes.items() if n != "conv2d_0"} == {"w4a4"}
     loaded = tc.load(cm.save(tmp_path / "net"))
     assert np.array_equal(loaded(x), ref)
+
+
+def test_cpu_op_census_counts_the_chains_that_fall_back():
+    """The CPU-op census (the compile log line, ``cm.cpu_ops``) counts exactly the requantisation ops the offload
+    leaves on the CPU: none with room for the per-channel vectors, every chain's when the accumulator (4 entries)
+    cannot hold them; checked against the CPU kernels the offloaded module calls."""
+    m, cal = _net()
+    info = {}
+    q = MD._quantized(m, None, None, cal, "alu", info, "w8a8", None, "channel")
+    tiny = CFG.replace(acc_buffer_bytes=4 * CFG.batch * CFG.block_out * 4)
+    seen = []
+    for cfg in (CFG, tiny):
+        census = MD._census(q, cfg, info["modes"])["cpu_ops"]
+        off = offload(cfg, modes=info["modes"])(q)
+        called = []
+        relax.analysis.post_order_visit(off["main"], lambda e: called.append(e.args[0].name_hint) if isinstance(
+            e, relax.Call) and getattr(e.op, "name", None) == "relax.call_tir" else None)
+        shifts = sum(n.startswith("right_shift") for n in called)
+        assert census.get("relax.right_shift", 0) == shifts, cfg.name
+        seen.append(shifts)
+    assert seen[0] == 0 and seen[1] == 6  # six layers, each one chain on the CPU on the tiny accumulator

@@ -17,7 +17,7 @@ from . import logs, saved
 from . import profile as P
 from .frontend import epilogue, macs
 from .frontend import quantize as Q
-from .frontend.relax import OFFLOADED_OPS, check_batch_programs, offload, offloaded, workload_of
+from .frontend.relax import OFFLOADED_OPS, check_batch_programs, fused_epilogues, offload, offloaded, workload_of
 from .hardware.config import AcceleratorConfig
 from .progress import Progress
 from .runtime import entry
@@ -123,12 +123,12 @@ def _call_counts(mod: tvm.IRModule) -> Counter:
     return n
 
 
-def _census(mod: tvm.IRModule) -> dict:
+def _census(mod: tvm.IRModule, cfg: AcceleratorConfig, modes: dict | None = None) -> dict:
     """Before offload: real MACs of every MAC-bearing op (on the accelerator exactly when ``workload_of`` takes
     it, alone or as the core of a fused epilogue), the MAC-bearing ops left on the CPU, and the other CPU ops
     (not counting the epilogue ops fused into a kernel)."""
     func = Q._main(mod)
-    inside = {v for f in epilogue.find(func, workload_of).values() for v in f.members}
+    inside = {v for f in fused_epilogues(mod, cfg, modes).values() for v in f.members}
     total = acc = 0
     cpu_layers: dict = {}
     cpu_ops = Counter()
@@ -273,7 +273,7 @@ def compile(model, target="vta_default", *, input_shapes=None, example_inputs=No
         mod = _quantized(model, input_shapes, example_inputs, calibration, requant, info, precision, sparsity,
                          weight_scales, train, qat_epochs)
         main = Q._main(mod)
-        facts = {"name": name, **_census(mod),
+        facts = {"name": name, **_census(mod, cfg, info["modes"]),
                  "inputs": Signature.of(main, info["index_bounds"], info["quantised"]).inputs,
                  "layer_modes": {n: m.to_dict() for n, m in info["modes"].items()}}
         kernels = len({wl for wl, _ in _layer_counts(main)})

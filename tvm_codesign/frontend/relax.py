@@ -255,6 +255,34 @@ def workload_of(call: relax.Call) -> Workload | None:
     return None  # vectors, broadcast batch dims
 
 
+def _layer_names(mod: tvm.IRModule) -> dict:
+    """(data, weight) of each named layer's conv/matmul in ``main`` -> its name (module attr LAYERS)."""
+    known = set(map(str, mod.attrs[LAYERS])) if mod.attrs is not None and LAYERS in mod.attrs else set()
+    return {(hash(bd.value.args[0]), hash(bd.value.args[1])): bd.var.name for block in mod["main"].body.blocks
+            for bd in block.bindings if bd.var.name in known and getattr(bd.value, "op", None) is not None}
+
+
+def _mode_view(cfg: AcceleratorConfig, modes: dict, names: dict, core) -> AcceleratorConfig:
+    """The mode view a named layer runs on: the fastest mode of the hardware that computes its quantisation
+    exactly (hardware/modes.py: runnable); unnamed and int8 layers run w8a8."""
+    need = modes.get(names.get((hash(core.args[0]), hash(core.args[1]))))
+    return cfg if need is None else cfg.with_mode(M.runnable(cfg, need))
+
+
+def _fusable(mod: tvm.IRModule, cfg: AcceleratorConfig, modes: dict, names: dict) -> dict:
+    """``epilogue.find`` on ``main`` with the offload's test: a chain whose kernel has no schedule stays on the CPU."""
+    def fits_here(core, wl):
+        view = _mode_view(cfg, modes, names, core)
+        return fits(kernel_workload(wl, view), view)
+    return epilogue.find(mod["main"], workload_of, fits_here)
+
+
+def fused_epilogues(mod: tvm.IRModule, config: "AcceleratorConfig | str", modes: dict | None = None) -> dict:
+    """The epilogue chains ``offload(config, modes=modes)`` fuses into accelerator kernels (``epilogue.find``'s
+    result): what runs on the accelerator, for counting what stays on the CPU before offloading."""
+    return _fusable(mod, AcceleratorConfig.load(config), modes or {}, _layer_names(mod))
+
+
 def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes: dict | None = None,
             batch_programs: str = "per_image") -> tvm.transform.Pass:
     """The pass: accelerator legalization for int8 conv2d/matmul, TVM's for everything else, then
@@ -266,10 +294,7 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes
     modes = modes or {}
 
     def cfg_of(core):
-        """The mode view a named layer runs on: the fastest mode of the hardware that computes its quantisation
-        exactly (hardware/modes.py: runnable); unnamed and int8 layers run w8a8."""
-        need = modes.get(names.get((hash(core.args[0]), hash(core.args[1]))))
-        return cfg if need is None else cfg.with_mode(M.runnable(cfg, need))
+        return _mode_view(cfg, modes, names, core)
 
     fused: dict = {}  # astype input var -> epilogue.Fused, for the module being legalized
     cores: set = set()  # (data, weight) of fused convs/matmuls: emitted with their epilogue instead
@@ -311,13 +336,8 @@ def offload(config: "AcceleratorConfig | str" = "vta_default", knobs=None, modes
         cache.clear()  # GlobalVars belong to one application of the pass
         fused.clear(), cores.clear(), names.clear(), layers.clear()
         if "main" in [gv.name_hint for gv in mod.functions]:
-            known = set(map(str, mod.attrs[LAYERS])) if mod.attrs is not None and LAYERS in mod.attrs else set()
-            for block in mod["main"].body.blocks:
-                for bd in block.bindings:
-                    if bd.var.name in known and getattr(bd.value, "op", None) is not None:
-                        names[(hash(bd.value.args[0]), hash(bd.value.args[1]))] = bd.var.name
-            fused.update(epilogue.find(mod["main"], workload_of,  # a chain with no schedule stays on the CPU
-                                       lambda core, wl: fits(kernel_workload(wl, cfg_of(core)), cfg_of(core))))
+            names.update(_layer_names(mod))
+            fused.update(_fusable(mod, cfg, modes, names))
             cores.update((hash(f.core.args[0]), hash(f.core.args[1])) for f in fused.values())
         out = legalize(mod)
         for k, ls in layers.items():
