@@ -6,7 +6,7 @@ import numpy as np
 
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp
-from .loops import check_range as _check_range, indices as _indices, rng as _rng
+from .loops import as_slice as _as_slice, check_range as _check_range, indices as _indices, rng as _rng
 
 
 def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
@@ -61,15 +61,8 @@ def alu_plan(cfg: AcceleratorConfig, st, i: int, c) -> tuple:
     return op, (np.int64(c["imm"][i]) if use_imm else None), runs, (reads, [("acc", *_rng(D))])
 
 
-def _as_slice(idx: np.ndarray):
-    """A contiguous ascending index run as a slice (a view instead of a gather/scatter), else the array."""
-    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
-        return slice(int(idx[0]), int(idx[-1]) + 1)
-    return idx
-
-
 _IN_PLACE = {AluOp.ADD: np.add, AluOp.MUL: np.multiply, AluOp.MIN: np.minimum, AluOp.MAX: np.maximum,
-             AluOp.SHR: np.right_shift, AluOp.CLIP: None}
+             AluOp.SHR: np.right_shift, AluOp.CLIP: lambda x, v, out: np.clip(x, -v - 1, v, out=out)}
 _INT32_SAFE = (AluOp.ADD, AluOp.MUL, AluOp.MIN, AluOp.MAX, AluOp.CLIP)  # wrap-around int32 ufuncs == the ALU
 
 
@@ -80,11 +73,7 @@ def alu_run(cfg: AcceleratorConfig, st, plan: tuple):
     for d, s in runs:
         if fast and isinstance(d, slice) and op in _IN_PLACE:  # a view updated in place (no temporary)
             view = st.acc[d]
-            v = np.int32(imm) if s is None else st.acc[s]
-            if op == AluOp.CLIP:
-                np.clip(view, -v - 1, v, out=view)
-            else:
-                _IN_PLACE[op](view, v, out=view)
+            _IN_PLACE[op](view, np.int32(imm) if s is None else st.acc[s], out=view)
             continue
         if fast:  # in int32 directly: two's-complement wrap is the documented ALU arithmetic
             st.acc[d] = _alu_apply(op, st.acc[d], np.int32(imm) if s is None else st.acc[s])

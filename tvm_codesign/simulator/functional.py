@@ -33,7 +33,7 @@ from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem, Opcode, decode_uops
 from ..hardware import packing
 from .alu import alu_plan as _alu_plan, alu_run as _alu_run
-from .loops import check_range as _check_range, indices as _indices, rng as _rng
+from .loops import as_slice, check_range as _check_range, indices as _indices, rng as _rng
 from .dram import elem_bytes, packed, sram_type, typed_view
 from .program import Program
 
@@ -191,7 +191,7 @@ def _load(cfg, st: Srams, views, i, c):
     mem = c["mem"][i]
     y, x, y0, y1, x0, x1 = (c[k][i] for k in ("y_size", "x_size", "y_pad0", "y_pad1", "x_pad0", "x_pad1"))
     one = st.images == 1 or mem in (Mem.UOP, Mem.WGT)  # micro-ops and weights: the same in every image
-    whole = not one and ("items", mem) in views  # whole elements moved (``_items``)
+    whole = not one and not packed(cfg, mem)  # a batch's unpacked elements, moved as whole items (``_items``)
     src = (_one_image_rows if one else _dram_rows)(views["items", mem] if whole else views[mem], i,
                                                    c["dram_base"][i], y, x, c["x_stride"][i], mem)
     rows, cols_, base = y0 + y + y1, x0 + x + x1, c["sram_base"][i]
@@ -200,6 +200,8 @@ def _load(cfg, st: Srams, views, i, c):
         return [], [("uop", base, base + y * x)]
     if packed(cfg, mem):  # a narrow / sparse mode's packed bytes -> scalars (every image's inputs)
         src = packing.decode(cfg, "inp" if mem == Mem.INP else "wgt", src)
+        if not one:  # (images, y, x, BATCH, BLOCK) scalars -> (images, y, x) whole elements
+            src = _items(src.reshape((st.images, y * x) + src.shape[3:]), st.images).reshape(st.images, y, x)
     buf = st.by_mem(mem)
     if mem in st.loads:
         st.loads[mem] += 1
@@ -207,12 +209,9 @@ def _load(cfg, st: Srams, views, i, c):
         buf[base:base + rows * cols_] = 0
     if one:
         dst = buf[base:base + rows * cols_].reshape((rows, cols_) + buf.shape[1:])
-    elif whole:  # image k's element of each row: (rows, cols, images)
+    else:  # image k's element of each row: (rows, cols, images)
         dst = st.items[mem][base:base + rows * cols_].reshape(rows, cols_, st.images)
         src = src.transpose(1, 2, 0)
-    else:  # image k's rows of each element: (rows, cols, images, BATCH, BLOCK)
-        dst = buf[base:base + rows * cols_].reshape((rows, cols_, st.images) + src.shape[3:])
-        src = src.transpose(1, 2, 0, 3, 4)
     dst[y0:y0 + y, x0:x0 + x] = src
     return [], [(_BUF[mem], base, base + rows * cols_)]
 
@@ -224,14 +223,10 @@ def _store(cfg, st: Srams, views, i, c):
         dst = _one_image_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
         dst[...] = st.acc[base:base + y * x].reshape((y, x) + st.acc.shape[1:]).astype(dst.dtype)  # low bits kept
         return [("acc", base, base + y * x)], []
-    if ("items", mem) in views:  # narrowed (an integer cast keeps the low bits), then whole elements moved
-        src = _items(st.acc[base:base + y * x].astype(views[mem].dtype, copy=False), st.images).reshape(y, x, -1)
-        dst = _dram_rows(views["items", mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
-        dst[...] = src.transpose(2, 0, 1)
-        return [("acc", base, base + y * x)], []
-    dst = _dram_rows(views[mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
-    src = st.acc[base:base + y * x].reshape((y, x, st.images) + dst.shape[3:])
-    np.copyto(dst, src.transpose(2, 0, 1, 3, 4), casting="unsafe")  # an integer cast keeps the low bits: the narrowing
+    # narrowed (an integer cast keeps the low bits), then each image's element moved whole
+    src = _items(st.acc[base:base + y * x].astype(views[mem].dtype, copy=False), st.images).reshape(y, x, -1)
+    dst = _dram_rows(views["items", mem], i, c["dram_base"][i], y, x, c["x_stride"][i], mem)
+    dst[...] = src.transpose(2, 0, 1)
     return [("acc", base, base + y * x)], []
 
 
@@ -309,11 +304,8 @@ def _mm_plan(cfg, dst, rows, rinv, colv, cinv) -> tuple:
     indices, each dst's (row, column) pair, and the dot length whose float32 partial sums are exact."""
     maxprod = (1 << (cfg.inp_bits - 1)) * (1 << (cfg.wgt_bits - 1))
     own = np.ascontiguousarray  # compact copies: a plan must not keep the instruction's full index arrays alive
-    if dst.size > 1 and dst[-1] - dst[0] == dst.size - 1 and np.all(np.diff(dst) == 1):
-        dst = slice(int(dst[0]), int(dst[-1]) + 1)  # consecutive rows: a view, not a gather and a scatter
-    else:
-        dst = own(dst)
-    return dst, own(rows), own(colv), own(rinv), own(cinv), (1 << 24) // maxprod  # chunk 0: float64
+    dst = as_slice(dst)  # consecutive rows: a view, not a gather and a scatter
+    return dst if isinstance(dst, slice) else own(dst), own(rows), own(colv), own(rinv), own(cinv), (1 << 24) // maxprod  # chunk 0: float64
 
 
 def _int_mm():

@@ -22,3 +22,10 @@ def check_range(idx: np.ndarray, depth: int, i: int, field: str, buf: str):
     hi = int(idx.max())
     if hi >= depth:
         raise SramAccessError(i, field, f"{buf} index {hi} >= depth {depth} (micro-op plus loop factors)")
+
+
+def as_slice(idx: np.ndarray):
+    """A contiguous ascending index run as a slice (a view instead of a gather/scatter), else the array."""
+    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
