@@ -119,5 +119,6 @@ def _batched(model, args, calib, x, y) -> dict:
             "batch_matches_single": bool(np.array_equal(yb[:1], y)),
             "batch_simulated_latency_ms": ms(per_cycles), "batch_simulated_latency_ms_whole": ms(whole_cycles)}
 
+
 if __name__ == "__main__":
     main()

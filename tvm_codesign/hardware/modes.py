@@ -49,6 +49,11 @@ class Mode:
             f"w{self.w_bits}a{self.a_bits}" + ("s" if self.sparse else "")
 
 
+# Every quantisation a layer may take (compile's precision= / sparsity=): weights 8/4/2 bits, activations 8/4, dense
+# or 2:4; dense first, then by weight and activation bits, w8a8 first.
+LAYER_MODES = tuple(Mode(w, a, s) for s in (False, True) for w in BITS for a in (8, 4))
+
+
 def error(value) -> str | None:
     """What is wrong with a mode name (None: nothing)."""
     if not isinstance(value, str) or not (value == "" or _RE.match(value)):

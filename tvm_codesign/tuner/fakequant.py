@@ -4,7 +4,7 @@ It follows the compiled quantiser's numerics (frontend/quantize.py with ``precis
 input channels (lowbit.prune_2_4), then quantised per output channel with MSE clipping (lowbit.quantize_weight) or
 with one scale per tensor (``weight_scales="tensor"``), and dequantised; each layer's input quantised per tensor at
 a_bits, clipped at the calibrated max |x| at 8 bits and at the histogram MSE threshold (lowbit.clip_from_histogram)
-below, range [-2^(a-1), 2^(a-1) - 1]; a matmul of two activations (attention) quantises its first operand so at
+below, range [-2^(a-1), 2^(a-1) - 1]; a matmul of two activations (attention) quantises its first operand at
 a_bits and its second at w_bits (it has no weight to prune). Not bit-exact with the compiled model: that one also
 requantises each layer's output to int8 with an integer multiplier and shift and rounds the bias
 (frontend/requant.py); fake quantisation keeps outputs and biases in float. Per-channel quantisation and 2:4
@@ -121,10 +121,21 @@ def graph_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, np.
     return out
 
 
+def _shapes(graph: list[tuple[str, np.ndarray | None]]) -> list[tuple[str, tuple | None]]:
+    return [(n, None if w is None else tuple(w.shape)) for n, w in graph]
+
+
 def relax_layers(model: nn.Module, example: torch.Tensor) -> list[tuple[str, tuple | None]]:
     """(name, weight shape in torch layout; None for a matmul of two activations) of the imported graph's
     quantisation targets."""
-    return [(n, None if w is None else tuple(w.shape)) for n, w in graph_layers(model, example)]
+    return _shapes(graph_layers(model, example))
+
+
+def _called(layers: list[Layer], i: int, mod: nn.Module | None) -> None:
+    """Check that the i-th layer call of a forward pass is the i-th of the first one (``mod``; None: a matmul)."""
+    if i >= len(layers) or layers[i].module is not mod:
+        raise LayerMappingError("the model calls its layers in a different order from one forward pass to the "
+                                "next (data-dependent control flow)")
 
 
 def folded_scales(ours: list[Layer], theirs: list[tuple[str, np.ndarray | None]]) -> list:
@@ -174,7 +185,7 @@ class FakeQuant:
         self.layers = torch_layers(model, calib[:1])
         graph = graph_layers(model, calib[:1]) if check or weight_scales == "tensor" else None
         if check:
-            check_mapping(self.layers, [(n, None if w is None else tuple(w.shape)) for n, w in graph])
+            check_mapping(self.layers, _shapes(graph))
         self.names = [ly.name for ly in self.layers]
         # per-tensor scales see the BN-folded weights the import made (per-channel ones are invariant to the scale)
         self.bn = folded_scales(self.layers, graph) if weight_scales == "tensor" else [None] * len(self.layers)
@@ -194,18 +205,13 @@ class FakeQuant:
         for b in range(0, len(calib), batch):
             seen = []
 
-            def call(mod):
-                if len(seen) >= len(self.layers) or self.layers[len(seen)].module is not mod:
-                    raise LayerMappingError("the model calls its layers in a different order from one forward pass "
-                                            "to the next (data-dependent control flow)")
-
             def on_module(mod, inp):
-                call(mod)
+                _called(self.layers, len(seen), mod)
                 seen.append([inp.detach()])
                 return type(mod).forward(mod, inp)
 
             def on_matmul(func, a, b):
-                call(None)
+                _called(self.layers, len(seen), None)
                 seen.append([a.detach(), b.detach()])
                 return func(a, b)
 
@@ -261,9 +267,7 @@ class FakeQuant:
         def next_call(mod):
             i = count[0]
             count[0] += 1
-            if i >= len(self.layers) or self.layers[i].module is not mod:
-                raise LayerMappingError("the model calls its layers in a different order from one forward pass to "
-                                        "the next (data-dependent control flow)")
+            _called(self.layers, i, mod)
             return i
 
         def done(i, out):

@@ -33,7 +33,7 @@ from ..schedules.store import workload_key
 from . import network
 from .pool import Pool
 
-QUANT = tuple(M.Mode(w, a, s) for s in (False, True) for w in (8, 4, 2) for a in (8, 4))
+QUANT = M.LAYER_MODES
 CORES = ((8, False), (4, False), (2, False), (8, True), (4, True), (2, True))  # (gemm_min_bits, sparse_2_4)
 RESOLUTION = 0.01  # knapsack step of the accuracy budget, points
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # latency weight of the knapsack's scalarisation

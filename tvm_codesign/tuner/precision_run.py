@@ -41,9 +41,9 @@ WEIGHT_SCALES = "tensor"
 
 def compile_options(assign: dict, weight_scales: str | None = WEIGHT_SCALES) -> dict:
     """``compile``'s precision / sparsity arguments for an assignment {layer: Mode or label like "w4a4s"}. Weight
-    scales are per tensor by default: the requantisation then stays fused in the accelerator's epilogue (one ALU
-    immediate), as the layer costs assume; per-channel scales (None: compile's default) would run it on the CPU from
-    int32 results (frontend/requant.py)."""
+    scales are per tensor by default (``WEIGHT_SCALES``): the requantisation multiplies by one ALU immediate, as the
+    layer costs assume; per-channel scales (None: compile's default) also fuse, but load a multiplier vector per
+    channel tile and multiply it at ``alu_ii_vec`` (frontend/requant.py)."""
     prec, sp = {}, {}
     for n, q in assign.items():
         m = q if isinstance(q, M.Mode) else M.parse(q)

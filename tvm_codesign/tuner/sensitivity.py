@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..hardware.modes import Mode, label, parse
+from ..hardware.modes import LAYER_MODES, Mode, label, parse
 from .fakequant import W8A8, FakeQuant, model_input
 
-QUANT_MODES = tuple(Mode(w, a, s) for s in (False, True) for w in (8, 4, 2) for a in (8, 4))
+QUANT_MODES = LAYER_MODES
 
 
 def _kl(ref: torch.Tensor, q: torch.Tensor) -> float:
