@@ -13,7 +13,7 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
   input tile, knob ``inp_tile``, has no contiguous x); padded input tiles are clipped per tile position,
   summed exactly over edge windows (``_clipped_sums``).
 - Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (ALU: x ``alu_ii_imm`` or
-  ``alu_ii_vec`` by operand, x passes of ``alu_lanes``), DRAM latency, one cycle per padding element. DMA port
+  ``alu_ii_vec`` by operand, x passes of ``alu_lanes``; a chain of ``alu_stages`` is one pass at its largest II), DRAM latency, one cycle per padding element. DMA port
   cycles as simulator/dma.py: per row whole beats + ``dma_request_cycles`` per burst, averaged over where its
   rows start (costmodel/dma.py: tensors are 4 KiB-aligned, rows start at multiples of the row pitch and tile
   steps), and the stall of ``dma_outstanding`` requests in flight.
@@ -43,7 +43,8 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_dram_bits", "wgt_dram_bi
                  "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
                  "alu_lanes", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
-                "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns")
+                "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "alu_passes_imm", "alu_passes_reg",
+                "alu_passes_mixed")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 # per-config physical costs (physical.costs, computed once per config in ``columns``; NaN if it cannot be built):
 # pJ per event / per byte at the operating voltage, leakage and DRAM background power mW, clock, area
@@ -55,16 +56,19 @@ _FLOAT_FIELDS = frozenset(("dram_bandwidth",) + COST_FIELDS)
 _LOOPS = "nchw"
 
 
-def _alu_counts(wl, cfg) -> tuple[int, int, int]:
-    """ALU instructions per tile (all, register-operand, MUL), splitting immediates like lowering/emit.py."""
+def _alu_counts(wl, cfg) -> tuple[int, ...]:
+    """ALU instructions per tile (all, register-operand, MUL), splitting immediates like lowering/emit.py, and its
+    passes over the accumulators (lowering/chain.py: runs of ``alu_stages``) with immediates only, register
+    operands only, and both."""
     hi = (1 << (cfg.imm_bits - 1)) - 1
-    n = reg = mul = 0
+    regs, mul = [], 0
     for op, imm in wl.epilogue:
         k = 1 if imm is None or op != "add" or -hi - 1 <= imm <= hi else -(-abs(imm) // hi)
-        n += k
-        reg += imm is None
+        regs += [imm is None] * k
         mul += k * (op == "mul")
-    return n, reg, mul
+    runs = [regs[i:i + cfg.alu_stages] for i in range(0, len(regs), cfg.alu_stages)]
+    return (len(regs), sum(regs), mul, sum(not any(r) for r in runs), sum(all(r) for r in runs),
+            sum(any(r) and not all(r) for r in runs))
 
 
 def cost_row(cfg) -> list:
@@ -85,11 +89,11 @@ def columns(points) -> dict:
     rows, costs = [], {}
     for wl, cfg, k in points:
         sh = packed_shapes(wl, cfg)
-        n_alu, n_reg, n_mul = _alu_counts(wl, cfg)
+        alu = _alu_counts(wl, cfg)
         rows.append([getattr(cfg, f) for f in CONFIG_FIELDS] + [
             sh["data"][0], sh["data"][1], sh["data"][2], sh["weight"][1], wl.h, wl.w, wl.oh, wl.ow, wl.kh, wl.kw,
             wl.stride[0], wl.stride[1], wl.pad[0], wl.pad[1], *wl.input_step, len(wl.vectors), int(wl.out_dtype == "int8"),
-            n_alu, n_reg, n_mul, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
+            *alu, k.tile_n, k.tile_co, k.tile_h, k.tile_w, k.tile_ci, kn.ORDERS.index(k.order),
             k.vthreads, kn.INP_TILES.index(k.inp_tile)] + (costs.get(id(cfg)) or costs.setdefault(id(cfg), cost_row(cfg))))
     a = np.array(rows, dtype=np.float64).reshape(len(rows), len(FIELDS))
     return {f: (a[:, i] if f in _FLOAT_FIELDS else a[:, i].astype(np.int64)) for i, f in enumerate(FIELDS)}
@@ -107,7 +111,8 @@ def _check(cols: dict) -> int:
     for f in FIELDS:
         if f in COST_FIELDS:  # per-config physical costs: NaN marks a config that cannot be built
             continue
-        lo = 0 if f in ("ph", "pw", "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "order",
+        lo = 0 if f in ("ph", "pw", "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns",
+                        "alu_passes_imm", "alu_passes_reg", "alu_passes_mixed", "order",
                         "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
                         "dma_request_cycles") else 1
         v = np.asarray(cols[f])
@@ -286,8 +291,10 @@ def counts(cols: dict) -> dict:
     gemm_t = iss + c["gemm_fill_cycles"] + gemm_ev
     reset_t = iss + c["gemm_fill_cycles"] + tile_ev
     passes = -(-(c["batch"] * c["block_out"]) // c["alu_lanes"])
-    alu_ii = c["alu_reg_insns"] * c["alu_ii_vec"] + (c["alu_insns"] - c["alu_reg_insns"]) * c["alu_ii_imm"]
-    alu_t = c["alu_insns"] * (iss + c["alu_fill_cycles"]) + tile_ev * alu_ii * passes
+    alu_passes = c["alu_passes_imm"] + c["alu_passes_reg"] + c["alu_passes_mixed"]  # a chain is one pass
+    alu_ii = c["alu_passes_imm"] * c["alu_ii_imm"] + c["alu_passes_reg"] * c["alu_ii_vec"] + \
+        c["alu_passes_mixed"] * np.maximum(c["alu_ii_imm"], c["alu_ii_vec"])
+    alu_t = c["alu_insns"] * iss + alu_passes * c["alu_fill_cycles"] + tile_ev * alu_ii * passes
     load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
     port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
     bias_t = n_bias * (iss + lat) + bias_port
@@ -307,6 +314,7 @@ def counts(cols: dict) -> dict:
                    "WGT": n_wgt * tco * tci * c["kh"] * c["kw"] * e_wgt, "ACC": n_bias * tco * e_acc},
         dram_write=nt * tn * tco * th * tw * e_out,
         mac_ev=nt * steps * gemm_ev, reset_ev=nt * tile_ev, alu_ev=nt * c["alu_insns"] * tile_ev,
+        pass_ev=nt * alu_passes * tile_ev,
         alu_reg_ev=nt * c["alu_reg_insns"] * tile_ev, alu_mul_ev=nt * c["alu_mul_insns"] * tile_ev,
         n_uops=n_uops, sram_inp_written=n_inp * tn * tci * in_h * in_w * e_inp, e_acc=e_acc,
     )
@@ -329,9 +337,9 @@ def evaluate(cols: dict) -> dict:
     st_acc = k["dram_write"] // np.where(c["out_int8"] == 1, c["batch"] * c["block_out"] * c["out_bits"] // 8,
                                          e_acc) * e_acc
     sram_read = {"uop": (mac + reset + alu) * c["uop_bytes"], "inp": mac * e_inp, "wgt": mac * e_wgt,
-                 "acc": (mac + alu + k["alu_reg_ev"]) * e_acc + st_acc}
+                 "acc": (mac + k["pass_ev"] + k["alu_reg_ev"]) * e_acc + st_acc}
     sram_write = {"uop": k["dram_read"]["UOP"], "inp": k["sram_inp_written"], "wgt": k["dram_read"]["WGT"],
-                  "acc": k["dram_read"]["ACC"] + (mac + reset + alu) * e_acc}
+                  "acc": k["dram_read"]["ACC"] + (mac + reset + k["pass_ev"]) * e_acc}
     energy = {"mac": mac * macs_pc * c["e_mac"],
               "alu": (alu - k["alu_mul_ev"]) * lanes * c["e_alu"] + k["alu_mul_ev"] * lanes * c["e_alu_mul"]}
     for b in ("uop", "inp", "wgt", "acc"):

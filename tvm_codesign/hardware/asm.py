@@ -27,6 +27,8 @@ def format_insn(x) -> str:
              f"src={x.src_out},{x.src_in}")
         if isinstance(x, Gemm):
             s += f" wgt={x.wgt_out},{x.wgt_in}" + (" reset" if x.reset else "")
+        elif x.chain:  # runs in the previous ALU instruction's pass (simulator/chains.py)
+            s += " chain"
     else:
         s = "FINISH"
     return f"{s} {flags}".rstrip()

@@ -65,6 +65,9 @@ class AcceleratorConfig:
     alu_ii_imm: int = 1
     alu_ii_vec: int = 2
     alu_lanes: int | None = None
+    # ALU stages: ALU instructions one pass over the accumulators applies in a row (1: VTA's ALU; more: a chained
+    # ALU, simulator/chains.py, each stage a whole lane datapath, physical/logic.py)
+    alu_stages: int = 1
     queue_depth: int = 8
     # precision and sparsity (hardware/modes.py): the narrowest operand the GEMM core's fusion units multiply
     # (8: int8 only; 4 or 2: Bit Fusion-style fused bricks), 2:4 structured weight sparsity support, and the mode a

@@ -41,6 +41,8 @@ def field_error(field: str, value) -> str | None:
         return f"{value!r} must be an integer >= {rule}"
     if field == "insn_bits" and value % 64:
         return f"{value} must be a multiple of 64"
+    if field == "alu_stages" and value > 8:
+        return f"{value} exceeds 8 stages (an epilogue is bias, rounding, multiplier, shift and clamp: 6 instructions)"
     if field == "dma_burst_beats" and value > 256:
         return f"{value} exceeds 256, the longest AXI4 burst"
     return None
@@ -54,9 +56,10 @@ FIELD_RULES.update({"inp_bits": ("choice", (8, 16)), "wgt_bits": ("choice", (8, 
                      "clock_mhz": ("float", " MHz"), "tech_nm": ("choice", tuple(_tech.NODES)),
                      "dram_interface": ("names", ("",) + tuple(_dram.INTERFACES)),
                      "gemm_min_bits": ("choice", modes.BITS), "sparse_2_4": ("bool", None), "mode": ("mode", None)})
-PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": "", "gemm_min_bits": 8, "sparse_2_4": False, "mode": ""}
+PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": "", "gemm_min_bits": 8, "sparse_2_4": False, "mode": "",
+                     "alu_stages": 1}
 FIELD_RULES.update({f: ("int", lo) for f, lo in (
     ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
-    ("alu_ii_vec", 1), ("alu_lanes", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),
+    ("alu_ii_vec", 1), ("alu_lanes", 1), ("alu_stages", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),
     ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
     ("pad_bits", 0), ("imm_bits", 2))})

@@ -128,11 +128,14 @@ class Gemm(_Loop):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Alu(_Loop):
-    """acc[dst] = op(acc[dst], imm if use_imm else acc[src]) per micro-op and iteration."""
+    """acc[dst] = op(acc[dst], imm if use_imm else acc[src]) per micro-op and iteration. ``chain``: runs in the
+    same pass over the accumulators as the ALU instruction before it (a chained ALU of ``alu_stages`` stages,
+    simulator/chains.py); the field has 0 bits, so is always 0, on a one-stage ALU (VTA's)."""
     opcode = Opcode.ALU
     op: AluOp
     use_imm: bool = False
     imm: int = 0
+    chain: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,8 +153,9 @@ def from_fields(opcode: int, fields) -> "Load | Store | Gemm | Alu | Finish":
     opcode's class does not have are ignored."""
     op = Opcode(int(opcode))
     cls = INSN_CLASSES[op]
-    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__ if f != "mode" or f in fields}  # mode: 0 if absent
-    for f in FLAG_NAMES + ("reset", "use_imm"):
+    kw = {f: int(fields[f]) for f in cls.__dataclass_fields__  # mode, chain: 0 if absent
+          if f not in ("mode", "chain") or f in fields}
+    for f in FLAG_NAMES + ("reset", "use_imm", "chain"):
         if f in kw:
             kw[f] = bool(kw[f])
     if "mem" in kw:
@@ -197,8 +201,9 @@ class IsaLayout:
         gemm = [("reset", 1, False)] + loop + [("src_out", inp_w, False), ("src_in", inp_w, False),
                                                ("wgt_out", wgt_w, False), ("wgt_in", wgt_w, False),
                                                ("mode", mode_w, False)]
+        chain_w = 1 if cfg.alu_stages > 1 else 0  # 0 bits on a one-stage ALU: VTA's fields unchanged
         alu = [("op", 3, False), ("use_imm", 1, False)] + loop + [
-            ("src_out", acc_w, False), ("src_in", acc_w, False), ("imm", cfg.imm_bits, True)]
+            ("src_out", acc_w, False), ("src_in", acc_w, False), ("imm", cfg.imm_bits, True), ("chain", chain_w, False)]
         fields = {Opcode.LOAD: cls.HEADER + tuple(dma), Opcode.STORE: cls.HEADER + tuple(dma),
                   Opcode.GEMM: cls.HEADER + tuple(gemm), Opcode.ALU: cls.HEADER + tuple(alu),
                   Opcode.FINISH: cls.HEADER}
@@ -252,7 +257,7 @@ class IsaLayout:
             raise EncodingError("reserved", word >> pos, f"bits above {pos} must be zero in {op.name}", index)
         del vals["opcode"]
         cls = INSN_CLASSES[op]
-        for k in FLAG_NAMES + ("reset", "use_imm"):
+        for k in FLAG_NAMES + ("reset", "use_imm", "chain"):
             if k in vals:
                 vals[k] = bool(vals[k])
         if "mem" in vals:

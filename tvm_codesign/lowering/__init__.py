@@ -12,7 +12,7 @@ from ..runtime.kernel import CompiledKernel, ParamSpec
 from ..simulator import Program
 from ..simulator.dram import elem_bytes, packed
 from ..simulator.program import COLUMNS
-from . import deps
+from . import chain, deps
 from .affine import LoweringError
 from .emit import Emitter
 from .pipeline import flatten
@@ -79,6 +79,7 @@ def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
         if d["opcode"] != Opcode.ALU and d["opcode"] != Opcode.FINISH:
             d["mode"] = cfg.mode_index
     deps.insert(cfg, insns, uops)
+    chain.mark(cfg, insns, uops)
     table = {c: np.fromiter((d.get(c, 0) for d in insns), np.int64, len(insns)) for c in COLUMNS}
     program = Program(cfg, table=table)
     _set_roles(program, specs, cfg)

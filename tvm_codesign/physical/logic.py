@@ -7,7 +7,10 @@ Sources:
   A MAC is one inp_bits x wgt_bits multiply and one acc_bits add.
 - [Chisel ALU] VTA's Chisel ALU lane: an acc-width adder, a comparator (min/max) and a shifter (each priced as an
   acc-width adder) plus an imm_bits multiplier (this project's MUL). ``alu_lanes`` lanes (int32 lanes processed
-  per cycle; default batch * block_out, VTA's width).
+  per cycle; default batch * block_out, VTA's width). A chained ALU (``alu_stages`` > 1, simulator/chains.py) has
+  that datapath once per stage, so any stage runs any operation, and an acc_bits register between stages.
+- [NanGate45] NanGate FreePDK45 Open Cell Library: DFF_X1 4.522 um^2, FA_X1 4.256 um^2: a register bit is priced
+  as an [H14] adder bit at that ratio (the stage registers; one-stage lanes keep VTA's price).
 - [CACTI-W] CACTI 7 wire model at the node (delay-optimal repeated semi-global wires, printed with every CACTI
   run of ``physical/cacti.py``): 32 nm 0.1927 ns/mm, 0.350 pJ/mm per transition, 0.0281 mW/mm leakage,
   0.064 um pitch; 45 nm 0.1618 ns/mm, 0.438 pJ/mm, 0.0302 mW/mm, 0.090 um pitch; 65 nm 0.1569 ns/mm, 0.622 pJ/mm,
@@ -39,6 +42,7 @@ ADD_PJ = {8: 0.03, 32: 0.1}
 ADD_UM2 = {8: 36.0, 32: 137.0}
 MUL_PJ = {8: 0.2, 32: 3.1}
 MUL_UM2 = {8: 282.0, 32: 3495.0}
+DFF_PER_FA = 4.522 / 4.256         # [NanGate45] register bit / full-adder bit area
 H14_VDD = 0.9                      # [H14] figures are at 0.9 V; scaled to the node's nominal Vdd by V^2
 # [CACTI-W]: node -> (ns/mm, pJ/mm per transition, leakage mW/mm, pitch um)
 WIRE = {32: (0.1927, 0.350, 0.0281, 0.064), 45: (0.1618, 0.438, 0.0302, 0.090), 65: (0.1569, 0.622, 0.0283, 0.130)}
@@ -74,7 +78,10 @@ def alu_lanes(cfg) -> int:
 
 
 def alu_lane_um2(cfg, nm) -> float:
-    return (3 * power_law(ADD_UM2, cfg.acc_bits) + power_law(MUL_UM2, cfg.imm_bits)) * node(nm).logic_area_scale()
+    """One lane: ``alu_stages`` datapaths ([Chisel ALU]) and the registers between them ([NanGate45])."""
+    stage = 3 * power_law(ADD_UM2, cfg.acc_bits) + power_law(MUL_UM2, cfg.imm_bits)
+    reg = power_law(ADD_UM2, cfg.acc_bits) * DFF_PER_FA
+    return (cfg.alu_stages * stage + (cfg.alu_stages - 1) * reg) * node(nm).logic_area_scale()
 
 
 def alu_op_pj(cfg, nm) -> tuple[float, float]:

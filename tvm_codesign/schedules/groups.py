@@ -35,9 +35,10 @@ def best_merge(groups: int, ci: int, co: int, taps: int, alu_cycles: int, block_
 
 
 def alu_cycles_per_vector(wl: Workload, cfg: AcceleratorConfig) -> int:
-    """ALU cycles the epilogue spends on one batch x block_out output vector: a pass per stage and per
-    ``alu_lanes`` lanes, at the II of its operand (a large ADD immediate split in several is counted once)."""
-    return int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes))
+    """ALU cycles the epilogue spends on one batch x block_out output vector: a pass per run of ``alu_stages``
+    stages and per ``alu_lanes`` lanes, at the largest II of its operands (a large ADD immediate split in several
+    is counted once)."""
+    return int(alu_cycles(wl, cfg.alu_ii_imm, cfg.alu_ii_vec, cfg.alu_passes, cfg.alu_stages))
 
 
 def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
@@ -48,11 +49,19 @@ def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
                       cfg.block_out)
 
 
-def alu_cycles(wl: Workload, ii_imm, ii_vec, passes):
-    """The epilogue's ALU cycles per output vector (arrays broadcast): per stage ``passes`` passes at the II of
-    its operand (immediate, or the bias vector)."""
-    n_vec = sum(imm is None for _, imm in wl.epilogue)
-    return (n_vec * np.asarray(ii_vec) + (len(wl.epilogue) - n_vec) * np.asarray(ii_imm)) * np.asarray(passes)
+def alu_cycles(wl: Workload, ii_imm, ii_vec, passes, stages=1):
+    """The epilogue's ALU cycles per output vector (arrays broadcast): its stages in runs of ``stages`` (one pass
+    each on a chained ALU, lowering/chain.py), each ``passes`` lane passes at the largest II of the run's operands
+    (``ii_imm`` immediate, ``ii_vec`` the bias or multiplier vector)."""
+    ii_imm, ii_vec, passes, stages = np.broadcast_arrays(*(np.asarray(a) for a in (ii_imm, ii_vec, passes, stages)))
+    regs = [imm is None for _, imm in wl.epilogue]
+    out = np.zeros(ii_imm.shape)
+    for s in np.unique(stages):
+        runs = [regs[i:i + int(s)] for i in range(0, len(regs), int(s))]
+        n_imm, n_reg = sum(not any(r) for r in runs), sum(all(r) for r in runs)
+        cyc = n_imm * ii_imm + n_reg * ii_vec + (len(runs) - n_imm - n_reg) * np.maximum(ii_imm, ii_vec)
+        out = np.where(stages == s, cyc * passes, out)
+    return out if out.ndim else out[()]
 
 
 def merge_columns(wl: Workload, block_in, block_out, alu_cycles) -> np.ndarray:

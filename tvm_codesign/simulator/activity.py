@@ -14,6 +14,7 @@ import numpy as np
 
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp, Mem, Opcode
+from . import chains
 from .dma import elem_bytes_by_mem, port_cycles  # noqa: F401 (elem_bytes_by_mem: lowering uses it)
 from .program import Program
 
@@ -24,7 +25,8 @@ def insn_cycles(cfg: AcceleratorConfig, t: dict) -> tuple[np.ndarray, np.ndarray
     DMA: the port cycles of its AXI requests (``dma.port_cycles``: whole beats, a request overhead per burst,
     bounded requests in flight), plus the DRAM latency once, plus one cycle per zero-padding element written.
     GEMM: fill + one micro-op per cycle per iteration. ALU: fill + per micro-op per iteration ``alu_passes``
-    passes of ``alu_ii_imm`` (immediate) or ``alu_ii_vec`` (vector operand) cycles. FINISH: 0.
+    passes of ``alu_ii_imm`` (immediate) or ``alu_ii_vec`` (vector operand) cycles; a chain (chains.py) is one
+    pass at its largest II, charged to its first instruction. FINISH: 0.
     """
     op = t["opcode"]
     dma = (op == Opcode.LOAD) | (op == Opcode.STORE)
@@ -32,9 +34,8 @@ def insn_cycles(cfg: AcceleratorConfig, t: dict) -> tuple[np.ndarray, np.ndarray
     area = (t["y_pad0"] + t["y_size"] + t["y_pad1"]) * (t["x_pad0"] + t["x_size"] + t["x_pad1"])
     pad = np.where(op == Opcode.LOAD, area - t["y_size"] * t["x_size"], 0)
     events = t["iter_out"] * t["iter_in"] * (t["uop_end"] - t["uop_bgn"])
-    ii = np.where(t["use_imm"] == 1, cfg.alu_ii_imm, cfg.alu_ii_vec) * cfg.alu_passes
     exe = np.select([op == Opcode.GEMM, op == Opcode.ALU, dma],
-                    [cfg.gemm_fill_cycles + events, cfg.alu_fill_cycles + events * ii, pad], 0)
+                    [cfg.gemm_fill_cycles + events, chains.pass_cycles(cfg, t, events), pad], 0)
     lat = np.where(dma, cfg.dram_latency, 0)
     return exe.astype(np.int64), port, lat
 
@@ -52,6 +53,7 @@ def activity(program: Program) -> dict:
     mac_ev = int(events[gemm & (t["reset"] == 0)].sum())
     reset_ev = int(events[gemm & (t["reset"] == 1)].sum())
     alu_ev = int(events[alu].sum())
+    pass_ev = int(events[alu & (t["chain"] == 0)].sum())  # passes over the accumulators (a chain is one)
     alu_reg_ev = int(events[alu & (t["use_imm"] == 0)].sum())
     alu_mul_ev = int(events[alu & (t["op"] == AluOp.MUL)].sum())
     lanes = cfg.batch * cfg.block_out
@@ -72,12 +74,12 @@ def activity(program: Program) -> dict:
             "uop": (mac_ev + reset_ev + alu_ev) * cfg.uop_bytes,
             "inp": mac_ev * cfg.inp_elem_bytes,
             "wgt": mac_ev * cfg.wgt_elem_bytes,
-            "acc": (mac_ev + alu_ev + alu_reg_ev) * acc_e + st_acc,
+            "acc": (mac_ev + pass_ev + alu_reg_ev) * acc_e + st_acc,
         },
         "sram_write_bytes": {
             "uop": int(sram_written[load & (mem == Mem.UOP)].sum()),
             "inp": int(sram_written[load & (mem == Mem.INP)].sum()),
             "wgt": int(sram_written[load & (mem == Mem.WGT)].sum()),
-            "acc": int(sram_written[load & (mem == Mem.ACC)].sum()) + (mac_ev + reset_ev + alu_ev) * acc_e,
+            "acc": int(sram_written[load & (mem == Mem.ACC)].sum()) + (mac_ev + reset_ev + pass_ev) * acc_e,
         },
     }

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
-from ..hardware.isa import AluOp
+from ..hardware.isa import AluOp, Module
+from .chains import check_members
 from .loops import as_slice as _as_slice, check_range as _check_range, indices as _indices, rng as _rng
 
 
@@ -35,6 +36,10 @@ def alu_plan(cfg: AcceleratorConfig, st, i: int, c) -> tuple:
     use_imm, op = c["use_imm"][i], c["op"][i]
     if not use_imm:
         _check_range(S, cfg.acc_depth, i, "src", "acc")
+    if c["chain"][i]:  # runs in its predecessor's pass: only where that equals running after it (chains.py)
+        j = chained_to(c, i)
+        Dj, Sj = _indices(st, c, j, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
+        check_members(i, j, D, None if use_imm else S, Dj, None if c["use_imm"][j] else Sj)
     n = D.size
     # conflict[k] = latest earlier iteration k' < k that wrote what k reads or writes (-1 if none)
     pos = np.arange(n)
@@ -59,6 +64,14 @@ def alu_plan(cfg: AcceleratorConfig, st, i: int, c) -> tuple:
     if not use_imm:
         reads.append(("acc", *_rng(S)))
     return op, (np.int64(c["imm"][i]) if use_imm else None), runs, (reads, [("acc", *_rng(D))])
+
+
+def chained_to(c, i: int) -> int:
+    """The compute-module instruction before ``i`` (an ALU instruction: chains.check)."""
+    j = i - 1
+    while c["module"][j] != Module.COMPUTE:
+        j -= 1
+    return j
 
 
 _IN_PLACE = {AluOp.ADD: np.add, AluOp.MUL: np.multiply, AluOp.MIN: np.minimum, AluOp.MAX: np.maximum,

@@ -10,6 +10,8 @@ Semantics (documented contract, checked by tests against numpy):
   is ``ADD 2**(s-1)`` then ``SHR s``. Negative SHR shifts left. CLIP v clamps to [-v-1, v]. The
   immediate is sign-extended from imm_bits. Micro-op iterations run in order: a read of an element
   written earlier by the same instruction sees the new value.
+- A chained ALU instruction (chains.py) computes what it computes unchained; the simulator refuses a chain
+  where a pass would differ (checked when the instruction is decoded with its micro-ops).
 - STORE OUT keeps the low out_bits bits of each accumulator (truncation, like VTA): saturate with CLIP
   first. STORE ACC writes the raw accumulators.
 - LOAD zero-fills its pad rows/columns.
@@ -32,7 +34,7 @@ from ..errors import DramAccessError
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Mem, Opcode, decode_uops
 from ..hardware import packing
-from .alu import alu_plan as _alu_plan, alu_run as _alu_run
+from .alu import alu_plan as _alu_plan, chained_to, alu_run as _alu_run
 from .loops import as_slice, check_range as _check_range, indices as _indices, rng as _rng
 from .dram import elem_bytes, packed, sram_type, typed_view
 from .program import Program
@@ -117,6 +119,9 @@ def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races, sha
     for i, op in enumerate(cols["opcode"]):
         if op == Opcode.GEMM or op == Opcode.ALU:
             uops = st.uop[cols["uop_bgn"][i]:cols["uop_end"][i]]
+            if op == Opcode.ALU and cols["chain"][i]:  # its plan was checked against its predecessor's micro-ops too
+                j = plans.setdefault(("chained_to", i), chained_to(cols, i))
+                uops = np.concatenate([st.uop[cols["uop_bgn"][j]:cols["uop_end"][j]], uops])
             hit = plans.get(i)
             if hit is None or not (same_uops or np.array_equal(hit[0], uops)):
                 static = False

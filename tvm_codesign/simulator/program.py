@@ -13,11 +13,12 @@ from ..errors import EncodingError, ProgramError, SramAccessError
 from ..hardware import asm, isa
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import AluOp, Mem, Opcode
+from . import chains
 
 COLUMNS = ("opcode", "pop_prev", "pop_next", "push_prev", "push_next", "mem", "sram_base", "dram_base",
            "y_size", "x_size", "x_stride", "y_pad0", "y_pad1", "x_pad0", "x_pad1", "reset", "uop_bgn",
            "uop_end", "iter_out", "iter_in", "dst_out", "dst_in", "src_out", "src_in", "wgt_out", "wgt_in",
-           "op", "use_imm", "imm", "mode")
+           "op", "use_imm", "imm", "mode", "chain")
 _FIELDS_OF = {op: tuple(f.name for f in cls.__dataclass_fields__.values()) for op, cls in isa.INSN_CLASSES.items()}
 
 
@@ -145,6 +146,7 @@ def check(cfg: AcceleratorConfig, t: dict) -> None:
     _require(t, (m == isa.Module.LOAD) & (t["push_prev"] == 1), "push_prev", "the load module has no previous module")
     _require(t, (m == isa.Module.STORE) & (t["pop_next"] == 1), "pop_next", "the store module has no next module")
     _require(t, (m == isa.Module.STORE) & (t["push_next"] == 1), "push_next", "the store module has no next module")
+    chains.check(cfg, t)
 
 
 def _require(t: dict, bad_mask: np.ndarray, field: str, message: str) -> None:

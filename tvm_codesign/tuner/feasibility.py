@@ -19,7 +19,7 @@ from . import knob_grid
 
 # fields that change timing only, never whether a schedule fits (configs differing only in them are one case)
 TIMING = ("dram_bandwidth", "dram_latency", "clock_mhz", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
-          "alu_ii_imm", "alu_ii_vec", "alu_lanes", "dma_burst_beats", "dma_request_cycles", "dma_outstanding",
+          "alu_ii_imm", "alu_ii_vec", "alu_lanes", "alu_stages", "dma_burst_beats", "dma_request_cycles", "dma_outstanding",
           "queue_depth")
 
 

@@ -146,7 +146,7 @@ class Pool:
         sram_pj = np.zeros(len(self))
         for ly in layers:
             wl = ly.workload
-            ac = alu_cycles(wl, c("alu_ii_imm"), c("alu_ii_vec"), passes)  # epilogue cycles per output vector
+            ac = alu_cycles(wl, c("alu_ii_imm"), c("alu_ii_vec"), passes, c("alu_stages"))  # per output vector
             k = merge_columns(wl, BI, BO, ac)  # groups per kernel group (schedules/groups.py)
             g = np.ceil(wl.groups / k)
             nb, cib, cob = np.ceil(wl.n / B), np.ceil(k * wl.ci / BI), np.ceil(k * wl.co / BO)
