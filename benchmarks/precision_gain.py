@@ -1,9 +1,10 @@
 """Precision and sparsity co-design vs the best uniform-int8 co-design, at equal area and equal clock / DRAM interface.
 
-    python benchmarks/precision_gain.py [--json] [--space iso] [--budget 120] [--max-drop 1.0] [--plot out.png]
+    python benchmarks/precision_gain.py [--json] [--space iso_alu] [--budget 120] [--max-drop 1.0] [--plot out.png]
 
-Both searches run on the same design space (``iso``: vta_default's 100 MHz and 8 B/cycle interface, so clock and
-DRAM interface are equal) with the same model-guided search and budget (tuner/precision_search.py). The int8
+Both searches run on the same design space (``iso_alu``: vta_default's 100 MHz and 8 B/cycle interface, so clock and
+DRAM interface are equal; the core shape, ALU lanes and stages and SRAM sizes searched; ``--space iso`` keeps VTA's
+one-stage ALU) with the same model-guided search and budget (tuner/precision_search.py). The int8
 co-design: int8-only cores, every layer w8a8; its best EDP design sets the area budget of the mixed search (equal
 area: the mixed design's area <= it). The mixed co-design: six core kinds (gemm_min_bits 8/4/2, 2:4 or not) and
 per-layer w8/4/2 a8/4 dense or 2:4, under an accuracy budget.
@@ -133,7 +134,7 @@ def _row(r: dict) -> dict:
     return {k: r[k] for k in keep if k in r}
 
 
-def plot(front: list, int8: dict, int8_acc: float, path: str) -> None:
+def plot(front: list, int8: dict, int8_acc: float, path: str, space: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -149,7 +150,7 @@ def plot(front: list, int8: dict, int8_acc: float, path: str) -> None:
     ax.plot([int8["edp"] * 1e9], [int8_acc], "s", color="k", label="best int8 co-design")
     ax.set_title("held-out second half (180 images): not used to choose", fontsize=8)
     ax.set_xscale("log")
-    ax.set_xlabel("EDP (nJ s), digits CNN, iso space")
+    ax.set_xlabel(f"EDP (nJ s), digits CNN, {space} space")
     ax.set_ylabel("top-1 (%), simulator")
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -158,7 +159,7 @@ def plot(front: list, int8: dict, int8_acc: float, path: str) -> None:
 
 def main() -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--space", default="iso")
+    ap.add_argument("--space", default="iso_alu")
     ap.add_argument("--budget", type=float, default=120, help="network evaluations per search")
     ap.add_argument("--max-drop", type=float, default=1.0, help="top-1 points vs the int8 design")
     ap.add_argument("--seed", type=int, default=0)
@@ -172,7 +173,7 @@ def main() -> dict:
     if not a.no_resnet:
         out.update(resnet18(space, a.budget, a.max_drop, a.seed))
     if a.plot and out["front"]:
-        plot(out["front"], out["int8"], out["int8_accuracy"], a.plot)
+        plot(out["front"], out["int8"], out["int8_accuracy"], a.plot, a.space)
     if not a.json:
         for k, v in out.items():
             print(f"{k:28s} {v}")

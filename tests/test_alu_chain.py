@@ -220,3 +220,22 @@ def test_bad_alu_stages_name_the_field():
     for bad in (0, 9, 2.5, True):
         with pytest.raises(ConfigError, match="alu_stages"):
             CFG.replace(alu_stages=bad)
+
+
+def test_tuner_prior_sees_stages_and_their_area():
+    """A space searching only alu_stages: the prior's latency of an epilogue-bound network falls with the stages
+    (as the simulator's), its area rises: nothing the tuner can choose is free."""
+    from tvm_codesign.hardware.space import DesignSpace
+    from tvm_codesign.tuner import network
+    from tvm_codesign.tuner.pool import Pool
+    pool = Pool(DesignSpace.from_dict({"name": "stages", "base": "vta_default",
+                                       "params": {"alu_stages": [1, 2, 4, 8]}}))
+    wl = Workload.conv2d(1, 16, 28, 28, 16, 1, bias=True, multiplier=3, shift=6, relu=True, out_dtype="int8")
+    lat, _ = pool.prior(network.group([(wl, 1)]))
+    stages = pool.column("alu_stages")
+    order = np.argsort(stages)
+    assert stages[order].tolist() == [1, 2, 4, 8]
+    # 5 instructions (ADD vec, MUL, SHR, MAX, MIN) per vector: 6, 4, 3 and 2 ALU cycles
+    assert lat[order][0] > lat[order][1] > lat[order][2] > lat[order][3]
+    area = [tc.physical.costs(pool.space.config(int(p)))["area_mm2"]["total"] for p in pool.points[order]]
+    assert area == sorted(area) and len(set(area)) == 4

@@ -17,7 +17,7 @@ def test_shipped_spaces():
     assert edge.base.name == "vta_default" and edge.constraints == {"area_mm2_max": 7.5}
 
 
-@pytest.mark.parametrize("name", ["edge", "iso", "small"])
+@pytest.mark.parametrize("name", ["edge", "iso", "iso_alu", "small"])
 def test_shipped_spaces_search_alu_lanes(name):
     """ALU lanes are a searched field: powers of two from 8 up to the widest vector; a point with more lanes
     than its batch x block_out vector is an invalid config (ConfigError naming alu_lanes), never a silent one."""
