@@ -239,3 +239,29 @@ def test_tuner_prior_sees_stages_and_their_area():
     assert lat[order][0] > lat[order][1] > lat[order][2] > lat[order][3]
     area = [tc.physical.costs(pool.space.config(int(p)))["area_mm2"]["total"] for p in pool.points[order]]
     assert area == sorted(area) and len(set(area)) == 4
+
+
+def test_vta_export_runs_a_chain_unchained_with_the_same_results():
+    """VTA's ALU has one stage: its binary drops the chain bit (CLIP becomes MAX, MIN there) and computes the same."""
+    from tvm_codesign.hardware.isa import Finish
+    from tvm_codesign.simulator.vta_binary import from_vta, lowered, to_vta
+    cfg = CFG.replace(alu_stages=3)
+    acc = np.random.default_rng(5).integers(-2 ** 20, 2 ** 20, (6, 1, 16)).astype(np.int32)
+    b = ProgramBuilder(cfg)
+    ia, iu, io = b.put(acc, Mem.ACC), b.put_uops([(0, 0, 0)]), b.alloc(len(acc), Mem.OUT)
+    loop = dict(use_imm=True, uop_bgn=0, uop_end=1, iter_out=6, dst_out=1, src_out=1)
+    b.emit(Load(mem=Mem.UOP, sram_base=0, dram_base=iu, y_size=1, x_size=1, x_stride=1),
+           Load(mem=Mem.ACC, sram_base=0, dram_base=ia, y_size=1, x_size=6, x_stride=6),
+           Alu(op=AluOp.ADD, imm=512, **loop), Alu(op=AluOp.SHR, imm=10, chain=True, **loop),
+           Alu(op=AluOp.CLIP, imm=127, chain=True, push_next=True, **loop),
+           Store(mem=Mem.OUT, sram_base=0, dram_base=io, y_size=1, x_size=6, x_stride=6, pop_prev=True,
+                 push_prev=True), Finish(pop_next=True))
+    prog, dram = Program(cfg, b.insns), b.dram()
+    want = np.clip((acc.astype(np.int64) + 512) >> 10, -128, 127).astype(np.int8)
+    low = lowered(prog)
+    assert prog.table["chain"].sum() == 2 and low.table["chain"].sum() == 0 and len(low) == len(prog) + 1
+    for p in (prog, low, from_vta(cfg, to_vta(prog, dram), dram)):
+        d = dram.copy()
+        Simulator(cfg).run(p, d)
+        assert np.array_equal(typed_view(d, cfg, Mem.OUT)[io:io + 6], want)
+    assert Simulator(cfg).time(prog).cycles < Simulator(cfg).time(low).cycles

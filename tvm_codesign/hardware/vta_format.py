@@ -30,7 +30,8 @@ and by its low bits on VTA: the two agree for amounts in [-16, 15], the range VT
 **Lowering** (``lower_for_vta``, run by ``encode_table``; the normal compile path never pays it): CLIP v -> MAX
 -v-1, MIN v (+1 ALU pass); MOV c -> MAX c, MIN c (+1 pass); SHR imm outside VTA's shift range -> a chain of SHRs
 (a right shift by 16..31 costs +1 or +2 passes); LOAD UOP with y_size > 1 -> one contiguous load or one per row;
-STORE ACC -> STORE OUT when out_bits == acc_bits. MUL, CLIP or MOV with a register operand, STORE ACC of wider
+STORE ACC -> STORE OUT when out_bits == acc_bits; a chained ALU instruction (``chain``, simulator/chains.py) runs
+unchained, one pass each, with the same results (VTA's ALU has one stage). MUL, CLIP or MOV with a register operand, STORE ACC of wider
 accumulators and padded WGT/UOP loads have no VTA equivalent: EncodingError naming the instruction.
 """
 from __future__ import annotations
