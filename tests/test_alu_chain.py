@@ -135,6 +135,10 @@ def test_static_chain_rules_name_the_problem():
                       Alu(**alu, chain=True)])
     Program(cfg, [Alu(**alu), Load(mem=Mem.INP, sram_base=0, dram_base=0, y_size=1, x_size=1, x_stride=1),
                   Alu(**alu, chain=True)])
+    t = Program(cfg, [Alu(**alu), Gemm(uop_bgn=0, uop_end=2)]).table  # a chain bit in a table on a GEMM row
+    t["chain"] = np.array([0, 1])
+    with pytest.raises(ProgramError, match="only an ALU instruction can be chained"):
+        Program(cfg, table=t)
 
 
 @pytest.mark.parametrize("case,match", [

@@ -13,7 +13,8 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
   input tile, knob ``inp_tile``, has no contiguous x); padded input tiles are clipped per tile position,
   summed exactly over edge windows (``_clipped_sums``).
 - Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (ALU: x ``alu_ii_imm`` or
-  ``alu_ii_vec`` by operand, x passes of ``alu_lanes``; a chain of ``alu_stages`` is one pass at its largest II), DRAM latency, one cycle per padding element. DMA port
+  ``alu_ii_vec`` by operand, x passes of ``alu_lanes``; a chain of ``alu_stages`` instructions is one pass at its
+  largest II), DRAM latency, one cycle per padding element. DMA port
   cycles as simulator/dma.py: per row whole beats + ``dma_request_cycles`` per burst, averaged over where its
   rows start (costmodel/dma.py: tensors are 4 KiB-aligned, rows start at multiples of the row pitch and tile
   steps), and the stall of ``dma_outstanding`` requests in flight.
@@ -43,8 +44,8 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_dram_bits", "wgt_dram_bi
                  "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
                  "alu_lanes", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
-                "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "alu_passes_imm", "alu_passes_reg",
-                "alu_passes_mixed")
+                "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "alu_chains_imm",
+                "alu_chains_reg", "alu_chains_mixed")
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 # per-config physical costs (physical.costs, computed once per config in ``columns``; NaN if it cannot be built):
 # pJ per event / per byte at the operating voltage, leakage and DRAM background power mW, clock, area
@@ -58,8 +59,8 @@ _LOOPS = "nchw"
 
 def _alu_counts(wl, cfg) -> tuple[int, ...]:
     """ALU instructions per tile (all, register-operand, MUL), splitting immediates like lowering/emit.py, and its
-    passes over the accumulators (lowering/chain.py: runs of ``alu_stages``) with immediates only, register
-    operands only, and both."""
+    chains (lowering/chain.py: runs of ``alu_stages`` instructions, one pass over the accumulators each) with
+    immediates only, register operands only, and both."""
     hi = (1 << (cfg.imm_bits - 1)) - 1
     regs, mul = [], 0
     for op, imm in wl.epilogue:
@@ -112,7 +113,7 @@ def _check(cols: dict) -> int:
         if f in COST_FIELDS:  # per-config physical costs: NaN marks a config that cannot be built
             continue
         lo = 0 if f in ("ph", "pw", "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns",
-                        "alu_passes_imm", "alu_passes_reg", "alu_passes_mixed", "order",
+                        "alu_chains_imm", "alu_chains_reg", "alu_chains_mixed", "order",
                         "inp_tile", "dram_latency", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles",
                         "dma_request_cycles") else 1
         v = np.asarray(cols[f])
@@ -291,10 +292,10 @@ def counts(cols: dict) -> dict:
     gemm_t = iss + c["gemm_fill_cycles"] + gemm_ev
     reset_t = iss + c["gemm_fill_cycles"] + tile_ev
     passes = -(-(c["batch"] * c["block_out"]) // c["alu_lanes"])
-    alu_passes = c["alu_passes_imm"] + c["alu_passes_reg"] + c["alu_passes_mixed"]  # a chain is one pass
-    alu_ii = c["alu_passes_imm"] * c["alu_ii_imm"] + c["alu_passes_reg"] * c["alu_ii_vec"] + \
-        c["alu_passes_mixed"] * np.maximum(c["alu_ii_imm"], c["alu_ii_vec"])
-    alu_t = c["alu_insns"] * iss + alu_passes * c["alu_fill_cycles"] + tile_ev * alu_ii * passes
+    chains = c["alu_chains_imm"] + c["alu_chains_reg"] + c["alu_chains_mixed"]  # a chain is one pass
+    alu_ii = c["alu_chains_imm"] * c["alu_ii_imm"] + c["alu_chains_reg"] * c["alu_ii_vec"] + \
+        c["alu_chains_mixed"] * np.maximum(c["alu_ii_imm"], c["alu_ii_vec"])
+    alu_t = c["alu_insns"] * iss + chains * c["alu_fill_cycles"] + tile_ev * alu_ii * passes
     load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
     port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
     bias_t = n_bias * (iss + lat) + bias_port
@@ -314,7 +315,7 @@ def counts(cols: dict) -> dict:
                    "WGT": n_wgt * tco * tci * c["kh"] * c["kw"] * e_wgt, "ACC": n_bias * tco * e_acc},
         dram_write=nt * tn * tco * th * tw * e_out,
         mac_ev=nt * steps * gemm_ev, reset_ev=nt * tile_ev, alu_ev=nt * c["alu_insns"] * tile_ev,
-        pass_ev=nt * alu_passes * tile_ev,
+        pass_ev=nt * chains * tile_ev,
         alu_reg_ev=nt * c["alu_reg_insns"] * tile_ev, alu_mul_ev=nt * c["alu_mul_insns"] * tile_ev,
         n_uops=n_uops, sram_inp_written=n_inp * tn * tci * in_h * in_w * e_inp, e_acc=e_acc,
     )

@@ -42,7 +42,7 @@ def field_error(field: str, value) -> str | None:
     if field == "insn_bits" and value % 64:
         return f"{value} must be a multiple of 64"
     if field == "alu_stages" and value > 8:
-        return f"{value} exceeds 8 stages (an epilogue is bias, rounding, multiplier, shift and clamp: 6 instructions)"
+        return f"{value} exceeds 8, more stages than a requantising epilogue has instructions"
     if field == "dma_burst_beats" and value > 256:
         return f"{value} exceeds 256, the longest AXI4 burst"
     return None
@@ -60,6 +60,7 @@ PHYSICAL_DEFAULTS = {"tech_nm": 45, "dram_interface": "", "gemm_min_bits": 8, "s
                      "alu_stages": 1}
 FIELD_RULES.update({f: ("int", lo) for f, lo in (
     ("dram_latency", 0), ("issue_cycles", 0), ("gemm_fill_cycles", 0), ("alu_fill_cycles", 0), ("alu_ii_imm", 1),
-    ("alu_ii_vec", 1), ("alu_lanes", 1), ("alu_stages", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0), ("dma_outstanding", 1),
+    ("alu_ii_vec", 1), ("alu_lanes", 1), ("alu_stages", 1), ("dma_burst_beats", 1), ("dma_request_cycles", 0),
+    ("dma_outstanding", 1),
     ("queue_depth", 1), ("insn_bits", 64), ("dram_addr_bits", 8), ("dram_stride_bits", 1), ("loop_iter_bits", 1),
     ("pad_bits", 0), ("imm_bits", 2))})

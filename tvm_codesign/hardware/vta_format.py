@@ -31,8 +31,9 @@ and by its low bits on VTA: the two agree for amounts in [-16, 15], the range VT
 -v-1, MIN v (+1 ALU pass); MOV c -> MAX c, MIN c (+1 pass); SHR imm outside VTA's shift range -> a chain of SHRs
 (a right shift by 16..31 costs +1 or +2 passes); LOAD UOP with y_size > 1 -> one contiguous load or one per row;
 STORE ACC -> STORE OUT when out_bits == acc_bits; a chained ALU instruction (``chain``, simulator/chains.py) runs
-unchained, one pass each, with the same results (VTA's ALU has one stage). MUL, CLIP or MOV with a register operand, STORE ACC of wider
-accumulators and padded WGT/UOP loads have no VTA equivalent: EncodingError naming the instruction.
+unchained, one pass each, with the same results (VTA's ALU has one stage). MUL, CLIP or MOV with a register
+operand, STORE ACC of wider accumulators and padded WGT/UOP loads have no VTA equivalent: EncodingError naming the
+instruction.
 """
 from __future__ import annotations
 

@@ -46,7 +46,8 @@ def check(cfg, t: dict) -> None:
     op = t["opcode"]
     bad = np.flatnonzero(ch & (op != Opcode.ALU))
     if bad.size:
-        raise ProgramError(int(bad[0]), "chain", f"only an ALU instruction can be chained (got {Opcode(op[bad[0]]).name})")
+        raise ProgramError(int(bad[0]), "chain",
+                           f"only an ALU instruction can be chained (got {Opcode(op[bad[0]]).name})")
     comp = np.flatnonzero(t["module"] == Module.COMPUTE)
     prev = np.full(len(op), -1)
     prev[comp[1:]] = comp[:-1]
