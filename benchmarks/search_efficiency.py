@@ -61,11 +61,13 @@ def main() -> dict:
     ap.add_argument("--budget", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--precision-budget", type=int, default=200)
+    ap.add_argument("--precision-space", default="iso", help="hardware space of the precision part (iso_alu: with "
+                    "ALU stages)")
     ap.add_argument("--only", choices=["hardware", "precision"], default=None, help="run one part")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     if a.only == "precision":
-        res = precision_space(a.precision_budget, a.seeds)
+        res = precision_space(a.precision_budget, a.seeds, a.precision_space)
         print(json.dumps(res))
         return res
     layers = resnet18_layers()
@@ -113,7 +115,7 @@ def main() -> dict:
                 "xgboost_exhaustive_gap": max(e["xgboost"]["gap"] for e in iso.values()),
                 "runs": runs, "iso": iso})
     if a.only is None:
-        res.update(precision_space(a.precision_budget, a.seeds))
+        res.update(precision_space(a.precision_budget, a.seeds, a.precision_space))
     print(json.dumps(res))
     return res
 
@@ -130,11 +132,11 @@ def _hypervolume(points: list, ref: tuple) -> float:
     return hv / (ref[0] * ref[1])
 
 
-def precision_space(budget: int, seeds: int) -> dict:
+def precision_space(budget: int, seeds: int, space_name: str = "iso") -> dict:
     from _common import resnet18_drops
     from tvm_codesign.tuner import precision as P, precision_search as PS
     layers, drops = resnet18_drops()
-    space = DesignSpace.load("iso")
+    space = DesignSpace.load(space_name)
     runs = []
     for seed in range(seeds):
         row = {"seed": seed}
@@ -149,6 +151,7 @@ def precision_space(budget: int, seeds: int) -> dict:
     allpts = [pt for r in runs for s in ("model", "random", "nsga2") for pt in r[s]["points"]]
     ref = (1.1 * max(x for x, _ in allpts), 1.1 * max(y for _, y in allpts))
     out = {"precision_space_size": P.Problem(space, layers, drops, 1.0).size, "precision_budget": budget,
+           "precision_space": space_name,
            "precision_layers": len(layers)}
     for s in ("model", "random", "nsga2"):
         out[f"precision_{s}_hypervolume_median"] = _median([_hypervolume(r[s]["points"], ref) for r in runs])
