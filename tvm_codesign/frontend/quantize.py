@@ -11,6 +11,8 @@ so the integer conv/matmul can be offloaded and the float rescale (and everythin
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -205,8 +207,16 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
                                                 per_channel and requant_on == "alu")
                 sw = sw if per_channel and requant_on == "alu" else float(sw[0])
             ob = out_bits.get(ch.last, 8)
-            q, sy = requant.requantize(core, sx, sw, v, ch, clip(a[1], h[1], ob), a[2], pow2=requant_on == "shift",
-                                       out_bits=ob)
+            try:
+                q, sy = requant.requantize(core, sx, sw, v, ch, clip(a[1], h[1], ob), a[2],
+                                           pow2=requant_on == "shift", out_bits=ob)
+            except requant.RangeError as e:  # exact in float on the CPU instead (the int8 conv stays a kernel)
+                warnings.warn(f"{names[i]}: the integer requantisation cannot represent this layer ({e}); its "
+                              "int32 result is rescaled in float on the CPU", UserWarning, stacklevel=2)
+                scale = (sx * np.broadcast_to(sw, (w.shape[0 if conv else 1],))).astype(np.float32)
+                replace[b.var] = [relax.VarBinding(core, requant.core(xq, wq, v)), relax.VarBinding(
+                    b.var, _rescale(core, scale.reshape(1, -1, 1, 1) if conv else scale))]
+                continue
             qv = relax.Var(ch.last.name + "_q", relax.TensorType(ch.last.ty.shape, "int8"))
             replace[ch.last] = [relax.VarBinding(core, requant.core(xq, wq, v)), relax.VarBinding(qv, q),
                                 relax.VarBinding(ch.last, _rescale(qv, np.float32(sy)))]
