@@ -169,3 +169,38 @@ def test_linear_bias_and_relu_fuse_into_the_kernel(prec):
     assert np.array_equal(y, cpu_build(m, cal, x, precision=prec))
     f = fp32(m, x)
     assert np.abs(y - f).max() <= (0.05 if prec is None else 0.25) * np.abs(f).max()
+
+
+class Branches(nn.Module):
+    """conv2d_0's output is read by conv2d_1, conv2d_2 and the residual add; conv2d_3's only by conv2d_4."""
+
+    def __init__(self, c=16):
+        super().__init__()
+        torch.manual_seed(0)
+        self.c0, self.c1, self.c2 = nn.Conv2d(3, c, 3, 1, 1), nn.Conv2d(c, c, 3, 1, 1), nn.Conv2d(c, c, 1)
+        self.c3, self.c4, self.fc = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1), nn.Linear(c, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.c0(x))
+        x = torch.relu(x + torch.relu(self.c1(x)) + torch.relu(self.c2(x)))
+        return self.fc(torch.relu(self.c4(torch.relu(self.c3(x)))).mean((2, 3)))
+
+
+def test_a_narrow_reader_does_not_narrow_a_shared_tensor():
+    """conv2d_1 at 4-bit activations: conv2d_0's result, also read by the 8-bit conv2d_2 and the residual add,
+    stays 8-bit (its kernel clips to [0, 127]; it used to saturate to conv2d_1's [0, 7], so conv2d_2, reported as
+    a8, and the skip connection silently got 4-bit values) and conv2d_1 quantises it again; conv2d_3, read only
+    by the 4-bit conv2d_4, still saturates to [0, 7]. Bit-exact with the CPU build of the quantised graph."""
+    m = Branches().eval()
+    rng = np.random.default_rng(0)
+    cal = [(rng.standard_normal((2, 3, 8, 8)).astype(np.float32),) for _ in range(4)]
+    prec = {"conv2d_1": "w8a4", "conv2d_4": "w8a4"}
+    cm = tc.compile(m, FLEX4, calibration=cal, precision=prec, progress=False)
+    clip = {k["name"]: tuple(k["workload"]["clip"]) for k in cm.kernels}
+    assert clip[cm.layer_modes["conv2d_0"]["kernel"]] == (0, 127)
+    assert clip[cm.layer_modes["conv2d_3"]["kernel"]] == (0, 7)
+    assert cm.layer_modes["conv2d_1"]["hw_mode"] == "w8a4" and cm.layer_modes["conv2d_2"]["hw_mode"] == "w8a8"
+    x = cal[1][0]
+    assert np.array_equal(cm(x), cpu_build(m, cal, x, precision=prec))
+    f = fp32(m, x)
+    assert np.abs(cm(x) - f).max() <= 0.1 * np.abs(f).max()

@@ -61,6 +61,7 @@ class Graph:
                 relax.analysis.post_order_visit(bd.value, lambda e, by=bd.var: count(e, by))
         relax.analysis.post_order_visit(func.body.body, lambda e: count(e, None))
         self.single = {v for v, n in uses.items() if n == 1 and self.consumer[v] is not None}
+        self.uses = uses  # var -> how many times the bindings and the result read it
 
     def next(self, v: relax.Var):
         """The binding var consuming ``v`` and its value, if ``v`` is used exactly once (else None)."""
