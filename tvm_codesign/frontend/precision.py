@@ -11,6 +11,7 @@ at a_bits, its second at w_bits). ``sparsity``: None, ``"2:4"`` for every layer 
 """
 from __future__ import annotations
 
+import numbers
 import re
 
 from tvm.ir.expr import Constant
@@ -52,9 +53,11 @@ def _bits(v, layer: str) -> tuple[int, int]:
         v = (int(m.group(1)), int(m.group(2)))
     try:
         w, a = v
-        w, a = int(w), int(a)
     except (TypeError, ValueError):
         raise ValueError(f"precision of {layer}: give (w_bits, a_bits) or a string like 'w4a8', got {v!r}") from None
+    if not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in (w, a)):
+        raise ValueError(f"precision of {layer}: bits must be whole numbers, e.g. (4, 8); got {v!r}")
+    w, a = int(w), int(a)
     if w not in W_BITS:
         raise ValueError(f"precision of {layer}: weight bits must be one of {W_BITS}, got {w}")
     if a not in A_BITS:

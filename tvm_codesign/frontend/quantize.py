@@ -11,6 +11,8 @@ so the integer conv/matmul can be offloaded and the float rescale (and everythin
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import tvm
 from tvm import relax
@@ -150,7 +152,8 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
     layer's weights at w_bits (per output channel if ``per_channel``, else per tensor; clipping by least squared
     error, lowbit.py), 2:4-pruned first if sparse (``masks`` receives each pruned layer's keep mask), its input
     at a_bits (clipping by least squared error on the calibration histogram below 8 bits); a requantising
-    layer's result saturates to the input range of the layers that read it. None: today's int8 quantiser.
+    layer's result saturates to the input range of the layers that read it when they are all its readers and
+    agree (else it stays 8-bit and a narrower reader quantises it again). None: today's int8 quantiser.
     The int32 result of each layer is bound to a variable named after the layer (precision.layer_names)."""
     if requant_on not in ("alu", "shift", "cpu"):
         raise ValueError(f"requant_on must be 'alu', 'shift' or 'cpu', got {requant_on!r}")
@@ -162,15 +165,16 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
     g = requant.Graph(func)
     on_acc = lambda b: requant_on in ("alu", "shift") and isinstance(b.value.args[1], Constant)
     chains = {b.var: requant.chain(g, b.var, b.value) for b in targets if on_acc(b)}
-    out_bits = {}  # chain result -> the narrowest input range of the requantising layers reading it
-    if modes is not None:
-        for b, n in zip(targets, names):
-            if on_acc(b):
-                x = b.value.args[0]
-                out_bits[x] = min(out_bits.get(x, 8), modes[n].a_bits)
+    reads: dict = {}  # float var -> the input bits of each requantising layer reading it
+    for b, n in zip(targets, names):
+        if on_acc(b):
+            reads.setdefault(b.value.args[0], []).append(8 if modes is None else modes[n].a_bits)
+    # chain result -> the input range of its readers when they are all requantising layers at the same bits;
+    # else 8 bits, so that other readers (a residual add, a wider layer) do not see a narrower layer's range
+    out_bits = {x: bits[0] for x, bits in reads.items() if len(set(bits)) == 1 and len(bits) == g.uses.get(x)}
     clip = lambda a, h, bits: a if bits == 8 or h is None else lowbit.clip_from_histogram(h, a, bits)
     replace = {}  # binding var -> [new bindings]
-    ints = {}  # float var -> (int8 var, scale) of layers requantised on the accelerator
+    ints = {}  # float var -> (int8 var, scale, bits) of layers requantised on the accelerator
     for i, (b, a) in enumerate(zip(targets, amax)):
         m = modes[names[i]] if modes is not None else None
         h = hists[i] if hists is not None else [None] * len(a)
@@ -193,8 +197,8 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
         x = v.args[0]
         if on_acc(b):
             ch = chains[b.var]
-            if x in ints:  # the previous layer's int8 result feeds this one directly (same tensor, scale)
-                xq, sx = ints[x]
+            if x in ints and ints[x][2] <= (8 if m is None else m.a_bits):  # the previous layer's int8 result
+                xq, sx, _ = ints[x]  # feeds this one directly (same tensor, scale, within its input range)
             else:
                 xq, sx = _quant(x, clip(a[0], h[0], 8 if m is None else m.a_bits), 8 if m is None else m.a_bits,
                                 m is None)
@@ -205,12 +209,20 @@ def quantize(mod: tvm.IRModule, amax: list[list[float]], requant_on: str = "alu"
                                                 per_channel and requant_on == "alu")
                 sw = sw if per_channel and requant_on == "alu" else float(sw[0])
             ob = out_bits.get(ch.last, 8)
-            q, sy = requant.requantize(core, sx, sw, v, ch, clip(a[1], h[1], ob), a[2], pow2=requant_on == "shift",
-                                       out_bits=ob)
+            try:
+                q, sy = requant.requantize(core, sx, sw, v, ch, clip(a[1], h[1], ob), a[2],
+                                           pow2=requant_on == "shift", out_bits=ob)
+            except requant.RangeError as e:  # exact in float on the CPU instead (the int8 conv stays a kernel)
+                warnings.warn(f"{names[i]}: the integer requantisation cannot represent this layer ({e}); its "
+                              "int32 result is rescaled in float on the CPU", UserWarning, stacklevel=2)
+                scale = (sx * np.broadcast_to(sw, (w.shape[0 if conv else 1],))).astype(np.float32)
+                replace[b.var] = [relax.VarBinding(core, requant.core(xq, wq, v)), relax.VarBinding(
+                    b.var, _rescale(core, scale.reshape(1, -1, 1, 1) if conv else scale))]
+                continue
             qv = relax.Var(ch.last.name + "_q", relax.TensorType(ch.last.ty.shape, "int8"))
             replace[ch.last] = [relax.VarBinding(core, requant.core(xq, wq, v)), relax.VarBinding(qv, q),
                                 relax.VarBinding(ch.last, _rescale(qv, np.float32(sy)))]
-            ints[ch.last] = (qv, sy)
+            ints[ch.last] = (qv, sy, ob)
         else:  # per-channel weights, float rescale on the CPU
             bits = 8 if m is None else m.a_bits
             xq, sx = _quant(x, clip(a[0], h[0], bits), bits, m is None)

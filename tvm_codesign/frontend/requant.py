@@ -1,7 +1,7 @@
 """Integer requantisation on the accelerator's ALU for post-training quantisation.
 
 A float conv2d / matmul with a constant weight, followed (each used once) by an optional per-channel constant
-bias add and an optional ReLU / ReLU6, becomes
+bias add (either operand order) and an optional ReLU / ReLU6, becomes
 
     q = clip(((conv(x_q, w_q) + b_q) * M) >> s, lo, 127) as int8      one accelerator kernel (epilogue.py)
     y = float(q) * s_y                                                 on the CPU
@@ -11,7 +11,9 @@ with the precision options, per output channel (M one int32 per channel: a vecto
 s_y = max|y| / 127 from calibration, b_q = round(b / (s_x s_w)) + round(2^(s-1) / M) (the rounding of the floor
 shift folded into the bias), and M / 2^s ~ s_x s_w / s_y with M < 2^15 (the immediate) and the largest s for
 which M * (calibrated max |conv + b| / (s_x s_w)) * HEADROOM stays below 2^31: inputs HEADROOM times beyond the
-calibrated range would wrap the 32-bit accumulator instead of saturating.
+calibrated range would wrap the 32-bit accumulator instead of saturating. A layer for which no s qualifies (its
+output range or bias is so large against s_x s_w that the bias or (acc + b) * M leaves 32 bits even on the
+calibration data's range) raises ``RangeError``: frontend/quantize.py then rescales it in float on the CPU.
 """
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ from tvm.ir.expr import Constant
 
 HEADROOM = 4
 IMM_MAX = (1 << 15) - 1
+
+
+class RangeError(ValueError):
+    """The requantisation of a layer does not fit the 32-bit integer epilogue (module docstring)."""
 
 
 @dataclasses.dataclass
@@ -55,6 +61,7 @@ class Graph:
                 relax.analysis.post_order_visit(bd.value, lambda e, by=bd.var: count(e, by))
         relax.analysis.post_order_visit(func.body.body, lambda e: count(e, None))
         self.single = {v for v, n in uses.items() if n == 1 and self.consumer[v] is not None}
+        self.uses = uses  # var -> how many times the bindings and the result read it
 
     def next(self, v: relax.Var):
         """The binding var consuming ``v`` and its value, if ``v`` is used exactly once (else None)."""
@@ -70,9 +77,11 @@ def chain(g: Graph, var: relax.Var, call: relax.Call) -> Chain:
     o = call.args[1].value.shape[0] if conv else call.args[1].value.shape[-1]
     bias, pre, last, lo, hi = None, var, var, None, None
     nxt, val = g.next(var)
-    if _op(val) == "relax.add" and isinstance(val.args[1], Constant) and val.args[0].same_as(var):
-        b = val.args[1].value.numpy()
-        if b.size == o and str(b.dtype) == "float32" and (b.shape == (1, o, 1, 1) if conv else b.shape[-1] == o):
+    if _op(val) == "relax.add" and any(isinstance(c, Constant) and v.same_as(var)  # either order: torch's
+                                       for v, c in (val.args, val.args[::-1])):  # addmm gives add(bias, mm)
+        b = (val.args[1] if val.args[0].same_as(var) else val.args[0]).value.numpy()
+        ok = b.shape == (1, o, 1, 1) if conv else b.shape[-1] == o and b.ndim <= len(call.ty.shape)
+        if b.size == o and str(b.dtype) == "float32" and ok:
             bias, pre, last = b.reshape(-1).astype(np.float64), nxt, nxt
             nxt, val = g.next(nxt)
     if _op(val) == "relax.nn.relu":
@@ -130,13 +139,16 @@ def requantize(acc: relax.Expr, sx: float, sw, call: relax.Call, ch: Chain, amax
         while s < 31 and fits(s + 1):
             s += 1
         m = np.maximum(1, np.round(scale * 2 ** s)).astype(np.int64)
-        m = int(m) if m.ndim == 0 or (m == m.flat[0]).all() else m  # one multiplier: an ALU immediate
-        if not isinstance(m, int) and m.size == 1:
-            m = int(m.flat[0])
+        m = int(m.flat[0]) if (m == m.flat[0]).all() else m  # one multiplier (any channel count): an ALU immediate
     o = call.args[1].value.shape[0] if conv else call.args[1].value.shape[-1]
     b = np.round(ch.bias / (sx * sw)) if ch.bias is not None else np.zeros(o)
-    b = np.clip(b + (np.round(2 ** (s - 1) / np.asarray(m, np.float64)) if s else 0), -2 ** 31, 2 ** 31 - 1
-                ).astype(np.int32)  # no silent wrap
+    b = b + (np.round(2 ** (s - 1) / np.asarray(m, np.float64)) if s else 0)
+    if (np.abs(b) >= 2 ** 31).any() or (np.asarray(m) * acc_max >= 2 ** 31).any():
+        big = "its bias" if (np.abs(b) >= 2 ** 31).any() else "(accumulator + bias) x multiplier"
+        raise RangeError(f"{big} leaves 32 bits: the output range ({amax_pre:.3g} before the activation) is "
+                         f"{amax_pre / (sx * float(np.min(sw))):.3g} accumulator steps (input x weight scale "
+                         f"{sx * float(np.min(sw)):.3g})")
+    b = b.astype(np.int32)
     shape = (1, -1, 1, 1) if conv else (-1,)
     t = op.add(acc, relax.const(b.reshape(shape)))
     if not pow2:

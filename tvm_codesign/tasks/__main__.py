@@ -9,15 +9,31 @@ import logging
 import time
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return n
+
+
 def main(argv=None) -> dict:
+    from ..errors import ConfigError
+    from ..hardware.config import AcceleratorConfig
     from . import TASKS, load
     p = argparse.ArgumentParser(prog="python -m tvm_codesign.tasks", description=__doc__)
     p.add_argument("task", choices=sorted(TASKS))
     p.add_argument("--target", default="vta_default", help="preset name or config JSON (default vta_default)")
-    p.add_argument("--batch", type=int, default=1, help="compile for this batch (default 1)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N held-out samples")
+    p.add_argument("--batch", type=_positive, default=1, help="compile for this batch (default 1)")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N held-out samples")
     p.add_argument("--retrain", action="store_true", help="ignore cached weights")
     a = p.parse_args(argv)
+    try:  # before training or loading the task
+        AcceleratorConfig.load(a.target)
+    except (ConfigError, OSError, ValueError) as e:
+        p.error(f"--target: {e}")
     logging.getLogger("tvm_codesign").setLevel(logging.WARNING)
     t0 = time.perf_counter()
     task = load(a.task, retrain=a.retrain)

@@ -7,6 +7,14 @@ import torch
 from . import train
 
 
+def _limit(limit) -> int | None:
+    """``limit`` checked: None (the whole split) or a whole number >= 1 (a negative one would drop samples from the
+    end instead)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError(f"limit must be a whole number >= 1 (the first N held-out samples) or None, got {limit!r}")
+    return limit
+
+
 def _compiled_batch(model) -> int | None:
     """The batch a compiled model was built for (its first input's leading dimension), if it says."""
     sig = getattr(model, "signature", None)
@@ -56,14 +64,16 @@ class Task:
 
     def fp32_accuracy(self, limit: int | None = None) -> float:
         """Top-1 of the torch model in fp32 on the held-out split (its first ``limit`` samples)."""
-        x, y = (a[:limit] for a in self.heldout)
+        x, y = (a[:_limit(limit)] for a in self.heldout)
         return float((train.predict(self.model, x) == y).mean())
 
     def predict(self, model, limit: int | None = None, batch: int | None = None) -> np.ndarray:
         """Top-1 classes of ``model`` (a compiled model, or any callable numpy batch -> logits) on the held-out
         split. Inputs go in ``batch`` samples per call: by default the batch a compiled model was built for
         (read from its signature), else 1; the last call is filled up with the split's first samples."""
-        x = self.heldout[0][:limit]
+        x = self.heldout[0][:_limit(limit)]
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
+            raise ValueError(f"batch must be a whole number >= 1 or None, got {batch!r}")
         b = batch or _compiled_batch(model) or 1
         out = []
         for i in range(0, len(x), b):
@@ -77,7 +87,7 @@ class Task:
     def accuracy(self, model, limit: int | None = None, batch: int | None = None) -> float:
         """Top-1 accuracy (a fraction) of ``model`` on the held-out split, e.g. a ``tvm_codesign.compile``d model
         run bit-exactly on the simulator; see ``predict`` for ``limit`` and ``batch``."""
-        y = self.heldout[1][:limit]
+        y = self.heldout[1][:_limit(limit)]
         return float((self.predict(model, limit, batch) == y).mean()) if len(y) else float("nan")
 
     def __repr__(self) -> str:
