@@ -77,6 +77,19 @@ def test_searches_keep_the_budget(problem, strategy):
     assert [r["edp"] for r in recs] == sorted(r["edp"] for r in recs)
 
 
+def test_model_search_learns_after_the_prior_head():
+    """After a quarter of the budget in the prior's order, the surrogate chooses (config, core kind): candidates the
+    prior's order alone does not reach at the same budget, the same ones for the same seed, others for another seed
+    (its exploration is seeded). Whether that finds better designs is benchmarks/search_efficiency.py's question."""
+    def run(seed, head):
+        p = P.Problem(DesignSpace.load("small"), LAYERS, _drops(), 0.6)
+        recs, spent = S.model_guided(p, 40, seed, head=head)
+        assert spent <= 40 + len(P.QUANT)
+        return {(r["point"], r["core"]) for r in recs}
+    prior_only, a = run(0, 1.0), run(0, 0.25)
+    assert a - prior_only and a == run(0, 0.25) and a != run(1, 0.25)
+
+
 def test_best_assignment_against_brute_force():
     """Per hardware config: the latency-only weighting is exact (brute force over all 12^2 assignments of two
     layers); the EDP pick is feasible and within the weightings' reach of the EDP optimum."""

@@ -4,8 +4,10 @@ One network evaluation = every layer of the network costed once (``Costs.evals``
 point costs without cache hits, and what a knapsack over a hardware config costs per distinct (layer, mode)). Each
 search returns its evaluated feasible points (least EDP first) and the evaluations it spent.
 - ``model``: hardware in the order of the int8 roofline prior's EDP (``Pool.prior``, computed for the whole pool
-  before anything is evaluated, as the hardware tuner's prior), then every core kind of it, each with its best
-  quantisation (``best_assignment``), until the budget is spent.
+  before anything is evaluated, as the hardware tuner's prior), every core kind of it, each with its best
+  quantisation (``best_assignment``), for a quarter of the budget; then, as the hardware tuner's ``model`` search
+  (search.py), an XGBoost surrogate learns log(best EDP / prior EDP) from what was evaluated and its predicted best
+  (config, core kind) are evaluated next, with seeded random picks among the prior's better half for exploration.
 - ``random``: uniform pool position and core kind among those within the space's limits, per-layer quantisation
   uniform among the assignments whose estimated drop is within the budget (rejection sampling on the area check and
   the estimate, which cost no evaluation; w8a8 everywhere after 1,000 rejections).
@@ -29,20 +31,61 @@ def _spent(p: Problem, start: int) -> float:
     return (p.costs.evals - start) / len(p.layers)
 
 
-def model_guided(p: Problem, budget: float, seed: int = 0) -> tuple[list[dict], float]:
+def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
+                 batch: int = 4) -> tuple[list[dict], float]:
+    """The prior's order for ``head`` of the budget (every core kind of each config), then an XGBoost surrogate of
+    log(best EDP / prior EDP) over (config features, core kind) picks the predicted best unvisited (config, core),
+    ``batch`` per fit, one pick in eight at random among the prior's better half (seeded exploration)."""
     lat, en = p.pool.prior([Layer(wl, 1, n) for n, wl in p.layers])
-    order = np.argsort(lat * en, kind="stable")
-    start, out = p.costs.evals, []
-    for i in order.tolist():
-        for core in range(len(p.cores)):
-            if _spent(p, start) >= budget:
-                return sorted(out, key=lambda r: r["edp"]), _spent(p, start)
-            hw = p.hardware(i, core)
-            if hw is None:
-                continue
-            best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget, p.quant)
-            if best is not None:
-                out.append(p.evaluate(i, core, best[0]))
+    prior = np.log(lat * en)
+    n_c = len(p.cores)
+    taken = np.zeros(len(prior) * n_c, bool)  # candidate k = position * n_c + core
+    start, out, seen = p.costs.evals, [], []
+    rng = np.random.default_rng(seed)
+
+    def visit(k: int) -> bool:
+        """Evaluate candidate k; False if its hardware is over the limits (known without an evaluation)."""
+        taken[k] = True
+        i, core = divmod(k, n_c)
+        hw = p.hardware(i, core)
+        if hw is None:
+            return False
+        best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget, p.quant)
+        if best is not None:
+            r = p.evaluate(i, core, best[0])
+            out.append(r)
+            seen.append((k, np.log(r["edp"]) - prior[i]))
+        return True
+
+    for i in np.argsort(prior, kind="stable").tolist():
+        if _spent(p, start) >= head * budget:
+            break
+        for core in range(n_c):
+            if _spent(p, start) < budget:
+                visit(i * n_c + core)
+    if not taken.all() and _spent(p, start) < budget:
+        import xgboost as xgb
+        feats = p.pool.features(lat, en)
+        kinds = np.log2(np.array([[bits, 2 if sparse else 1] for bits, sparse in p.cores], float))
+        X = np.column_stack([np.repeat(feats, n_c, axis=0), np.tile(kinds, (len(prior), 1))])
+        base = np.repeat(prior, n_c)
+        better = np.repeat(prior <= np.median(prior), n_c)
+        while _spent(p, start) < budget and not taken.all():
+            if len(seen) >= 4:
+                ks, y = (np.array(v) for v in zip(*seen))
+                params = {"max_depth": 4, "eta": 0.15, "objective": "reg:squarederror", "tree_method": "hist",
+                          "seed": seed, "nthread": 1, "verbosity": 0}
+                m = xgb.train(params, xgb.DMatrix(X[ks], label=y), num_boost_round=120)
+                score = base + m.predict(xgb.DMatrix(X))
+            else:
+                score = base.copy()
+            score[taken] = np.inf
+            picks = 0
+            while picks < batch and _spent(p, start) < budget and not taken.all():
+                free = np.flatnonzero(~taken & better) if rng.random() < 1 / 8 else []
+                k = int(rng.choice(free)) if len(free) else int(np.argmin(score))
+                picks += visit(k)
+                score[k] = np.inf
     return sorted(out, key=lambda r: r["edp"]), _spent(p, start)
 
 
