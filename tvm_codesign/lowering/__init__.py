@@ -79,8 +79,8 @@ def lower(func: tvm.tirx.PrimFunc) -> CompiledKernel:
         if d["opcode"] != Opcode.ALU and d["opcode"] != Opcode.FINISH:
             d["mode"] = cfg.mode_index
     deps.insert(cfg, insns, uops)
-    chain.mark(cfg, insns, uops)
     table = {c: np.fromiter((d.get(c, 0) for d in insns), np.int64, len(insns)) for c in COLUMNS}
+    chain.mark(cfg, table, uops)
     program = Program(cfg, table=table)
     _set_roles(program, specs, cfg)
     meta = {k: json.loads(str(func.attrs[f"tvm_codesign.{k}"])) for k in ("workload", "knobs")

@@ -31,14 +31,14 @@ def _alu_apply(op: int, x: np.ndarray, v) -> np.ndarray:
 
 def alu_plan(cfg: AcceleratorConfig, st, i: int, c) -> tuple:
     """Decode an ALU instruction: (op, imm or None, [(dst, src or None)] hazard-free runs, access)."""
-    D, S = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
+    D, S = _indices(st.uop, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
     _check_range(D, cfg.acc_depth, i, "dst", "acc")
     use_imm, op = c["use_imm"][i], c["op"][i]
     if not use_imm:
         _check_range(S, cfg.acc_depth, i, "src", "acc")
     if c["chain"][i]:  # runs in its predecessor's pass: only where that equals running after it (chains.py)
         j = chained_to(c, i)
-        Dj, Sj = _indices(st, c, j, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
+        Dj, Sj = _indices(st.uop, c, j, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in")))
         check_members(i, j, D, None if use_imm else S, Dj, None if c["use_imm"][j] else Sj)
     n = D.size
     # conflict[k] = latest earlier iteration k' < k that wrote what k reads or writes (-1 if none)

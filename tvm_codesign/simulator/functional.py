@@ -249,7 +249,7 @@ def _items(a: np.ndarray, images: int) -> np.ndarray:
 def _gemm_plan(cfg: AcceleratorConfig, st: Srams, i: int, c) -> tuple:
     """Decode a GEMM: ("reset", D, access), ("mm", dst, rows, colv, rinv, cinv, chunk, access) for one matmul,
     or ("events", dst, So, Wo, seg, access) for the general per-event pattern."""
-    D, S, W = _indices(st, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"), (2, "wgt_out", "wgt_in")))
+    D, S, W = _indices(st.uop, c, i, ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"), (2, "wgt_out", "wgt_in")))
     _check_range(D, cfg.acc_depth, i, "dst", "acc")
     u = ("uop", c["uop_bgn"][i], c["uop_end"][i])
     if c["reset"][i]:

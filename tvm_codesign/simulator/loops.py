@@ -10,9 +10,10 @@ def rng(a: np.ndarray) -> tuple[int, int]:
     return int(a.min()), int(a.max()) + 1
 
 
-def indices(st, c, i, fields) -> list[np.ndarray]:
-    """Flattened (iter_out, iter_in, uop) index arrays, one per (uop column, out factor, in factor)."""
-    u = st.uop[c["uop_bgn"][i]:c["uop_end"][i]]
+def indices(uop: np.ndarray, c, i, fields) -> list[np.ndarray]:
+    """Flattened (iter_out, iter_in, uop) index arrays of instruction ``i`` (columns ``c``), one per (uop column,
+    out factor, in factor); ``uop``: the micro-op table, (depth, 3)."""
+    u = uop[c["uop_bgn"][i]:c["uop_end"][i]]
     a = np.arange(c["iter_out"][i])[:, None, None]
     b = np.arange(c["iter_in"][i])[None, :, None]
     return [(u[:, col] + a * c[fo][i] + b * c[fi][i]).ravel() for col, fo, fi in fields]
