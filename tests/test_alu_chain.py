@@ -84,15 +84,16 @@ def _hand(stages, *, reg_src=(8, 9, 10, 11), second_dst=None, repeat=False, chai
 
 
 def test_a_chain_is_one_pass_at_its_largest_ii():
-    # vta_default: issue 4, ALU fill 4, II 1 immediate / 2 register, 16 lanes (one lane pass). 3 instructions of
-    # 4 micro-op iterations, one reading a register: one stage 3 x (4 + 4) + 4 x (1 + 2 + 1) = 40 compute
-    # cycles; chained: 3 issues + one fill + 4 iterations x II 2 = 12 + 4 + 8 = 24
+    # vta_default: issue 4, ALU fill 4, II 1 immediate / 2 register, 16 lanes (one lane pass); a 3-stage ALU fills
+    # 2 cycles longer (a register per stage). 3 instructions of 4 micro-op iterations, one reading a register:
+    # unchained 3 x (4 + 4 + 2) + 4 x (1 + 2 + 1) = 46 compute cycles; chained: 3 issues + one fill + 4 iterations
+    # x II 2 = 12 + 6 + 8 = 26
     chained, *_ = _hand(3)
     unchained, *_ = _hand(3, chain=False)
     busy = {k: Simulator(p.config).time(p).busy["compute"] for k, p in (("c", chained), ("u", unchained))}
-    assert busy["u"] - busy["c"] == 40 - 24
-    two, *_ = _hand(2, chain=False)
-    assert Simulator(two.config).time(two).busy["compute"] == busy["u"]  # nothing chained: VTA's timing
+    assert busy["u"] - busy["c"] == 46 - 26
+    one, *_ = _hand(1, chain=False)  # VTA's one-stage ALU: each pass fills 2 cycles less
+    assert busy["u"] - Simulator(one.config).time(one).busy["compute"] == 3 * 2
 
 
 def test_chain_survives_encoding_and_assembly():

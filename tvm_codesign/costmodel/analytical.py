@@ -14,7 +14,7 @@ the lowering (schedules/schedule.py -> lowering/emit.py) in closed form:
   summed exactly over edge windows (``_clipped_sums``).
 - Per instruction cycles as simulator/activity.py: issue, fill + micro-op iterations (ALU: x ``alu_ii_imm`` or
   ``alu_ii_vec`` by operand, x passes of ``alu_lanes``; a chain of ``alu_stages`` instructions is one pass at its
-  largest II), DRAM latency, one cycle per padding element. DMA port
+  largest II, each pass filling a cycle longer per stage beyond the first), DRAM latency, one cycle per padding element. DMA port
   cycles as simulator/dma.py: per row whole beats + ``dma_request_cycles`` per burst, averaged over where its
   rows start (costmodel/dma.py: tensors are 4 KiB-aligned, rows start at multiples of the row pitch and tile
   steps), and the stall of ``dma_outstanding`` requests in flight.
@@ -42,7 +42,7 @@ CONFIG_FIELDS = ("batch", "block_in", "block_out", "inp_dram_bits", "wgt_dram_bi
                  "uop_bytes", "uop_buffer_bytes", "inp_buffer_bytes", "wgt_buffer_bytes", "acc_buffer_bytes",
                  "imm_bits", "dram_bandwidth", "dram_latency", "dma_burst_beats", "dma_request_cycles",
                  "dma_outstanding", "issue_cycles", "gemm_fill_cycles", "alu_fill_cycles", "alu_ii_imm", "alu_ii_vec",
-                 "alu_lanes", "queue_depth")
+                 "alu_lanes", "alu_stages", "queue_depth")
 LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh", "sw", "ph", "pw", "qh", "qw",
                 "vectors", "out_int8", "alu_insns", "alu_reg_insns", "alu_mul_insns", "alu_chains_imm",
                 "alu_chains_reg", "alu_chains_mixed")
@@ -295,7 +295,8 @@ def counts(cols: dict) -> dict:
     chains = c["alu_chains_imm"] + c["alu_chains_reg"] + c["alu_chains_mixed"]  # a chain is one pass
     alu_ii = c["alu_chains_imm"] * c["alu_ii_imm"] + c["alu_chains_reg"] * c["alu_ii_vec"] + \
         c["alu_chains_mixed"] * np.maximum(c["alu_ii_imm"], c["alu_ii_vec"])
-    alu_t = c["alu_insns"] * iss + chains * c["alu_fill_cycles"] + tile_ev * alu_ii * passes
+    alu_fill = c["alu_fill_cycles"] + c["alu_stages"] - 1  # simulator/chains.py fill_cycles
+    alu_t = c["alu_insns"] * iss + chains * alu_fill + tile_ev * alu_ii * passes
     load_dmas = inp_dmas + n_wgt * cnt_w       # LOAD INP/WGT run on the load module,
     port_load = inp_port + wgt_port            # LOAD UOP/ACC (bias) on the compute module
     bias_t = n_bias * (iss + lat) + bias_port

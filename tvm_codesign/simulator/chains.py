@@ -13,9 +13,11 @@ Contract (a chain = a head, chain 0, and the chained ALU instructions after it i
   sequence as its predecessor, no element written twice in one instruction, and no register operand reading a
   destination element. Then a pass that applies every stage to an element before moving on computes exactly what
   the instructions compute one after the other, so the functional semantics do not change.
-- timing (``pass_cycles``): the head's pass takes ``alu_fill_cycles`` plus, per micro-op iteration, the largest
-  II of its chain's instructions (``alu_ii_vec`` if any reads a register operand, else ``alu_ii_imm``) times the
-  lane passes; a chained instruction costs only its issue. Each element is read and written once per pass.
+- timing (``pass_cycles``): the head's pass takes the ALU's fill plus, per micro-op iteration, the largest II of
+  its chain's instructions (``alu_ii_vec`` if any reads a register operand, else ``alu_ii_imm``) times the lane
+  passes; a chained instruction costs only its issue. The fill is ``alu_fill_cycles`` and one cycle per stage
+  beyond the first (each stage ends in a register, physical/logic.py prices it), for every pass, chained or not.
+  Each element is read and written once per pass.
 """
 from __future__ import annotations
 
@@ -95,4 +97,9 @@ def pass_cycles(cfg, t: dict, events: np.ndarray) -> np.ndarray:
     worst = np.zeros(len(ii), np.int64)
     np.maximum.at(worst, h[alu], ii[alu])
     head = alu & (t["chain"] == 0)
-    return np.where(head, cfg.alu_fill_cycles + events * worst * cfg.alu_passes, 0)
+    return np.where(head, fill_cycles(cfg) + events * worst * cfg.alu_passes, 0)
+
+
+def fill_cycles(cfg) -> int:
+    """The ALU's fill per pass: ``alu_fill_cycles`` plus a cycle per stage register beyond the first."""
+    return cfg.alu_fill_cycles + cfg.alu_stages - 1
