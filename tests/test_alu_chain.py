@@ -173,7 +173,7 @@ def test_analytical_model_follows_the_simulator_on_chained_alus():
     k = tc.Knobs(1, 1, 14, 14, 1, "nchw", 1)
     cyc = {s: tc.build(wl, CFG.replace(alu_stages=s), knobs=k).time().cycles for s in (1, 2, 5)}
     model = {s: A.evaluate(A.columns([(wl, CFG.replace(alu_stages=s), k)]))["cycles"][0] for s in (1, 2, 5)}
-    assert cyc[5] < cyc[2] < cyc[1] and cyc[1] / cyc[5] > 1.4  # measured 2513 / 1713 = 1.47
+    assert cyc[5] < cyc[2] < cyc[1] and cyc[1] / cyc[5] > 1.4  # measured 2513 / 1717 = 1.46
     for s in (2, 5):  # the model's gain from chaining follows the simulator's
         assert model[1] / model[s] == pytest.approx(cyc[1] / cyc[s], rel=0.03)
 
