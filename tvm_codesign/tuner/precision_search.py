@@ -25,6 +25,7 @@ import numpy as np
 
 from .network import Layer
 from .precision import Problem, best_assignment, estimate
+from .search import xgb_params
 
 
 def _spent(p: Problem, start: int) -> float:
@@ -70,13 +71,12 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
         X = np.column_stack([np.repeat(feats, n_c, axis=0), np.tile(kinds, (len(prior), 1))])
         base = np.repeat(prior, n_c)
         better = np.repeat(prior <= np.median(prior), n_c)
+        Xall = xgb.DMatrix(X)  # built once: every fit predicts all candidates
         while _spent(p, start) < budget and not taken.all():
             if len(seen) >= 4:
                 ks, y = (np.array(v) for v in zip(*seen))
-                params = {"max_depth": 4, "eta": 0.15, "objective": "reg:squarederror", "tree_method": "hist",
-                          "seed": seed, "nthread": 1, "verbosity": 0}
-                m = xgb.train(params, xgb.DMatrix(X[ks], label=y), num_boost_round=120)
-                score = base + m.predict(xgb.DMatrix(X))
+                m = xgb.train(xgb_params(seed), xgb.DMatrix(X[ks], label=y), num_boost_round=120)
+                score = base + m.predict(Xall)
             else:
                 score = base.copy()
             score[taken] = np.inf

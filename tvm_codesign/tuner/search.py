@@ -75,6 +75,12 @@ class Exhaustive(Strategy):
         return self._take(left)
 
 
+def xgb_params(seed: int) -> dict:
+    """The surrogates' XGBoost settings (120 rounds of depth-4 trees), shared with precision_search.py."""
+    return {"max_depth": 4, "eta": 0.15, "objective": "reg:squarederror", "tree_method": "hist", "seed": seed,
+            "nthread": 1, "verbosity": 0}
+
+
 class ModelGuided(Strategy):
     """XGBoost surrogates over the pool's features with a roofline prior, whose best candidates are evaluated
     first (see module docstring)."""
@@ -157,9 +163,7 @@ class ModelGuided(Strategy):
         pos = np.array([p for p, _ in ok])
         for key in ("latency_s", "energy_j"):
             y = np.log(np.array([r[key] for _, r in ok]) / self.prior[key][pos])
-            params = {"max_depth": 4, "eta": 0.15, "objective": "reg:squarederror", "tree_method": "hist",
-                      "seed": self.seed, "nthread": 1, "verbosity": 0}
-            m = xgb.train(params, xgb.DMatrix(self.X[pos], label=y), num_boost_round=120)
+            m = xgb.train(xgb_params(self.seed), xgb.DMatrix(self.X[pos], label=y), num_boost_round=120)
             self.pred[key] = self.prior[key] * np.exp(m.predict(self.Xall))
         # points found infeasible (a layer does not fit) are not proposed again; their neighbours may be fine
         return True
