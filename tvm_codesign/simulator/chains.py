@@ -53,21 +53,25 @@ def check(cfg, t: dict) -> None:
     comp = np.flatnonzero(t["module"] == Module.COMPUTE)
     prev = np.full(len(op), -1)
     prev[comp[1:]] = comp[:-1]
-    for i in np.flatnonzero(ch):
-        j = int(prev[i])
-        if j < 0 or op[j] != Opcode.ALU:
-            raise ProgramError(int(i), "chain", "a chained ALU instruction must follow an ALU instruction in the "
-                               "compute module")
-        for f in ("iter_out", "iter_in", "dst_out", "dst_in"):
-            if t[f][i] != t[f][j]:
-                raise ProgramError(int(i), "chain", f"{f} {int(t[f][i])} differs from the chained-to instruction "
-                                   f"{j}'s {int(t[f][j])}: a pass runs one loop")
-        if t["uop_end"][i] - t["uop_bgn"][i] != t["uop_end"][j] - t["uop_bgn"][j]:
-            raise ProgramError(int(i), "chain", f"{int(t['uop_end'][i] - t['uop_bgn'][i])} micro-ops, instruction "
-                               f"{j} has {int(t['uop_end'][j] - t['uop_bgn'][j])}: a pass runs one loop")
-        if t["pop_prev"][i] or t["pop_next"][i]:
-            raise ProgramError(int(i), "chain", "a chained instruction cannot pop a token (its pass has already "
-                               "begun): pop on the chain's first instruction")
+    ci = np.flatnonzero(ch)
+    pj = prev[ci]
+    cj = np.maximum(pj, 0)
+    n_uop = t["uop_end"] - t["uop_bgn"]
+    rules = [((pj < 0) | (op[cj] != Opcode.ALU), lambda i, j: "a chained ALU instruction must follow an ALU "
+              "instruction in the compute module")]
+    rules += [(t[f][ci] != t[f][cj], lambda i, j, f=f: f"{f} {int(t[f][i])} differs from the chained-to "
+               f"instruction {j}'s {int(t[f][j])}: a pass runs one loop") for f in ("iter_out", "iter_in", "dst_out",
+                                                                                     "dst_in")]
+    rules += [(n_uop[ci] != n_uop[cj], lambda i, j: f"{int(n_uop[i])} micro-ops, instruction {j} has "
+               f"{int(n_uop[j])}: a pass runs one loop"),
+              ((t["pop_prev"][ci] | t["pop_next"][ci]) != 0, lambda i, j: "a chained instruction cannot pop a token "
+               "(its pass has already begun): pop on the chain's first instruction")]
+    bad = np.column_stack([m for m, _ in rules])  # one row per chained instruction, one column per rule
+    rows = np.flatnonzero(bad.any(1))
+    if rows.size:
+        r = int(rows[0])
+        i, j = int(ci[r]), int(cj[r])
+        raise ProgramError(i, "chain", rules[int(np.argmax(bad[r]))][1](i, j))
     h = heads(t)
     size = np.bincount(h[ch], minlength=len(op))
     long = np.flatnonzero(size + 1 > cfg.alu_stages)
