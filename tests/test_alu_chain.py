@@ -164,13 +164,26 @@ def test_chains_a_pass_would_compute_differently_are_refused(case, match):
 
 def test_analytical_model_follows_the_simulator_on_chained_alus():
     """Random (layer, preset, schedule) points, each compiled with 1-8 ALU stages: the model's median error stays
-    within the issue's 3 % and the chained programs are faster where the epilogue has several instructions."""
+    within the issue's 3 %, its energy follows the simulator's, and the chained programs are faster where the
+    epilogue has several instructions."""
     pts = random_points(30, seed=11)
     rng = np.random.default_rng(3)
     pts = [(wl, cfg.replace(alu_stages=int(rng.choice([1, 2, 3, 5, 8]))), k) for wl, cfg, k in pts]
-    sim = np.array([tc.build(wl, cfg, knobs=k).time().cycles for wl, cfg, k in pts], float)
-    pred = A.evaluate(A.columns(pts))["cycles"]
+    st = [tc.build(wl, cfg, knobs=k).time() for wl, cfg, k in pts]
+    sim = np.array([s.cycles for s in st], float)
+    r = A.evaluate(A.columns(pts))
+    pred = r["cycles"]
     assert np.median(np.abs(pred / sim - 1)) <= 0.03, np.median(np.abs(pred / sim - 1))
+    # energy: the stage registers exactly (the same chained lane ops, priced the same), the dynamic energy within
+    # the dense layers' 1 % median (tests/test_costmodel.py)
+    part = r["energy_by_part_pj"]
+    regs = np.array([s.energy_pj["alu_stage_regs"] for s in st])
+    assert (regs > 0).sum() >= 10
+    np.testing.assert_allclose(part["alu_stage_regs"], regs, rtol=1e-9)
+    dyn = lambda d: d["total"] - d["static"] - d["dram_background"]
+    err = np.abs(np.array([dyn({p: part[p][i] for p in part}) for i in range(len(st))]) /
+                 np.array([dyn(s.energy_pj) for s in st]) - 1)
+    assert np.median(err) < 0.01, np.median(err)
     # an ALU-bound layer (1x1 conv, 16 channels, a 5-instruction epilogue): the simulator and the model agree on
     # the gain of each stage count
     wl = Workload.conv2d(1, 16, 14, 14, 16, 1, bias=True, multiplier=3, shift=6, relu=True, out_dtype="int8")
@@ -197,6 +210,40 @@ def test_energy_counts_one_accumulator_read_and_write_per_pass():
     assert e[5] < e[1]
     for s in e:  # the model's accumulator-SRAM energy is the simulator's activity, priced the same
         assert e[s] == pytest.approx(st[s].energy_pj["acc_sram"], rel=1e-6)
+
+
+def test_stage_registers_charge_each_chained_lane_op():
+    """A chained instruction's lane elements read their operand from the stage register the stage before wrote: one
+    acc_bits register write each, priced per bit as Horowitz's 32-bit adder (0.1 pJ / 32 bits at 0.9 V) x the
+    NanGate45 DFF/FA area ratio 4.522/4.256, at vta_default's 0.7 V. Unchained passes write none."""
+    c = tc.physical.costs(CFG.replace(alu_stages=3))
+    assert c["vdd"] == 0.7 and c["tech_nm"] == 45  # vta_default's clock runs at the 45 nm LOP supply
+    unit = 32 * 0.1 / 32 * 4.522 / 4.256 * (0.7 / 0.9) ** 2
+    assert c["unit_pj"]["alu_stage_reg_write"] == pytest.approx(unit, rel=1e-12)
+    assert c["unit_pj"]["alu_lane_op"] == pytest.approx(0.1 * (0.7 / 0.9) ** 2, rel=1e-12)
+    # _hand: ADD imm, ADD reg, SHR imm, each one iteration of 4 micro-ops on 16 lanes; the last two chained
+    st = {k: Simulator(p.config).time(p) for k, p in (("chained", _hand(3)[0]), ("unchained", _hand(3, chain=False)[0]),
+                                                      ("one", _hand(1, chain=False)[0]))}
+    assert st["chained"].activity["alu_chain_lane_ops"] == 2 * 4 * 16
+    assert st["chained"].energy_pj["alu_stage_regs"] == pytest.approx(2 * 4 * 16 * unit, rel=1e-12)
+    for k in st:  # the operations themselves are priced as before: 3 x 4 x 16 adder lane ops
+        assert st[k].energy_pj["alu"] == pytest.approx(3 * 4 * 16 * 0.1 * (0.7 / 0.9) ** 2, rel=1e-12)
+    for k in ("unchained", "one"):
+        assert st[k].activity["alu_chain_lane_ops"] == 0 and st[k].energy_pj["alu_stage_regs"] == 0
+    for k in st:
+        e = st[k].energy_pj
+        assert e["total"] == pytest.approx(sum(v for p, v in e.items() if p != "total"), rel=1e-12)
+    # a 1x1 conv, 16 channels on 14x14 (196 vectors, one tile), epilogue ADD(vec) MUL SHR MAX MIN: chains of
+    # 2 stages [2, 2, 1] chain 2 instructions, 5 and 8 stages one chain of 5 (4 chained)
+    wl = Workload.conv2d(1, 16, 14, 14, 16, 1, bias=True, multiplier=3, shift=6, relu=True, out_dtype="int8")
+    k = tc.Knobs(1, 1, 14, 14, 1, "nchw", 1)
+    for s, chained in ((1, 0), (2, 2), (5, 4), (8, 4)):
+        cfg = CFG.replace(alu_stages=s)
+        r = tc.build(wl, cfg, knobs=k).time()
+        assert r.activity["alu_chain_lane_ops"] == chained * 196 * 16
+        assert r.energy_pj["alu_stage_regs"] == pytest.approx(chained * 196 * 16 * unit, rel=1e-12)
+        assert A.predict(wl, cfg, k)["energy_pj"]["alu_stage_regs"] == pytest.approx(chained * 196 * 16 * unit,
+                                                                                   rel=1e-12)
 
 
 def test_stages_cost_area_and_leakage():

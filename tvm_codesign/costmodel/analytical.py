@@ -49,9 +49,9 @@ LAYER_FIELDS = ("g", "nb", "cib", "cob", "h", "w", "oh", "ow", "kh", "kw", "sh",
 KNOB_FIELDS = ("tile_n", "tile_co", "tile_h", "tile_w", "tile_ci", "order", "vthreads", "inp_tile")
 # per-config physical costs (physical.costs, computed once per config in ``columns``; NaN if it cannot be built):
 # pJ per event / per byte at the operating voltage, leakage and DRAM background power mW, clock, area
-COST_FIELDS = ("e_mac", "e_alu", "e_alu_mul", "e_wire", "e_dma", "e_dram_rd", "e_dram_wr", "e_uop_rd", "e_uop_wr",
-               "e_inp_rd", "e_inp_wr", "e_wgt_rd", "e_wgt_wr", "e_acc_rd", "e_acc_wr", "p_leak_mw", "p_bg_mw", "clock_mhz",
-               "area_total_mm2")
+COST_FIELDS = ("e_mac", "e_alu", "e_alu_mul", "e_alu_reg", "e_wire", "e_dma", "e_dram_rd", "e_dram_wr", "e_uop_rd",
+               "e_uop_wr", "e_inp_rd", "e_inp_wr", "e_wgt_rd", "e_wgt_wr", "e_acc_rd", "e_acc_wr", "p_leak_mw", "p_bg_mw",
+               "clock_mhz", "area_total_mm2")
 FIELDS = CONFIG_FIELDS + LAYER_FIELDS + KNOB_FIELDS + COST_FIELDS
 _FLOAT_FIELDS = frozenset(("dram_bandwidth",) + COST_FIELDS)
 _LOOPS = "nchw"
@@ -79,9 +79,9 @@ def cost_row(cfg) -> list:
     except physical.PhysicalError:
         return [float("nan")] * (len(COST_FIELDS) - 2) + [cfg.clock_mhz, float("nan")]
     u = c["unit_pj"]
-    return [u["mac"], u["alu_lane_op"], u["alu_mul_lane_op"], u["wiring_per_gemm_cycle"], u["dma_per_dram_byte"],
-            u["dram_read_byte"], u["dram_write_byte"]] + [u[f"{b}_{rw}_byte"] for b in ("uop", "inp", "wgt", "acc")
-                                                          for rw in ("read", "write")] + [
+    return [u["mac"], u["alu_lane_op"], u["alu_mul_lane_op"], u["alu_stage_reg_write"], u["wiring_per_gemm_cycle"],
+            u["dma_per_dram_byte"], u["dram_read_byte"], u["dram_write_byte"]] + [
+        u[f"{b}_{rw}_byte"] for b in ("uop", "inp", "wgt", "acc") for rw in ("read", "write")] + [
         c["leakage_mw"], c["dram_background_mw"], cfg.clock_mhz, c["area_mm2"]["total"]]
 
 
@@ -343,7 +343,8 @@ def evaluate(cols: dict) -> dict:
     sram_write = {"uop": k["dram_read"]["UOP"], "inp": k["sram_inp_written"], "wgt": k["dram_read"]["WGT"],
                   "acc": k["dram_read"]["ACC"] + (mac + reset + k["pass_ev"]) * e_acc}
     energy = {"mac": mac * macs_pc * c["e_mac"],
-              "alu": (alu - k["alu_mul_ev"]) * lanes * c["e_alu"] + k["alu_mul_ev"] * lanes * c["e_alu_mul"]}
+              "alu": (alu - k["alu_mul_ev"]) * lanes * c["e_alu"] + k["alu_mul_ev"] * lanes * c["e_alu_mul"],
+              "alu_stage_regs": (alu - k["pass_ev"]) * lanes * c["e_alu_reg"]}  # chained lane ops' stage registers
     for b in ("uop", "inp", "wgt", "acc"):
         energy[f"{b}_sram"] = sram_read[b] * c[f"e_{b}_rd"] + sram_write[b] * c[f"e_{b}_wr"]
     energy["wiring"] = mac * c["e_wire"]

@@ -10,7 +10,10 @@ Sources:
   per cycle; default batch * block_out, VTA's width). A chained ALU (``alu_stages`` > 1, simulator/chains.py) has
   that datapath once per stage, so any stage runs any operation, and an acc_bits register between stages.
 - [NanGate45] NanGate FreePDK45 Open Cell Library: DFF_X1 4.522 um^2, FA_X1 4.256 um^2: a register bit is priced
-  as an [H14] adder bit at that ratio (the stage registers; one-stage lanes keep VTA's price).
+  as an [H14] adder bit at that ratio (the stage registers; one-stage lanes keep VTA's price). Its write energy
+  likewise: per bit the [H14] 32-bit adder's energy per bit x that ratio, taking switched capacitance proportional
+  to cell area within one library (a modelling choice, not a published register energy). A stage register is
+  written once per lane element of a chained ALU instruction (the stage before hands it its operand).
 - [CACTI-W] CACTI 7 wire model at the node (delay-optimal repeated semi-global wires, printed with every CACTI
   run of ``physical/cacti.py``): 32 nm 0.1927 ns/mm, 0.350 pJ/mm per transition, 0.0281 mW/mm leakage,
   0.064 um pitch; 45 nm 0.1618 ns/mm, 0.438 pJ/mm, 0.0302 mW/mm, 0.090 um pitch; 65 nm 0.1569 ns/mm, 0.622 pJ/mm,
@@ -87,6 +90,12 @@ def alu_lane_um2(cfg, nm) -> float:
 def alu_op_pj(cfg, nm) -> tuple[float, float]:
     """(add/min/max/shift lane op, MUL lane op) in pJ."""
     return power_law(ADD_PJ, cfg.acc_bits) * _e(nm), power_law(MUL_PJ, cfg.imm_bits) * _e(nm)
+
+
+def alu_stage_reg_pj(cfg, nm) -> float:
+    """Writing one acc_bits-wide stage register ([NanGate45]) in pJ: acc_bits x [H14]'s 32-bit adder energy per bit
+    x DFF_PER_FA."""
+    return cfg.acc_bits * ADD_PJ[32] / 32 * DFF_PER_FA * _e(nm)
 
 
 def core_um2(cfg, nm) -> float:

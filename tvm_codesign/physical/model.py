@@ -126,6 +126,7 @@ def _compute(cfg) -> dict:
     select = precision.select_pj_per_slot_cycle(cfg) * used * logic._e(nm) / view.mode_spec.factor \
         if view.mode_spec.sparse else 0.0
     unit = {"mac": (slot_pj * precision.product_fraction(view) + select) * dyn, "alu_lane_op": add_pj * dyn, "alu_mul_lane_op": mul_pj * dyn,
+            "alu_stage_reg_write": logic.alu_stage_reg_pj(cfg, nm) * dyn,
             "wiring_per_gemm_cycle": wires["pj_per_cycle"] * dyn, "dma_per_dram_byte": dma["pj_per_dram_byte"] * dyn,
             "dram_read_byte": dram_rd, "dram_write_byte": dram_wr}
     # per byte: one access moves the whole port (every bank once); a mode's input / weight row may be narrower than
@@ -180,7 +181,8 @@ def energy_pj(cfg, act: dict, cycles: float) -> dict:
     seconds = cycles / (cfg.clock_mhz * 1e6)
     out = {"mac": act["macs"] * u["mac"],
            "alu": (act["alu_lane_ops"] - act["alu_mul_lane_ops"]) * u["alu_lane_op"]
-           + act["alu_mul_lane_ops"] * u["alu_mul_lane_op"]}
+           + act["alu_mul_lane_ops"] * u["alu_mul_lane_op"],
+           "alu_stage_regs": act["alu_chain_lane_ops"] * u["alu_stage_reg_write"]}  # a chained lane op's operand
     for b in BUFFERS:
         out[f"{b}_sram"] = act["sram_read_bytes"][b] * u[f"{b}_read_byte"] + act["sram_write_bytes"][b] * u[f"{b}_write_byte"]
     out["wiring"] = act["macs"] / cfg.macs_per_cycle * u["wiring_per_gemm_cycle"]
