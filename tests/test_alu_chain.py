@@ -212,38 +212,37 @@ def test_energy_counts_one_accumulator_read_and_write_per_pass():
         assert e[s] == pytest.approx(st[s].energy_pj["acc_sram"], rel=1e-6)
 
 
-def test_stage_registers_charge_each_chained_lane_op():
-    """A chained instruction's lane elements read their operand from the stage register the stage before wrote: one
-    acc_bits register write each, priced per bit as Horowitz's 32-bit adder (0.1 pJ / 32 bits at 0.9 V) x the
-    NanGate45 DFF/FA area ratio 4.522/4.256, at vta_default's 0.7 V. Unchained passes write none."""
+def test_stage_registers_charge_every_pass_through_every_stage():
+    """Every lane element of a pass crosses all stages (the fill is a cycle longer per stage on every pass), writing
+    each of the alu_stages - 1 acc_bits registers once, priced per bit as Horowitz's 32-bit adder (0.1 pJ / 32 bits
+    at 0.9 V) x the NanGate45 DFF/FA area ratio 4.522/4.256, at vta_default's 0.7 V. One stage: no register."""
     c = tc.physical.costs(CFG.replace(alu_stages=3))
     assert c["vdd"] == 0.7 and c["tech_nm"] == 45  # vta_default's clock runs at the 45 nm LOP supply
     unit = 32 * 0.1 / 32 * 4.522 / 4.256 * (0.7 / 0.9) ** 2
     assert c["unit_pj"]["alu_stage_reg_write"] == pytest.approx(unit, rel=1e-12)
     assert c["unit_pj"]["alu_lane_op"] == pytest.approx(0.1 * (0.7 / 0.9) ** 2, rel=1e-12)
-    # _hand: ADD imm, ADD reg, SHR imm, each one iteration of 4 micro-ops on 16 lanes; the last two chained
+    # _hand: ADD imm, ADD reg, SHR imm, each one iteration of 4 micro-ops on 16 lanes; chained: one pass, unchained
+    # three, through 2 registers each (3 stages)
     st = {k: Simulator(p.config).time(p) for k, p in (("chained", _hand(3)[0]), ("unchained", _hand(3, chain=False)[0]),
                                                       ("one", _hand(1, chain=False)[0]))}
-    assert st["chained"].activity["alu_chain_lane_ops"] == 2 * 4 * 16
-    assert st["chained"].energy_pj["alu_stage_regs"] == pytest.approx(2 * 4 * 16 * unit, rel=1e-12)
-    for k in st:  # the operations themselves are priced as before: 3 x 4 x 16 adder lane ops
+    for k, writes in (("chained", 1 * 4 * 16 * 2), ("unchained", 3 * 4 * 16 * 2), ("one", 0)):
+        assert st[k].activity["alu_stage_reg_writes"] == writes, k
+        assert st[k].energy_pj["alu_stage_regs"] == pytest.approx(writes * unit, rel=1e-12)
+        # the operations themselves are priced as before: 3 x 4 x 16 adder lane ops
         assert st[k].energy_pj["alu"] == pytest.approx(3 * 4 * 16 * 0.1 * (0.7 / 0.9) ** 2, rel=1e-12)
-    for k in ("unchained", "one"):
-        assert st[k].activity["alu_chain_lane_ops"] == 0 and st[k].energy_pj["alu_stage_regs"] == 0
-    for k in st:
         e = st[k].energy_pj
         assert e["total"] == pytest.approx(sum(v for p, v in e.items() if p != "total"), rel=1e-12)
-    # a 1x1 conv, 16 channels on 14x14 (196 vectors, one tile), epilogue ADD(vec) MUL SHR MAX MIN: chains of
-    # 2 stages [2, 2, 1] chain 2 instructions, 5 and 8 stages one chain of 5 (4 chained)
+    # a 1x1 conv, 16 channels on 14x14 (196 vectors, one tile), epilogue ADD(vec) MUL SHR MAX MIN: 2 stages chain
+    # [2, 2, 1] (3 passes), 5 and 8 stages one chain of 5 (1 pass)
     wl = Workload.conv2d(1, 16, 14, 14, 16, 1, bias=True, multiplier=3, shift=6, relu=True, out_dtype="int8")
     k = tc.Knobs(1, 1, 14, 14, 1, "nchw", 1)
-    for s, chained in ((1, 0), (2, 2), (5, 4), (8, 4)):
+    for s, passes in ((1, 5), (2, 3), (5, 1), (8, 1)):
         cfg = CFG.replace(alu_stages=s)
+        writes = passes * 196 * 16 * (s - 1)
         r = tc.build(wl, cfg, knobs=k).time()
-        assert r.activity["alu_chain_lane_ops"] == chained * 196 * 16
-        assert r.energy_pj["alu_stage_regs"] == pytest.approx(chained * 196 * 16 * unit, rel=1e-12)
-        assert A.predict(wl, cfg, k)["energy_pj"]["alu_stage_regs"] == pytest.approx(chained * 196 * 16 * unit,
-                                                                                   rel=1e-12)
+        assert r.activity["alu_stage_reg_writes"] == writes
+        assert r.energy_pj["alu_stage_regs"] == pytest.approx(writes * unit, rel=1e-12)
+        assert A.predict(wl, cfg, k)["energy_pj"]["alu_stage_regs"] == pytest.approx(writes * unit, rel=1e-12)
 
 
 def test_stages_cost_area_and_leakage():

@@ -344,7 +344,7 @@ def evaluate(cols: dict) -> dict:
                   "acc": k["dram_read"]["ACC"] + (mac + reset + k["pass_ev"]) * e_acc}
     energy = {"mac": mac * macs_pc * c["e_mac"],
               "alu": (alu - k["alu_mul_ev"]) * lanes * c["e_alu"] + k["alu_mul_ev"] * lanes * c["e_alu_mul"],
-              "alu_stage_regs": (alu - k["pass_ev"]) * lanes * c["e_alu_reg"]}  # chained lane ops' stage registers
+              "alu_stage_regs": k["pass_ev"] * lanes * (c["alu_stages"] - 1) * c["e_alu_reg"]}  # every pass crosses every stage
     for b in ("uop", "inp", "wgt", "acc"):
         energy[f"{b}_sram"] = sram_read[b] * c[f"e_{b}_rd"] + sram_write[b] * c[f"e_{b}_wr"]
     energy["wiring"] = mac * c["e_wire"]

@@ -12,8 +12,9 @@ Sources:
 - [NanGate45] NanGate FreePDK45 Open Cell Library: DFF_X1 4.522 um^2, FA_X1 4.256 um^2: a register bit is priced
   as an [H14] adder bit at that ratio (the stage registers; one-stage lanes keep VTA's price). Its write energy
   likewise: per bit the [H14] 32-bit adder's energy per bit x that ratio, taking switched capacitance proportional
-  to cell area within one library (a modelling choice, not a published register energy). A stage register is
-  written once per lane element of a chained ALU instruction (the stage before hands it its operand).
+  to cell area within one library (a modelling choice, not a published register energy). Every lane element of
+  a pass crosses all stages (the fill is one cycle longer per stage on every pass, chained or not), writing each
+  of the alu_stages - 1 registers once.
 - [CACTI-W] CACTI 7 wire model at the node (delay-optimal repeated semi-global wires, printed with every CACTI
   run of ``physical/cacti.py``): 32 nm 0.1927 ns/mm, 0.350 pJ/mm per transition, 0.0281 mW/mm leakage,
   0.064 um pitch; 45 nm 0.1618 ns/mm, 0.438 pJ/mm, 0.0302 mW/mm, 0.090 um pitch; 65 nm 0.1569 ns/mm, 0.622 pJ/mm,

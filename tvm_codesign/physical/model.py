@@ -182,7 +182,7 @@ def energy_pj(cfg, act: dict, cycles: float) -> dict:
     out = {"mac": act["macs"] * u["mac"],
            "alu": (act["alu_lane_ops"] - act["alu_mul_lane_ops"]) * u["alu_lane_op"]
            + act["alu_mul_lane_ops"] * u["alu_mul_lane_op"],
-           "alu_stage_regs": act["alu_chain_lane_ops"] * u["alu_stage_reg_write"]}  # a chained lane op's operand
+           "alu_stage_regs": act["alu_stage_reg_writes"] * u["alu_stage_reg_write"]}
     for b in BUFFERS:
         out[f"{b}_sram"] = act["sram_read_bytes"][b] * u[f"{b}_read_byte"] + act["sram_write_bytes"][b] * u[f"{b}_write_byte"]
     out["wiring"] = act["macs"] / cfg.macs_per_cycle * u["wiring_per_gemm_cycle"]

@@ -70,7 +70,7 @@ def activity(program: Program) -> dict:
         "gemm_uop_iterations": mac_ev + reset_ev,
         "alu_lane_ops": alu_ev * lanes,
         "alu_mul_lane_ops": alu_mul_ev * lanes,
-        "alu_chain_lane_ops": (alu_ev - pass_ev) * lanes,  # operands read from a stage register (chains.py)
+        "alu_stage_reg_writes": pass_ev * lanes * (cfg.alu_stages - 1),  # a pass crosses every stage (chains.py)
         "sram_read_bytes": {
             "uop": (mac_ev + reset_ev + alu_ev) * cfg.uop_bytes,
             "inp": mac_ev * cfg.inp_elem_bytes,
