@@ -17,7 +17,7 @@ import pytest
 import tvm_codesign as tc
 from tvm_codesign.hardware.space import DesignSpace
 from tvm_codesign.schedules import store
-from tvm_codesign.schedules.layout import fold_kw
+from tvm_codesign.schedules.layout import fold
 from tvm_codesign.tuner.log import read
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def test_tuned_config_carries_its_schedules_from_any_directory(tmp_path, monkeyp
         assert cfg.name == f"{res.run}_latency" and cfg.key == res.space.config(rec["point"]).key, how
         for row in rec["layers"]:
             wl = by_key[row["key"]]
-            assert store.lookup(fold_kw(wl, cfg) or wl, cfg) == tc.Knobs.from_dict(row["knobs"]), (how, row["name"])
+            assert store.lookup(fold(wl, cfg) or wl, cfg) == tc.Knobs.from_dict(row["knobs"]), (how, row["name"])
     # and build uses them: the tuned knobs, not the default schedule
     row = rec["layers"][0]
     m = tc.build(by_key[row["key"]], res.config("latency"))

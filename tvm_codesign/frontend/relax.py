@@ -68,7 +68,7 @@ def _unflat(i, dims: list[int]) -> list:
 
 def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Workload | None = None) -> tirx.PrimFunc:
     """User data (NCHW; (..., M, K) for dense; (..., M, K) for batch matmul) -> packed
-    (G, N/b, C/BI, H, W, b, BI) of the kernel's workload ``kwl`` (default ``wl``; ``fold_kw(wl)`` or merged
+    (G, N/b, C/BI, H, W, b, BI) of the kernel's workload ``kwl`` (default ``wl``; ``layout.fold(wl)`` or merged
     groups, ``schedules/groups.py``), zero-padded."""
     kwl = kwl or wl
     x = te.placeholder(shape, "int8", name="x")
@@ -76,8 +76,12 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Work
     zero = tirx.const(0, "int8")
 
     def at(g, n, c, h, w):
-        if kwl.kw != wl.kw:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
+        if kwl.kh != wl.kh:  # folded window: channel c = (ci * KH + i) * KW + j reads row h * SH + i, column w * SW + j
+            ci, i, j = c // (wl.kh * wl.kw), c // wl.kw % wl.kh, c % wl.kw
+            row, col = h * wl.stride[0] + i - wl.pad[0], w * wl.stride[1] + j - wl.pad[1]
+        elif kwl.kw != wl.kw:  # folded kernel columns: channel c = ci * KW + j reads column w * SW + j
             ci, col, row = c // wl.kw, w * wl.stride[1] + c % wl.kw - wl.pad[1], h - wl.pad[0]
+        if (kwl.kh, kwl.kw) != (wl.kh, wl.kw):
             inside = tirx.all(row >= 0, row < wl.h, col >= 0, col < wl.w)
             return tirx.if_then_else(inside, x[n, ci, tirx.max(tirx.min(row, wl.h - 1), 0),
                                                tirx.max(tirx.min(col, wl.w - 1), 0)], zero)
@@ -99,13 +103,15 @@ def _pack_data(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kwl: Work
 def _pack_weight(wl: Workload, cfg: AcceleratorConfig, shape: list[int], kn: bool,
                  kwl: Workload | None = None) -> tirx.PrimFunc:
     """User weights (OIHW, or K x N / ... x K x N for matmul) -> packed (G, O/BO, C/BI, KH, KW, BO, BI) of the
-    kernel's workload ``kwl`` (default ``wl``; ``fold_kw(wl)`` or merged groups: block-diagonal)."""
+    kernel's workload ``kwl`` (default ``wl``; ``layout.fold(wl)`` or merged groups: block-diagonal)."""
     kwl = kwl or wl
     w = te.placeholder(shape, "int8", name="w")
     BI, BO = cfg.block_in, cfg.block_out
     zero = tirx.const(0, "int8")
 
     def at(g, o, c, kh, kw):
+        if kwl.kh != wl.kh:  # folded window
+            return w[o, c // (wl.kh * wl.kw), c // wl.kw % wl.kh, c % wl.kw]
         if kwl.kw != wl.kw:
             return w[o, c // wl.kw, kh, c % wl.kw]
         if wl.kind == "conv2d":  # merged groups: group j of kernel group g is block (j, j), zero elsewhere

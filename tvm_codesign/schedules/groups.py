@@ -19,7 +19,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..hardware.config import AcceleratorConfig
-from .layout import fold_kw
+from .layout import fold
 from .workload import Workload
 
 
@@ -82,11 +82,11 @@ def merged(wl: Workload, cfg: AcceleratorConfig, k: int | None = None) -> Worklo
 
 
 def kernel_workload(wl: Workload, cfg: AcceleratorConfig) -> Workload:
-    """The workload ``compile`` runs for a model's layer ``wl``: an RGB stem's kernel columns folded into
-    channels (``layout.fold_kw``), a grouped conv's groups merged by ``merge_factor`` (whatever ``wl.merge``
+    """The workload ``compile`` runs for a model's layer ``wl``: a stem's kernel columns or whole window folded
+    into channels (``layout.fold``), a grouped conv's groups merged by ``merge_factor`` (whatever ``wl.merge``
     says: the merge is the kernel's choice, the results are the same), or ``wl`` itself. In a 2:4 mode groups
     whose channels are not a multiple of 4 stay unmerged: merged, a group of 4 along the reduction would span two
     of the user's groups (pruned apart)."""
     if wl.kind == "conv2d" and wl.groups > 1 and cfg.mode_spec.sparse and wl.ci % 4:
         return merged(wl, cfg, 1)
-    return fold_kw(wl, cfg) or (merged(wl, cfg) if wl.kind == "conv2d" and wl.groups > 1 else wl)
+    return fold(wl, cfg) or (merged(wl, cfg) if wl.kind == "conv2d" and wl.groups > 1 else wl)

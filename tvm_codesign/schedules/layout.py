@@ -30,6 +30,10 @@ def packed_shapes(wl: Workload, cfg: AcceleratorConfig) -> dict:
             "out": (g, nb, cob, wl.oh, wl.ow, B, BO)}
 
 
+def _blocks(c: int, cfg: AcceleratorConfig) -> int:
+    return -(-c // cfg.block_in)
+
+
 def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     """A conv with few input channels (an RGB stem) wastes most of each BLOCK_IN-wide GEMM on channel padding.
     Folding the kernel columns into channels (x'[c*KW + j, y, x] = x_pad[c, y, x*SW + j], w'[o, c*KW + j, i, 0]
@@ -37,11 +41,32 @@ def fold_kw(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     (or a grouped conv, or a 2:4 sparse mode: its groups of 4 run along the user's input channels)."""
     if wl.kind != "conv2d" or wl.kw == 1 or wl.groups > 1 or cfg.mode_spec.sparse:
         return None
-    blocks = lambda c: -(-c // cfg.block_in)
-    if blocks(wl.ci * wl.kw) >= blocks(wl.ci) * wl.kw:
+    if _blocks(wl.ci * wl.kw, cfg) >= _blocks(wl.ci, cfg) * wl.kw:
         return None
     return dataclasses.replace(wl, ci=wl.ci * wl.kw, h=wl.h + 2 * wl.pad[0], w=wl.ow, kw=1, stride=(wl.stride[0], 1),
                                pad=(0, 0))
+
+
+def fold_window(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
+    """The whole kernel window folded into channels (im2col: x'[(c*KH + i)*KW + j, y, x] = x_pad[c, y*SH + i,
+    x*SW + j], w'[o, (c*KH + i)*KW + j, 0, 0] = w[o, c, i, j]): a 1x1 conv over the output pixels. Taken only
+    where it beats the column fold (``fold_kw``) on both counts: fewer GEMM micro-op iterations (blocks of the
+    reduction per output pixel) and no more input vectors to load (each output pixel's window is loaded once,
+    against the column-folded input's padded rows): a 1-channel stride-1 stem (1 x 9 channels in one block instead
+    of 3 x 1), not a strided RGB stem (whose windows overlap and would be loaded several times). None otherwise, for
+    grouped convs and in 2:4 sparse modes (as ``fold_kw``)."""
+    if wl.kind != "conv2d" or wl.kh * wl.kw == 1 or wl.groups > 1 or cfg.mode_spec.sparse:
+        return None
+    col = fold_kw(wl, cfg) or wl
+    window = _blocks(wl.ci * wl.kh * wl.kw, cfg)
+    if window >= _blocks(col.ci, cfg) * col.kh * col.kw or wl.oh * wl.ow * window > col.h * col.w * _blocks(col.ci, cfg):
+        return None
+    return dataclasses.replace(wl, ci=wl.ci * wl.kh * wl.kw, h=wl.oh, w=wl.ow, kh=1, kw=1, stride=(1, 1), pad=(0, 0))
+
+
+def fold(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
+    """The folded workload a conv runs (``fold_window``, else ``fold_kw``), or None if neither gains."""
+    return fold_window(wl, cfg) or fold_kw(wl, cfg)
 
 
 def _canon(wl: Workload, a: np.ndarray, what: str) -> np.ndarray:
