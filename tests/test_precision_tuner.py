@@ -91,10 +91,11 @@ def test_model_search_learns_after_the_prior_head():
 
 
 def test_best_assignment_against_brute_force():
-    """Per hardware config: the latency-only weighting is exact (brute force over all 12^2 assignments of two
-    layers); the EDP pick is feasible and within the weightings' reach of the EDP optimum."""
+    """Per hardware config: the least-EDP assignment is the brute-force optimum over all 12^2 assignments of two
+    layers within the budget, and the latency-only knapsack the least latency."""
     hw = M.flexible(AcceleratorConfig.load("vta_default"), 2, True)
     layers, drops, costs = LAYERS[:2], _drops(3), P.Costs()
+    drops = {n: {q: round(v, 2) for q, v in d.items()} for n, d in drops.items()}  # on the knapsack's grid
     best = P.best_assignment(costs, hw, layers, drops, 0.5)
     rows = []
     for qa in P.QUANT:
@@ -103,11 +104,35 @@ def test_best_assignment_against_brute_force():
             if P.estimate(drops, assign) <= 0.5 + 1e-9:
                 rows.append(costs.network(hw, layers, assign))
     assert P.estimate(drops, best[0]) <= 0.5 + 1e-9
-    assert best[1]["edp"] <= min(r["edp"] for r in rows) * 1.05
+    assert best[1]["edp"] == pytest.approx(min(r["edp"] for r in rows), rel=1e-12)
     lat = np.array([[costs.layer(hw, wl, M.runnable(hw, q))["cycles"] for q in P.QUANT] for _, wl in layers])
     d = np.array([[0.0 if q == M.Mode() else drops[n][P.qname(q)] for q in P.QUANT] for n, _ in layers])
     pick = P.knapsack(lat, d, 0.5)
     assert lat[0, pick[0]] + lat[1, pick[1]] == pytest.approx(min(r["latency_s"] for r in rows) * hw.clock_mhz * 1e6)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_least_edp_is_the_brute_force_optimum(seed):
+    """Random tables of 5 layers x 4 choices (latency and energy trading against each other, some choices without a
+    schedule, drops on the 0.01 grid): the least (sum latency) x (sum energy) within the budget, as brute force
+    over all 4^5 assignments finds it, also where no fixed weighting of latency and energy reaches it."""
+    rng = np.random.default_rng(seed)
+    lat = rng.uniform(1, 10, (5, 4)) * rng.uniform(0.2, 5, (5, 1))
+    en = rng.uniform(1, 10, (5, 4)) * rng.uniform(0.2, 5, (5, 1))
+    lat[:, 0], en[:, 0] = np.maximum(lat[:, 0], 8), np.maximum(en[:, 0], 8)  # the w8a8-like column: slow, costly
+    lat[:, 1:][rng.random((5, 3)) < 0.1] = np.inf
+    drop = np.round(rng.uniform(0, 0.5, (5, 4)), 2)
+    drop[:, 0] = 0
+    budget = float(np.round(rng.uniform(0.2, 1.2), 2))
+    best = np.inf
+    for c in itertools.product(range(4), repeat=5):
+        c = np.array(c)
+        if drop[range(5), c].sum() <= budget + 1e-9:
+            best = min(best, lat[range(5), c].sum() * en[range(5), c].sum())
+    pick = P.least_edp(lat, en, drop, budget)
+    assert drop[range(5), pick].sum() <= budget + 1e-9
+    assert lat[range(5), pick].sum() * en[range(5), pick].sum() == pytest.approx(best, rel=1e-12)
+    assert P.least_edp(lat + np.inf, en, drop, budget) is None
 
 
 def test_modes_without_an_estimate_are_never_offered():

@@ -11,8 +11,8 @@ estimate is within the budget and the hardware within the space's limits.
 
 Because the cost is a sum over layers once the hardware is fixed, the best quantisation for a hardware config under
 an accuracy budget is a multiple-choice knapsack (``best_assignment``: exact dynamic programming over the drop
-budget in steps of ``RESOLUTION`` points for each of a few latency/energy weightings, keeping the least EDP of
-those: exact per weighting, not for EDP itself, a product, whose optimum may lie between the weightings). Searches
+budget in steps of ``RESOLUTION`` points, ``knapsack``); the least EDP, a product, is the best of the latency /
+energy weightings along the lower-left hull of the feasible sums (``least_edp``), exact on that grid). Searches
 (``search``) spend a budget of network evaluations (one = every layer of the network costed once; a knapsack over
 a hardware config costs its distinct (layer, mode) evaluations / layers):
 - ``model``: hardware in the order of the int8 roofline prior's EDP (``Pool.prior``), each core kind, the
@@ -36,7 +36,6 @@ from .pool import Pool
 QUANT = M.LAYER_MODES
 CORES = ((8, False), (4, False), (2, False), (8, True), (4, True), (2, True))  # (gemm_min_bits, sparse_2_4)
 RESOLUTION = 0.01  # knapsack step of the accuracy budget, points
-WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # latency weight of the knapsack's scalarisation
 
 
 def qname(q: M.Mode) -> str:
@@ -111,10 +110,45 @@ def knapsack(costs: np.ndarray, drops: np.ndarray, budget: float) -> np.ndarray 
     return np.array(out[::-1])
 
 
+def least_edp(lat: np.ndarray, en: np.ndarray, drops: np.ndarray, budget: float) -> np.ndarray | None:
+    """Per row (layer) the column (choice) minimising (summed latency) x (summed energy) with summed drop <= budget
+    (``knapsack``'s grid); None if nothing fits. Exact: log L + log E is concave, so its minimum over the convex hull
+    of the feasible (L, E) sums lies at a vertex of the hull's lower-left chain, which is the optimum of a weighting
+    a L + b E (a, b >= 0). The chain's vertices are found as in Aneja & Nair's bicriteria method (Management Science
+    25(1), 1979): from the least-latency and least-energy ends, each segment's normal is the next weighting, a knapsack
+    each, until no point lies below a segment."""
+    ok = np.isfinite(lat) & np.isfinite(en)
+    rows = np.arange(len(lat))
+
+    def solve(a: float, b: float):
+        with np.errstate(invalid="ignore"):  # 0 x inf where a choice has no schedule: masked to inf
+            pick = knapsack(np.where(ok, a * lat + b * en, np.inf), drops, budget)
+        return None if pick is None else (float(lat[rows, pick].sum()), float(en[rows, pick].sum()), pick)
+
+    first = solve(1.0, 0.0)
+    if first is None:
+        return None
+    l0, e0 = first[0], first[1]
+    lat, en = lat / l0, en / e0  # both ends near 1: one tolerance serves every weighting
+    tie = 1e-9
+    ends = [solve(1.0, tie), solve(tie, 1.0)]  # least latency, then least energy among ties (and the reverse)
+    chain, todo = list(ends), [tuple(ends)]
+    while todo:
+        a, b = todo.pop()
+        if a[0] >= b[0] or a[1] <= b[1]:
+            continue  # one point, or no trade between them
+        wa, wb = a[1] - b[1], b[0] - a[0]  # the segment's normal
+        p = solve(wa, wb)
+        if wa * p[0] + wb * p[1] < (wa * a[0] + wb * a[1]) * (1 - 1e-12):
+            chain.append(p)
+            todo += [(a, p), (p, b)]
+    return min(chain, key=lambda v: v[0] * v[1])[2]
+
+
 def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
                     quant: tuple = QUANT) -> tuple[dict, dict] | None:
     """The quantisation of ``layers`` (each one of ``quant``) with the least EDP on ``hw`` whose estimated drop is
-    within ``budget``: (assignment, network result), or None if no layer has a schedule."""
+    within ``budget`` (``least_edp``): (assignment, network result), or None if no layer has a schedule."""
     lat = np.full((len(layers), len(quant)), np.inf)
     en = np.full_like(lat, np.inf)
     d = np.array([[drops[n].get(qname(q), 0.0) if qname(q) != "w8a8" else 0.0 for q in quant] for n, _ in layers])
@@ -128,19 +162,12 @@ def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
     base = quant.index(M.Mode())
     if not np.isfinite(lat[:, base]).all():
         return None
-    l0, e0 = lat[:, base].sum(), en[:, base].sum()
-    best = None
-    for w in WEIGHTS:
-        with np.errstate(invalid="ignore"):  # 0 x inf where a mode has no schedule: masked to inf
-            cost = np.where(np.isfinite(lat) & np.isfinite(en), w * lat / l0 + (1 - w) * en / e0, np.inf)
-        pick = knapsack(np.nan_to_num(cost, nan=np.inf), d, budget)
-        if pick is None:
-            continue
-        assign = {n: quant[j] for (n, _), j in zip(layers, pick)}
-        r = costs.network(hw, layers, assign)
-        if r["feasible"] and (best is None or r["edp"] < best[1]["edp"]):
-            best = (assign, r)
-    return best
+    pick = least_edp(lat, en, d, budget)
+    if pick is None:
+        return None
+    assign = {n: quant[j] for (n, _), j in zip(layers, pick)}
+    r = costs.network(hw, layers, assign)
+    return (assign, r) if r["feasible"] else None
 
 
 class Problem:
