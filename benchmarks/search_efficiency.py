@@ -20,8 +20,8 @@ gap of their best (worst over the two objectives).
 per-layer w8/4/2 a8/4 dense or 2:4 on ResNet-18's 21 named layers; ``precision_space_size``), accuracy budget 1
 point of the per-layer sensitivity estimate (random weights: top-1 agreement with fp32 on 64 random inputs, cached
 in /tmp): model (prior-ordered hardware, then an XGBoost surrogate, each with its exact knapsack), random
-(rejection on the estimate) and NSGA-II at ``--precision-budget`` network evaluations (the model's last knapsack
-may finish past it: random and NSGA-II then get the evaluations it spent), ``--seeds`` seeds: best feasible EDP
+(rejection on the estimate) and NSGA-II at ``--precision-budget`` network evaluations each (the model search starts no
+knapsack its remaining budget cannot pay for), ``--seeds`` seeds: best feasible EDP
 and the hypervolume of (latency, energy) of the feasible
 points (reference: 1.1 x the worst feasible point any run found, normalised by its box). ``edp_gain_vs_random``:
 median over seeds of random's best EDP / model's. Last line with --json: one JSON object.
@@ -142,11 +142,11 @@ def precision_space(budget: int, seeds: int, space_name: str = "iso") -> dict:
     runs = []
     for seed in range(seeds):
         row = {"seed": seed}
-        b = budget
         for s in ("model", "random", "nsga2"):  # a fresh layer-cost cache per run: no run spends another's work
             p = P.Problem(space, layers, drops, 1.0, seed)
-            recs, spent = PS.SEARCHES[s](p, b, seed)
-            b = max(b, math.ceil(spent))  # the model's last knapsack may finish past the budget: the same for all
+            recs, spent = PS.SEARCHES[s](p, budget, seed)
+            if spent > budget + 1e-9:
+                raise RuntimeError(f"{s} spent {spent} evaluations of {budget}")
             row[s] = {"best_edp": recs[0]["edp"] if recs else None, "feasible": len(recs), "evaluations": spent,
                       "points": [(r["latency_s"], r["energy_j"]) for r in recs]}
         runs.append(row)

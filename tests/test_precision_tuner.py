@@ -68,7 +68,7 @@ def problem():
 @pytest.mark.parametrize("strategy", ["model", "random", "nsga2"])
 def test_searches_keep_the_budget(problem, strategy):
     recs, spent = S.SEARCHES[strategy](problem, 12, seed=1)
-    assert spent <= 12 + len(P.QUANT)  # the model's last knapsack may finish past the budget
+    assert spent <= 12 + 1e-9  # the model search starts no knapsack its remaining budget cannot pay for
     for r in recs:
         assert r["feasible"] and r["drop_estimate"] <= 0.6 + 1e-9
         assert r["drop_estimate"] == pytest.approx(P.estimate(problem.drops, {n: M.parse(M.canonical(q))
@@ -84,7 +84,7 @@ def test_model_search_learns_after_the_prior_head():
     def run(seed, head):
         p = P.Problem(DesignSpace.load("small"), LAYERS, _drops(), 0.6)
         recs, spent = S.model_guided(p, 40, seed, head=head)
-        assert spent <= 40 + len(P.QUANT)
+        assert spent <= 40 + 1e-9
         return {(r["point"], r["core"]) for r in recs}
     prior_only, a = run(0, 1.0), run(0, 0.25)
     assert a - prior_only and a == run(0, 0.25) and a != run(1, 0.25)
@@ -183,7 +183,7 @@ def test_verify_backs_off_when_the_estimate_misses():
     task = tasks.load("digits")
     layers = Mdl.named_layers(task.model, example_inputs=(task.example_input,), calibration=task.calibration)
     drops = {n: {"w8a8": 0.0, "w2a4": 0.0} for n, _ in layers}  # only w8a8 and w2a4 offered, both "free"
-    recs, prob = R.search(DesignSpace.load("small"), layers, drops, 0.5, 2, "model")
+    recs, prob = R.search(DesignSpace.load("small"), layers, drops, 0.5, 4, "model")
     first = dict(recs[0]["assign"])
     assert "w2a4" in first.values()
     ref = R.halves(task, task.compile("vta_default", progress=False), limit=60)
@@ -203,7 +203,7 @@ def test_backoff_never_retries_an_assignment(monkeypatch):
     each back-off try is a new assignment, the last w8a8."""
     drops = {n: {P.qname(q): 0.05 for q in P.QUANT} for n, _ in LAYERS}
     prob = P.Problem(DesignSpace.load("small"), LAYERS, drops, 1.0, cores=((4, False),))
-    recs, _ = S.SEARCHES["model"](prob, 2, 0)
+    recs, _ = S.SEARCHES["model"](prob, len(P.QUANT), 0)  # one knapsack at most
     assert any(q != "w8a8" for q in recs[0]["assign"].values())
     tried = []
 

@@ -145,6 +145,12 @@ def least_edp(lat: np.ndarray, en: np.ndarray, drops: np.ndarray, budget: float)
     return min(chain, key=lambda v: v[0] * v[1])[2]
 
 
+def knapsack_evals(costs: Costs, hw, layers: list, drops: dict, quant: tuple = QUANT) -> int:
+    """Layer evaluations ``best_assignment`` would compute on ``hw``: its distinct (layer, mode) pairs not cached."""
+    keys = {(hw.key, workload_key(wl), M.runnable(hw, q)) for name, wl in layers for q in quant if allowed(drops, name, q)}
+    return sum(k not in costs.cache for k in keys)
+
+
 def best_assignment(costs: Costs, hw, layers: list, drops: dict, budget: float,
                     quant: tuple = QUANT) -> tuple[dict, dict] | None:
     """The quantisation of ``layers`` (each one of ``quant``) with the least EDP on ``hw`` whose estimated drop is

@@ -1,7 +1,8 @@
 """Searches of the precision co-design space (tuner/precision.py) at a budget of network evaluations.
 
 One network evaluation = every layer of the network costed once (``Costs.evals`` / layers: what a random or NSGA-II
-point costs without cache hits, and what a knapsack over a hardware config costs per distinct (layer, mode)). Each
+point costs without cache hits, and what a knapsack over a hardware config costs per distinct (layer, mode); the
+model search starts no knapsack its remaining budget cannot pay for, so it ends within its budget). Each
 search returns its evaluated feasible points (least EDP first) and the evaluations it spent.
 - ``model``: hardware in the order of the int8 roofline prior's EDP (``Pool.prior``, computed for the whole pool
   before anything is evaluated, as the hardware tuner's prior), every core kind of it, each with its best
@@ -24,7 +25,7 @@ import logging
 import numpy as np
 
 from .network import Layer
-from .precision import Problem, best_assignment, estimate
+from .precision import Problem, best_assignment, estimate, knapsack_evals
 from .search import xgb_params
 
 
@@ -44,13 +45,20 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
     start, out, seen = p.costs.evals, [], []
     rng = np.random.default_rng(seed)
 
+    full = [False]
+
     def visit(k: int) -> bool:
-        """Evaluate candidate k; False if its hardware is over the limits (known without an evaluation)."""
-        taken[k] = True
+        """Evaluate candidate k; False if its hardware is over the limits (known without an evaluation) or its
+        knapsack would pass the budget (then ``full``: the search ends within its budget)."""
         i, core = divmod(k, n_c)
         hw = p.hardware(i, core)
         if hw is None:
+            taken[k] = True
             return False
+        if _spent(p, start) + knapsack_evals(p.costs, hw, p.layers, p.drops, p.quant) / len(p.layers) > budget + 1e-9:
+            full[0] = True
+            return False
+        taken[k] = True
         best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget, p.quant)
         if best is not None:
             r = p.evaluate(i, core, best[0])
@@ -62,9 +70,9 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
         if _spent(p, start) >= head * budget:
             break
         for core in range(n_c):
-            if _spent(p, start) < budget:
+            if _spent(p, start) < budget and not full[0]:
                 visit(i * n_c + core)
-    if not taken.all() and _spent(p, start) < budget:
+    if not taken.all() and _spent(p, start) < budget and not full[0]:
         import xgboost as xgb
         feats = p.pool.features(lat, en)
         kinds = np.log2(np.array([[bits, 2 if sparse else 1] for bits, sparse in p.cores], float))
@@ -72,7 +80,7 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
         base = np.repeat(prior, n_c)
         better = np.repeat(prior <= np.median(prior), n_c)
         Xall = xgb.DMatrix(X)  # built once: every fit predicts all candidates
-        while _spent(p, start) < budget and not taken.all():
+        while _spent(p, start) < budget and not taken.all() and not full[0]:
             if len(seen) >= 4:
                 ks, y = (np.array(v) for v in zip(*seen))
                 m = xgb.train(xgb_params(seed), xgb.DMatrix(X[ks], label=y), num_boost_round=120)
@@ -81,7 +89,7 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
                 score = base.copy()
             score[taken] = np.inf
             picks = 0
-            while picks < batch and _spent(p, start) < budget and not taken.all():
+            while picks < batch and _spent(p, start) < budget and not taken.all() and not full[0]:
                 free = np.flatnonzero(~taken & better) if rng.random() < 1 / 8 else []
                 k = int(rng.choice(free)) if len(free) else int(np.argmin(score))
                 picks += visit(k)
