@@ -58,8 +58,8 @@ def fold_window(wl: Workload, cfg: AcceleratorConfig) -> Workload | None:
     if wl.kind != "conv2d" or wl.kh * wl.kw == 1 or wl.groups > 1 or cfg.mode_spec.sparse:
         return None
     col = fold_kw(wl, cfg) or wl
-    window = _blocks(wl.ci * wl.kh * wl.kw, cfg)
-    if window >= _blocks(col.ci, cfg) * col.kh * col.kw or wl.oh * wl.ow * window > col.h * col.w * _blocks(col.ci, cfg):
+    window, col_blocks = _blocks(wl.ci * wl.kh * wl.kw, cfg), _blocks(col.ci, cfg)
+    if window >= col_blocks * col.kh * col.kw or wl.oh * wl.ow * window > col.h * col.w * col_blocks:
         return None
     return dataclasses.replace(wl, ci=wl.ci * wl.kh * wl.kw, h=wl.oh, w=wl.ow, kh=1, kw=1, stride=(1, 1), pad=(0, 0))
 

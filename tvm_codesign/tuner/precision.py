@@ -10,9 +10,9 @@ drop is estimated by ``drops`` (tuner/sensitivity.py: per-layer drops, added). A
 estimate is within the budget and the hardware within the space's limits.
 
 Because the cost is a sum over layers once the hardware is fixed, the best quantisation for a hardware config under
-an accuracy budget is a multiple-choice knapsack (``best_assignment``: exact dynamic programming over the drop
-budget in steps of ``RESOLUTION`` points, ``knapsack``); the least EDP, a product, is the best of the latency /
-energy weightings along the lower-left hull of the feasible sums (``least_edp``), exact on that grid). Searches
+an accuracy budget is a multiple-choice knapsack (``knapsack``: exact dynamic programming over the drop budget in
+steps of ``RESOLUTION`` points). EDP, a product, is not a sum: ``least_edp`` finds it exactly (on that grid) among
+the knapsacks of the latency / energy weightings along the lower-left hull of the feasible sums. Searches
 (``search``) spend a budget of network evaluations (one = every layer of the network costed once; a knapsack over
 a hardware config costs its distinct (layer, mode) evaluations / layers):
 - ``model``: hardware in the order of the int8 roofline prior's EDP (``Pool.prior``), each core kind, the
@@ -131,7 +131,7 @@ def least_edp(lat: np.ndarray, en: np.ndarray, drops: np.ndarray, budget: float)
     l0, e0 = first[0], first[1]
     lat, en = lat / l0, en / e0  # both ends near 1: one tolerance serves every weighting
     tie = 1e-9
-    ends = [solve(1.0, tie), solve(tie, 1.0)]  # least latency, then least energy among ties (and the reverse)
+    ends = [solve(1.0, tie), solve(tie, 1.0)]  # least latency (ties: least energy), least energy (ties: latency)
     chain, todo = list(ends), [tuple(ends)]
     while todo:
         a, b = todo.pop()
@@ -147,7 +147,8 @@ def least_edp(lat: np.ndarray, en: np.ndarray, drops: np.ndarray, budget: float)
 
 def knapsack_evals(costs: Costs, hw, layers: list, drops: dict, quant: tuple = QUANT) -> int:
     """Layer evaluations ``best_assignment`` would compute on ``hw``: its distinct (layer, mode) pairs not cached."""
-    keys = {(hw.key, workload_key(wl), M.runnable(hw, q)) for name, wl in layers for q in quant if allowed(drops, name, q)}
+    keys = {(hw.key, workload_key(wl), M.runnable(hw, q))
+            for name, wl in layers for q in quant if allowed(drops, name, q)}
     return sum(k not in costs.cache for k in keys)
 
 
