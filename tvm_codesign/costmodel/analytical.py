@@ -28,6 +28,7 @@ import numpy as np
 from .. import physical
 from ..errors import CodesignError
 from ..schedules import knobs as kn
+from ..schedules.groups import chain_runs
 from ..schedules.layout import packed_shapes
 from . import dma as D
 from .pipeline import overlap_cycles
@@ -67,9 +68,7 @@ def _alu_counts(wl, cfg) -> tuple[int, ...]:
         k = 1 if imm is None or op != "add" or -hi - 1 <= imm <= hi else -(-abs(imm) // hi)
         regs += [imm is None] * k
         mul += k * (op == "mul")
-    runs = [regs[i:i + cfg.alu_stages] for i in range(0, len(regs), cfg.alu_stages)]
-    return (len(regs), sum(regs), mul, sum(not any(r) for r in runs), sum(all(r) for r in runs),
-            sum(any(r) and not all(r) for r in runs))
+    return (len(regs), sum(regs), mul, *chain_runs(regs, cfg.alu_stages))
 
 
 def cost_row(cfg) -> list:

@@ -12,10 +12,10 @@ import numpy as np
 
 from ..hardware.config import AcceleratorConfig
 from ..hardware.isa import Module, Opcode
+from ..simulator.chains import LOOP
 from ..simulator.loops import indices
 from ..simulator.program import module_column
 
-_LOOP = ("iter_out", "iter_in", "dst_out", "dst_in")
 _DST_SRC = ((0, "dst_out", "dst_in"), (1, "src_out", "src_in"))
 
 
@@ -31,7 +31,7 @@ def mark(cfg: AcceleratorConfig, t: dict, uops: np.ndarray) -> None:
         dst, src = indices(uops, t, i, _DST_SRC)
         ok = np.unique(dst).size == dst.size and (t["use_imm"][i] or not np.isin(src, dst).any())
         if (ok and prev is not None and length < cfg.alu_stages and not (t["pop_prev"][i] or t["pop_next"][i])
-                and all(t[f][i] == t[f][prev] for f in _LOOP) and np.array_equal(dst, prev_dst)):
+                and all(t[f][i] == t[f][prev] for f in LOOP) and np.array_equal(dst, prev_dst)):
             t["chain"][i], length = 1, length + 1
         else:
             length = 1

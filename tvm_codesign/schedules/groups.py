@@ -49,6 +49,14 @@ def merge_factor(wl: Workload, cfg: AcceleratorConfig) -> int:
                       cfg.block_out)
 
 
+def chain_runs(regs: list[bool], stages: int) -> tuple[int, int, int]:
+    """An epilogue's ALU instructions (True: a register operand) in runs of ``stages``, one pass each on a chained
+    ALU (lowering/chain.py chains them in order): the runs with immediates only, register operands only, both."""
+    runs = [regs[i:i + stages] for i in range(0, len(regs), stages)]
+    n_imm, n_reg = sum(not any(r) for r in runs), sum(all(r) for r in runs)
+    return n_imm, n_reg, len(runs) - n_imm - n_reg
+
+
 def alu_cycles(wl: Workload, ii_imm, ii_vec, passes, stages=1):
     """The epilogue's ALU cycles per output vector (arrays broadcast): its stages in runs of ``stages`` (one pass
     each on a chained ALU, lowering/chain.py), each ``passes`` lane passes at the largest II of the run's operands
@@ -57,9 +65,8 @@ def alu_cycles(wl: Workload, ii_imm, ii_vec, passes, stages=1):
     regs = [imm is None for _, imm in wl.epilogue]
     out = np.zeros(ii_imm.shape)
     for s in np.unique(stages):
-        runs = [regs[i:i + int(s)] for i in range(0, len(regs), int(s))]
-        n_imm, n_reg = sum(not any(r) for r in runs), sum(all(r) for r in runs)
-        cyc = n_imm * ii_imm + n_reg * ii_vec + (len(runs) - n_imm - n_reg) * np.maximum(ii_imm, ii_vec)
+        n_imm, n_reg, n_mixed = chain_runs(regs, int(s))
+        cyc = n_imm * ii_imm + n_reg * ii_vec + n_mixed * np.maximum(ii_imm, ii_vec)
         out = np.where(stages == s, cyc * passes, out)
     return out if out.ndim else out[()]
 

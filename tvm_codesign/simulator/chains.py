@@ -26,6 +26,8 @@ import numpy as np
 from ..errors import ProgramError
 from ..hardware.isa import Module, Opcode
 
+LOOP = ("iter_out", "iter_in", "dst_out", "dst_in")  # the loop a chained instruction shares with its predecessor
+
 
 def heads(t: dict) -> np.ndarray:
     """Per instruction, the chain head it runs in (itself if it is not chained); vectorised."""
@@ -60,8 +62,7 @@ def check(cfg, t: dict) -> None:
     rules = [((pj < 0) | (op[cj] != Opcode.ALU), lambda i, j: "a chained ALU instruction must follow an ALU "
               "instruction in the compute module")]
     rules += [(t[f][ci] != t[f][cj], lambda i, j, f=f: f"{f} {int(t[f][i])} differs from the chained-to "
-               f"instruction {j}'s {int(t[f][j])}: a pass runs one loop") for f in ("iter_out", "iter_in", "dst_out",
-                                                                                     "dst_in")]
+               f"instruction {j}'s {int(t[f][j])}: a pass runs one loop") for f in LOOP]
     rules += [(n_uop[ci] != n_uop[cj], lambda i, j: f"{int(n_uop[i])} micro-ops, instruction {j} has "
                f"{int(n_uop[j])}: a pass runs one loop"),
               ((t["pop_prev"][ci] | t["pop_next"][ci]) != 0, lambda i, j: "a chained instruction cannot pop a token "

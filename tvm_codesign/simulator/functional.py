@@ -120,7 +120,9 @@ def _execute(program: Program, dram: np.ndarray, srams: Srams | None, races, sha
         if op == Opcode.GEMM or op == Opcode.ALU:
             uops = st.uop[cols["uop_bgn"][i]:cols["uop_end"][i]]
             if op == Opcode.ALU and cols["chain"][i]:  # its plan was checked against its predecessor's micro-ops too
-                j = plans.setdefault(("chained_to", i), chained_to(cols, i))
+                j = plans.get(("chained_to", i))
+                if j is None:
+                    j = plans[("chained_to", i)] = chained_to(cols, i)
                 uops = np.concatenate([st.uop[cols["uop_bgn"][j]:cols["uop_end"][j]], uops])
             hit = plans.get(i)
             if hit is None or not (same_uops or np.array_equal(hit[0], uops)):

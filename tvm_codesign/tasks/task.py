@@ -7,12 +7,15 @@ import torch
 from . import train
 
 
+def _whole(name: str, v, what: str = "") -> int | None:
+    """``v`` checked: None or a whole number >= 1 (a negative ``limit`` would drop samples from the end instead)."""
+    if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+        raise ValueError(f"{name} must be a whole number >= 1{what} or None, got {v!r}")
+    return v
+
+
 def _limit(limit) -> int | None:
-    """``limit`` checked: None (the whole split) or a whole number >= 1 (a negative one would drop samples from the
-    end instead)."""
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError(f"limit must be a whole number >= 1 (the first N held-out samples) or None, got {limit!r}")
-    return limit
+    return _whole("limit", limit, " (the first N held-out samples)")
 
 
 def _compiled_batch(model) -> int | None:
@@ -72,9 +75,7 @@ class Task:
         split. Inputs go in ``batch`` samples per call: by default the batch a compiled model was built for
         (read from its signature), else 1; the last call is filled up with the split's first samples."""
         x = self.heldout[0][:_limit(limit)]
-        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1):
-            raise ValueError(f"batch must be a whole number >= 1 or None, got {batch!r}")
-        b = batch or _compiled_batch(model) or 1
+        b = _whole("batch", batch) or _compiled_batch(model) or 1
         out = []
         for i in range(0, len(x), b):
             chunk = x[i:i + b]

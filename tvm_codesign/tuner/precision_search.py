@@ -44,19 +44,22 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
     taken = np.zeros(len(prior) * n_c, bool)  # candidate k = position * n_c + core
     start, out, seen = p.costs.evals, [], []
     rng = np.random.default_rng(seed)
+    full = False  # a knapsack the remaining budget cannot pay for was met: the search ends within its budget
 
-    full = [False]
+    def more() -> bool:
+        return not full and _spent(p, start) < budget and not taken.all()
 
     def visit(k: int) -> bool:
         """Evaluate candidate k; False if its hardware is over the limits (known without an evaluation) or its
-        knapsack would pass the budget (then ``full``: the search ends within its budget)."""
+        knapsack would pass the budget (then ``full``)."""
+        nonlocal full
         i, core = divmod(k, n_c)
         hw = p.hardware(i, core)
         if hw is None:
             taken[k] = True
             return False
         if _spent(p, start) + knapsack_evals(p.costs, hw, p.layers, p.drops, p.quant) / len(p.layers) > budget + 1e-9:
-            full[0] = True
+            full = True
             return False
         taken[k] = True
         best = best_assignment(p.costs, hw, p.layers, p.drops, p.budget, p.quant)
@@ -70,9 +73,9 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
         if _spent(p, start) >= head * budget:
             break
         for core in range(n_c):
-            if _spent(p, start) < budget and not full[0]:
+            if more():
                 visit(i * n_c + core)
-    if not taken.all() and _spent(p, start) < budget and not full[0]:
+    if more():
         import xgboost as xgb
         feats = p.pool.features(lat, en)
         kinds = np.log2(np.array([[bits, 2 if sparse else 1] for bits, sparse in p.cores], float))
@@ -80,7 +83,7 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
         base = np.repeat(prior, n_c)
         better = np.repeat(prior <= np.median(prior), n_c)
         Xall = xgb.DMatrix(X)  # built once: every fit predicts all candidates
-        while _spent(p, start) < budget and not taken.all() and not full[0]:
+        while more():
             if len(seen) >= 4:
                 ks, y = (np.array(v) for v in zip(*seen))
                 m = xgb.train(xgb_params(seed), xgb.DMatrix(X[ks], label=y), num_boost_round=120)
@@ -89,7 +92,7 @@ def model_guided(p: Problem, budget: float, seed: int = 0, head: float = 0.25,
                 score = base.copy()
             score[taken] = np.inf
             picks = 0
-            while picks < batch and _spent(p, start) < budget and not taken.all() and not full[0]:
+            while picks < batch and more():
                 free = np.flatnonzero(~taken & better) if rng.random() < 1 / 8 else []
                 k = int(rng.choice(free)) if len(free) else int(np.argmin(score))
                 picks += visit(k)
